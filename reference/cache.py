@@ -1,0 +1,479 @@
+"""MetadataCache: the fixed, clean `AdvancedMetadataCache` — memory → Redis → disk → database.
+
+Three rules carry the correctness argument:
+- Reads go fastest tier first; a hit is checked (checksum, expiry from the injected clock) and
+  copied byte for byte into every faster tier, so promotion never extends an expiry.
+- A write (put, invalidate, clear_all) that a tier could not apply is recorded as a pending
+  repair for that tier, in memory and durably in the disk/database journal; the tier is not
+  read again until the repair has been applied. So an outage can never bring old data back.
+- Promotions are conditional on no write to the same content having started meanwhile
+  (striped write epochs), so a slow read cannot overwrite a newer put or an invalidation.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .codec import HEADER_LEN, Codec, CorruptEntry, InvalidMetadata, Payload, dump_metadata, load_payload
+from .config import CacheConfig
+from .database_tier import DatabaseTier
+from .disk_tier import DiskTier
+from .health import TierHealth
+from .keys import CacheKey, ContentHasher, UnreadableFile, tier_variant
+from .memory_tier import MemoryTier
+from .redis_tier import RedisTier
+from .stats import Stats
+from .store import ALL, StoreTier, TierError
+
+log = logging.getLogger("reference.cache")
+
+_EPOCH_STRIPES = 1024
+
+
+class CacheClosedError(RuntimeError):
+    """The cache was shut down; create a new one."""
+
+
+class MetadataCache:
+    """A multi-tier metadata cache keyed by file content and extraction tier."""
+
+    def __init__(self, config: CacheConfig | None = None, **overrides: Any) -> None:
+        config = config if config is not None else CacheConfig()
+        self.config = config.with_changes(**overrides) if overrides else config.validate()
+        self.staleness_window_seconds = self.config.staleness_seconds
+        self._codec = Codec(self.config.compression_level, self.config.max_entry_bytes)
+        self._hasher = ContentHasher(self.config.racy_window_seconds)
+        self.memory = MemoryTier(self.config.max_memory_entries, self.config.max_memory_bytes)
+        self._stats = Stats()
+        self._stores: list[StoreTier] = []
+        self._health: dict[str, TierHealth] = {}
+        self._pending: dict[str, set[tuple[str, str]]] = {}
+        self._pending_lock = threading.Lock()
+        self._repair_locks: dict[str, threading.Lock] = {}
+        self._setup_errors: dict[str, str] = {}
+        self._coordinator: Any = None
+        self._generation_seen: str | None = None
+        self._generation_checked = float("-inf")
+        self._epochs = [0] * _EPOCH_STRIPES
+        self._epoch_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._started = False
+        self._closed = False
+
+    # --- start-up: nothing connects before the first operation ------------------------------
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        with self._start_lock:
+            if self._started:
+                return
+            if self._closed:
+                raise CacheClosedError("the cache was shut down")
+            cfg = self.config
+            builders: list[tuple[str, Callable[[], StoreTier]]] = []
+            if cfg.redis_url:
+                builders.append(("redis", lambda: RedisTier(
+                    cfg.redis_url, cfg.namespace, cfg.redis_socket_timeout, cfg.redis_connect_timeout)))
+            if cfg.enable_disk:
+                builders.append(("disk", lambda: DiskTier(cfg.cache_dir, cfg.max_disk_bytes, cfg.disk_fsync)))
+            if cfg.database_url:
+                builders.append(("database", lambda: DatabaseTier(
+                    cfg.database_url, cfg.namespace, cfg.sqlite_path, cfg.database_timeout)))
+            for name, build in builders:
+                health = TierHealth(name, cfg.failure_threshold, cfg.retry_max_ops, cfg.retry_max_seconds)
+                try:
+                    store = build()
+                except Exception as exc:  # e.g. a malformed URL: this tier stays off, the others work
+                    log.error("tier %s could not be set up: %s", name, exc)
+                    self._setup_errors[name] = f"{type(exc).__name__}: {exc}"
+                    continue
+                self._stores.append(store)
+                self._health[name] = health
+                self._pending[name] = set()
+                self._repair_locks[name] = threading.Lock()
+            by_name = {s.name: s for s in self._stores}
+            self._coordinator = by_name.get("redis") or by_name.get("database")
+            self._load_journal()
+            self._started = True
+
+    def _journals(self, excluding: str | None = None) -> list[Any]:
+        return [s for s in self._stores if s.name in ("disk", "database") and s.name != excluding]
+
+    def _load_journal(self) -> None:
+        for journal in self._journals():
+            try:
+                records = journal.journal_load()
+            except TierError as exc:
+                log.warning("tier %s: cannot read the repair journal: %s", journal.name, exc)
+                continue
+            for tier, content, variant in records:
+                if tier in self._pending:
+                    self._pending[tier].add((content, variant))
+
+    # --- using a tier safely -----------------------------------------------------------------
+
+    def _attempt(self, store: StoreTier, operation: str, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        """Run one tier operation: (True, result), or (False, None) if skipped or failed. Never raises."""
+        health = self._health[store.name]
+        if not health.allow():
+            return False, None
+        if self._pending[store.name] and not self._repair(store):
+            return False, None
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            self._tier_failed(store, operation, exc)
+            return False, None
+        health.record_success()
+        return True, result
+
+    def _tier_failed(self, store: StoreTier, operation: str, exc: Exception) -> None:
+        if not isinstance(exc, TierError):
+            log.exception("tier %s %s raised unexpectedly", store.name, operation)
+        elif self._health[store.name].healthy:
+            log.warning("tier %s %s failed: %s", store.name, operation, exc)
+        else:
+            log.debug("tier %s %s failed: %s", store.name, operation, exc)
+        self._health[store.name].record_failure(operation, exc)
+
+    def _repair(self, store: StoreTier) -> bool:
+        """Apply the tier's pending removals before it may serve again; True when none are left."""
+        with self._repair_locks[store.name]:
+            with self._pending_lock:
+                todo = set(self._pending[store.name])
+            if not todo:
+                return True
+            try:
+                if (ALL, ALL) in todo:
+                    store.clear()
+                else:
+                    for content, variant in todo:
+                        store.remove(content, None if variant == ALL else variant)
+            except Exception as exc:
+                self._tier_failed(store, "repair", exc)
+                return False
+            with self._pending_lock:
+                self._pending[store.name] -= todo
+                done = not self._pending[store.name]
+            if done:
+                for journal in self._journals(excluding=store.name):
+                    self._attempt(journal, "journal", journal.journal_discard, store.name)
+            log.info("tier %s repaired: %d pending removals applied", store.name, len(todo))
+            return done
+
+    def _defer(self, store: StoreTier, content: str, variant: str) -> bool:
+        """Record a removal the tier owes; True when the record is durable (survives a restart)."""
+        with self._pending_lock:
+            self._pending[store.name].add((content, variant))
+        durable = False
+        for journal in self._journals(excluding=store.name):
+            ok, _ = self._attempt(journal, "journal", journal.journal_add, store.name, content, variant)
+            durable = durable or ok
+        return durable
+
+    # --- keys and epochs ---------------------------------------------------------------------
+
+    def _key(self, file_path: Any, tier: str) -> CacheKey | None:
+        variant = tier_variant(tier)  # TypeError for a tier that is not a str: a clear caller error
+        try:
+            return CacheKey(self._hasher.content_id(file_path), variant)
+        except (UnreadableFile, TypeError) as exc:
+            log.info("cannot key %r: %s", file_path, exc)
+            return None
+
+    def _stripe(self, content: str) -> int:
+        return int(content[:8], 16) % _EPOCH_STRIPES
+
+    def _bump(self, content: str | None) -> None:
+        with self._epoch_lock:
+            if content is None:
+                self._epochs = [e + 1 for e in self._epochs]
+            else:
+                self._epochs[self._stripe(content)] += 1
+
+    # --- the contract ------------------------------------------------------------------------
+
+    def get(self, file_path: str, tier: str = "premium") -> dict[str, Any] | None:
+        self._check_open()
+        key = self._key(file_path, tier)
+        found = None if key is None else self._lookup(key)
+        self._stats.record_get(found[0] if found else None)
+        return found[1] if found else None
+
+    def _lookup(self, key: CacheKey) -> tuple[str, dict[str, Any]] | None:
+        self._start()
+        self._sync_generation()
+        now = self.config.clock()
+        item = self.memory.get(key, now)
+        if item is not None:
+            return "memory", item[1].load()
+        stripe = self._stripe(key.content)
+        epoch = self._epochs[stripe]
+        for index, store in enumerate(self._stores):
+            ok, blob = self._attempt(store, "get", store.get, key)
+            if not ok or blob is None:
+                continue
+            try:
+                expires_at, payload = self._codec.decode(str(key), blob)
+                value = load_payload(payload)
+            except CorruptEntry as exc:
+                log.warning("tier %s held a corrupt entry %s (%s): removed", store.name, key, exc)
+                self._stats.add("corrupt_entries")
+                self._attempt(store, "remove", store.remove, key.content, key.variant)
+                continue
+            if now >= expires_at:
+                self._attempt(store, "remove", store.remove, key.content, key.variant)
+                continue
+            self._promote(key, blob, expires_at, payload, self._stores[:index], stripe, epoch, now)
+            return store.name, value
+        return None
+
+    def _promote(self, key: CacheKey, blob: bytes, expires_at: float, payload: Payload,
+                 faster: list[StoreTier], stripe: int, epoch: int, now: float) -> None:
+        with self._epoch_lock:  # writers bump the epoch before they touch memory: this orders us first
+            if self._epochs[stripe] != epoch:
+                return
+            self._stats.add("evictions", self.memory.put(key, expires_at, payload))
+        promoted = [s for s in faster if self._attempt(s, "promote", s.put, key, blob, expires_at, now)[0]]
+        if promoted and self._epochs[stripe] != epoch:  # a write started meanwhile: it must win
+            for store in promoted:
+                if not self._attempt(store, "undo promote", store.remove, key.content, key.variant)[0]:
+                    self._defer(store, key.content, key.variant)
+
+    def put(self, file_path: str, metadata: dict[str, Any], tier: str = "premium", extraction_time_ms: float = 0) -> bool:
+        """Store in every healthy tier; True if at least one holds it. Invalid metadata raises InvalidMetadata."""
+        self._check_open()
+        payload = dump_metadata(metadata)
+        key = self._key(file_path, tier)
+        if key is None:
+            return False
+        self._start()
+        now = self.config.clock()
+        expires_at = now + self.config.ttl_seconds
+        blob = self._codec.encode(str(key), payload, expires_at)
+        self._bump(key.content)
+        evicted = self.memory.put(key, expires_at, payload)
+        stored = self.memory.peek(key, now)
+        for store in self._stores:
+            if self._attempt(store, "put", store.put, key, blob, expires_at, now)[0]:
+                stored = True
+            else:
+                self._defer(store, key.content, key.variant)
+        self._stats.add("evictions", evicted)
+        if stored:
+            self._stats.add("writes")
+            self._stats.add("bytes_raw", len(payload.data))
+            self._stats.add("bytes_stored", len(blob) - HEADER_LEN)
+        return stored
+
+    def invalidate(self, file_path: str, tier: str | None = None) -> bool:
+        """Remove the entry of one tier name, or of every tier name; True: nothing will serve it again."""
+        self._check_open()
+        if tier is not None:
+            key = self._key(file_path, tier)
+            if key is None:
+                return False
+            content, variant = key.content, key.variant
+        else:
+            try:
+                content, variant = self._hasher.content_id(file_path), None
+            except UnreadableFile as exc:
+                log.info("cannot invalidate %r: %s", file_path, exc)
+                return False
+        self._start()
+        self._bump(content)
+        self.memory.remove(content, variant)
+        complete = True
+        for store in self._stores:
+            if not self._attempt(store, "invalidate", store.remove, content, variant)[0]:
+                complete = self._defer(store, content, variant or ALL) and complete
+        self._announce_invalidation()
+        if complete:
+            self._stats.add("invalidations")
+        return complete
+
+    def clear_all(self) -> None:
+        self._check_open()
+        self._start()
+        self._bump(None)
+        self.memory.clear()
+        for store in self._stores:
+            if not self._attempt(store, "clear", store.clear)[0]:
+                self._defer(store, ALL, ALL)
+        self._announce_invalidation()
+
+    def cleanup(self) -> None:
+        """Remove expired and corrupt entries from every tier now, and enforce the disk budget."""
+        self._check_open()
+        self._start()
+        now = self.config.clock()
+        self.memory.purge_expired(now)
+
+        def is_dead(key: CacheKey, blob: bytes) -> bool:
+            try:
+                expires_at, _ = self._codec.decode(str(key), blob)
+            except CorruptEntry:
+                return True
+            return now >= expires_at
+
+        for store in self._stores:
+            self._attempt(store, "cleanup", store.purge, is_dead)
+
+    def remove_matching(self, pattern: str) -> int:
+        """Remove every entry whose key `<content>.<variant>` matches the glob; return how many keys."""
+        self._check_open()
+        self._start()
+        keys = set(self.memory.keys())
+        for store in self._stores:
+            ok, found = self._attempt(store, "scan", lambda s=store: list(s.keys()))
+            keys.update(found if ok else ())
+        matched = [k for k in keys if fnmatch.fnmatchcase(str(k), pattern)]
+        for key in matched:
+            self._bump(key.content)
+            self.memory.remove(key.content, key.variant)
+            for store in self._stores:
+                if not self._attempt(store, "remove", store.remove, key.content, key.variant)[0]:
+                    self._defer(store, key.content, key.variant)
+        if matched:
+            self._announce_invalidation()
+        return len(matched)
+
+    def get_stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self._stats.snapshot()
+        stats["memory"] = self.memory.usage()
+        disk = next((s for s in self._stores if s.name == "disk"), None)
+        if disk is not None:
+            stats["disk"] = disk.usage()
+        stats["tier_health"] = {name: h.snapshot() for name, h in self._health.items()}
+        with self._pending_lock:
+            stats["pending_repairs"] = {name: len(p) for name, p in self._pending.items()}
+        if self._setup_errors:
+            stats["tier_setup_errors"] = dict(self._setup_errors)
+        return stats
+
+    def get_info(self) -> dict[str, Any]:
+        """Management view: configuration, stats and every tier's usage (may query the backends)."""
+        self._start()
+        usage: dict[str, Any] = {"memory": self.memory.usage()}
+        for store in self._stores:
+            ok, value = self._attempt(store, "usage", store.usage)
+            usage[store.name] = value if ok else {"error": self._health[store.name].last_error}
+        settings = {k: v for k, v in vars(self.config).items() if k != "clock"}
+        return {"config": settings, "stats": self.get_stats(), "tiers": usage,
+                "staleness_window_seconds": self.staleness_window_seconds}
+
+    def configure(self, **changes: Any) -> None:
+        """Change ttl_seconds, max_memory_entries, max_memory_bytes or compression_level at run time."""
+        allowed = {"ttl_seconds", "max_memory_entries", "max_memory_bytes", "compression_level"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)} at run time; allowed: {sorted(allowed)}")
+        self.config = self.config.with_changes(**changes)
+        self._codec.set_level(self.config.compression_level)
+        self._stats.add("evictions", self.memory.resize(self.config.max_memory_entries, self.config.max_memory_bytes))
+
+    def warm_cache(self, paths: Iterable[str], extract: Callable[[str, str], dict[str, Any]],
+                   tier: str = "premium", max_workers: int = 4) -> dict[str, bool]:
+        """Extract and store every file not cached yet, at most max_workers at once; one failure stops nothing."""
+        self._check_open()
+        tier_variant(tier)
+        unique = list(dict.fromkeys(paths))
+        with ThreadPoolExecutor(max_workers=max(1, int(max_workers)), thread_name_prefix="tiercheck-warm") as pool:
+            keys = dict(zip(unique, pool.map(lambda p: self._key(p, tier), unique), strict=True))
+            by_key: dict[CacheKey, list[str]] = {}
+            for path, key in keys.items():
+                if key is not None:
+                    by_key.setdefault(key, []).append(path)
+
+            def warm(key: CacheKey, path: str) -> bool:
+                if self._lookup(key) is not None:
+                    return True
+                try:
+                    metadata = extract(path, tier)
+                    return self.put(path, metadata, tier)
+                except Exception as exc:
+                    log.warning("warm_cache: extracting %r failed: %s", path, exc)
+                    return False
+
+            outcomes = {key: pool.submit(warm, key, group[0]) for key, group in by_key.items()}
+            results = {path: False for path in unique}
+            for key, future in outcomes.items():
+                for path in by_key[key]:
+                    results[path] = future.result()
+        return results
+
+    def tiers_holding(self, file_path: str, tier: str = "premium") -> set[str]:
+        """Which tiers hold a live, valid entry (introspection: no promotion, no stats)."""
+        self._check_open()
+        key = self._key(file_path, tier)
+        if key is None:
+            return set()
+        self._start()
+        now = self.config.clock()
+        held = {"memory"} if self.memory.peek(key, now) else set()
+        for store in self._stores:
+            ok, blob = self._attempt(store, "inspect", store.get, key)
+            if ok and blob is not None:
+                try:
+                    expires_at, _ = self._codec.decode(str(key), blob)
+                except CorruptEntry:
+                    continue
+                if now < expires_at:
+                    held.add(store.name)
+        return held
+
+    def shutdown(self) -> None:
+        """Close every connection and file; idempotent. The cache cannot be used afterwards."""
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+            stores, self._stores = self._stores, []
+        for store in stores:
+            try:
+                store.close()
+            except Exception as exc:
+                log.warning("tier %s did not close cleanly: %s", store.name, exc)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CacheClosedError("the cache was shut down; create a new one")
+
+    def _sync_generation(self) -> None:
+        """Drop the memory tier when another instance invalidated something (see staleness_seconds)."""
+        if self._coordinator is None:
+            return
+        tick = time.monotonic()
+        if tick - self._generation_checked < self.config.staleness_seconds:
+            return
+        self._generation_checked = tick
+        ok, token = self._attempt(self._coordinator, "read generation", self._coordinator.read_generation)
+        if ok and token != self._generation_seen:
+            if self._generation_seen is not None:
+                self._bump(None)
+                self.memory.clear()
+            self._generation_seen = token
+
+    def _announce_invalidation(self) -> None:
+        if self._coordinator is not None:
+            ok, token = self._attempt(self._coordinator, "bump generation", self._coordinator.bump_generation)
+            if ok:
+                self._generation_seen = token
+
+    def __enter__(self) -> MetadataCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+__all__ = ["CacheClosedError", "InvalidMetadata", "MetadataCache"]

@@ -1,0 +1,278 @@
+"""The database tier: SQLite by default (WAL, busy timeout, pooled connections), PostgreSQL by URL.
+
+Both dialects share the SQL below (written with `?`; PostgreSQL gets `%s`); every statement is
+parametrized and every row carries the namespace. A SQLite file that is corrupt is moved aside
+and started afresh (it is a cache), and one deleted under us is noticed and re-created, so the
+tier can be re-admitted once the fault is over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from .keys import CacheKey
+from .store import IsDead, TierError
+
+_POOL_IDLE = 8
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS tc_entries (
+        ns TEXT NOT NULL, content TEXT NOT NULL, variant TEXT NOT NULL,
+        expires_at {real} NOT NULL, blob {blob} NOT NULL,
+        PRIMARY KEY (ns, content, variant)){suffix}""",
+    "CREATE INDEX IF NOT EXISTS tc_entries_expiry ON tc_entries (ns, expires_at)",
+    """CREATE TABLE IF NOT EXISTS tc_journal (
+        ns TEXT NOT NULL, tier TEXT NOT NULL, content TEXT NOT NULL, variant TEXT NOT NULL,
+        PRIMARY KEY (ns, tier, content, variant)){suffix}""",
+    """CREATE TABLE IF NOT EXISTS tc_meta (
+        ns TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (ns, name)){suffix}""",
+]
+
+_UPSERT_ENTRY = (
+    "INSERT INTO tc_entries (ns, content, variant, expires_at, blob) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (ns, content, variant) DO UPDATE SET expires_at = excluded.expires_at, blob = excluded.blob"
+)
+
+
+class _SqliteBackend:
+    """A small pool of SQLite connections: a connection is used by one thread at a time."""
+
+    placeholder = "?"
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self._idle: queue.LifoQueue[tuple[sqlite3.Connection, int]] = queue.LifoQueue()
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped when the file is replaced: older connections are dropped
+        self._inode: int | None = None
+        self._schema_ready = False
+
+    def _open(self) -> sqlite3.Connection:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if not self._schema_ready:
+                for statement in _SCHEMA:
+                    conn.execute(statement.format(real="REAL", blob="BLOB", suffix=" WITHOUT ROWID"))
+                self._schema_ready = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _current_inode(self) -> int | None:
+        try:
+            return os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        inode = self._current_inode()
+        if inode != self._inode:  # deleted or replaced under us: start over on the new file
+            with self._lock:
+                if inode != self._inode:
+                    self._drop_all()
+                    self._inode = inode
+        try:
+            conn, generation = self._idle.get_nowait()
+        except queue.Empty:
+            conn, generation = self._open(), self._generation
+            if self._inode is None:
+                self._inode = self._current_inode()
+        ok = False
+        try:
+            yield conn
+            ok = True
+        except sqlite3.DatabaseError as exc:
+            if not isinstance(exc, sqlite3.OperationalError) and _looks_corrupt(exc):
+                self._quarantine()
+            raise
+        finally:
+            if ok and generation == self._generation and self._idle.qsize() < _POOL_IDLE:
+                self._idle.put((conn, generation))
+            else:
+                conn.close()
+
+    def _drop_all(self) -> None:
+        self._generation += 1
+        self._schema_ready = False
+        while True:
+            try:
+                conn, _ = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            conn.close()
+
+    def _quarantine(self) -> None:
+        """Move a corrupt file aside so the next operation starts a fresh one."""
+        with self._lock:
+            self._drop_all()
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.replace(self.path + suffix, f"{self.path}.corrupt-{uuid.uuid4().hex[:8]}{suffix}")
+            self._inode = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_all()
+
+
+def _looks_corrupt(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
+class _PostgresBackend:
+    placeholder = "%s"
+
+    def __init__(self, url: str, timeout: float) -> None:
+        import psycopg
+        import psycopg_pool
+
+        self.errors = (psycopg.Error, psycopg_pool.PoolTimeout)
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=8,
+            timeout=max(timeout * 4, 1.0),
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, int(round(timeout * 2))),
+                "options": f"-c statement_timeout={int(timeout * 4000)}",
+            },
+            open=False,
+            name="tiercheck-reference",
+        )
+        self._pool.open(wait=False)
+        self._schema_ready = False
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self._pool.connection() as conn:
+            if not self._schema_ready:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(7461726)")  # concurrent CREATEs race in PG
+                    for statement in _SCHEMA:
+                        conn.execute(statement.format(real="DOUBLE PRECISION", blob="BYTEA", suffix=""))
+                self._schema_ready = True
+            yield conn
+
+    def close(self) -> None:
+        self._pool.close(timeout=2.0)
+
+
+class DatabaseTier:
+    name = "database"
+
+    def __init__(self, url: str, namespace: str, sqlite_path: str | None, timeout: float) -> None:
+        if sqlite_path is not None:
+            self._backend: Any = _SqliteBackend(sqlite_path, timeout)
+        else:
+            self._backend = _PostgresBackend(url, timeout)
+        self.dialect = "sqlite" if sqlite_path is not None else "postgresql"
+        self.ns = namespace
+
+    def _run(self, operation: str, sql: str, params: tuple = (), fetch: str | None = None) -> Any:
+        if self._backend.placeholder != "?":
+            sql = sql.replace("?", self._backend.placeholder)
+        try:
+            with self._backend.connection() as conn:
+                cursor = conn.execute(sql, params)
+                if fetch == "one":
+                    return cursor.fetchone()
+                if fetch == "all":
+                    return cursor.fetchall()
+                return cursor.rowcount
+        except self._backend.errors as exc:
+            raise TierError(f"database {operation}: {type(exc).__name__}: {exc}") from exc
+
+    def get(self, key: CacheKey) -> bytes | None:
+        row = self._run(
+            "get", "SELECT blob FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
+            (self.ns, key.content, key.variant), fetch="one",
+        )
+        return bytes(row[0]) if row else None
+
+    def put(self, key: CacheKey, blob: bytes, expires_at: float, now: float) -> None:
+        self._run("put", _UPSERT_ENTRY, (self.ns, key.content, key.variant, expires_at, blob))
+
+    def remove(self, content: str, variant: str | None = None) -> None:
+        if variant is None:
+            self._run("remove", "DELETE FROM tc_entries WHERE ns = ? AND content = ?", (self.ns, content))
+        else:
+            self._run(
+                "remove", "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
+                (self.ns, content, variant),
+            )
+
+    def clear(self) -> None:
+        self._run("clear", "DELETE FROM tc_entries WHERE ns = ?", (self.ns,))
+
+    def keys(self) -> Iterator[CacheKey]:
+        rows = self._run("scan", "SELECT content, variant FROM tc_entries WHERE ns = ?", (self.ns,), fetch="all")
+        return iter([CacheKey(c, v) for c, v in rows])
+
+    def purge(self, is_dead: IsDead) -> int:
+        rows = self._run("purge", "SELECT content, variant, blob FROM tc_entries WHERE ns = ?", (self.ns,), fetch="all")
+        removed = 0
+        for content, variant, blob in rows:
+            if is_dead(CacheKey(content, variant), bytes(blob)):
+                removed += self._run(
+                    "purge", "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
+                    (self.ns, content, variant),
+                )
+        return removed
+
+    def usage(self) -> dict[str, object]:
+        row = self._run("usage", "SELECT COUNT(*) FROM tc_entries WHERE ns = ?", (self.ns,), fetch="one")
+        return {"entries": row[0], "dialect": self.dialect}
+
+    # --- journal and coordination ---------------------------------------------------------
+
+    def journal_add(self, tier: str, content: str, variant: str) -> None:
+        self._run(
+            "journal",
+            "INSERT INTO tc_journal (ns, tier, content, variant) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (self.ns, tier, content, variant),
+        )
+
+    def journal_load(self) -> list[tuple[str, str, str]]:
+        rows = self._run("journal", "SELECT tier, content, variant FROM tc_journal WHERE ns = ?", (self.ns,), fetch="all")
+        return [tuple(r) for r in rows]
+
+    def journal_discard(self, tier: str) -> None:
+        self._run("journal", "DELETE FROM tc_journal WHERE ns = ? AND tier = ?", (self.ns, tier))
+
+    def bump_generation(self) -> str:
+        token = uuid.uuid4().hex
+        self._run(
+            "bump_generation",
+            "INSERT INTO tc_meta (ns, name, value) VALUES (?, 'generation', ?) "
+            "ON CONFLICT (ns, name) DO UPDATE SET value = excluded.value",
+            (self.ns, token),
+        )
+        return token
+
+    def read_generation(self) -> str:
+        row = self._run(
+            "read_generation", "SELECT value FROM tc_meta WHERE ns = ? AND name = 'generation'", (self.ns,), fetch="one"
+        )
+        return row[0] if row else ""
+
+    def close(self) -> None:
+        self._backend.close()
+

@@ -1,0 +1,179 @@
+"""The Redis tier: one hash per content (field = tier variant), pooled, with timeouts and retry.
+
+A restarted server may come back with data older than invalidations this cache made (an RDB
+or AOF taken earlier). Every new connection reads the server's run_id; when it changes, the
+tier answers nothing until it has purged this namespace, so old entries cannot resurrect.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from .keys import CacheKey
+from .store import IsDead, TierError
+
+_BACKSTOP_FACTOR = 2.0  # native expiry only as a backstop: well after the entry's own expiry
+_BACKSTOP_SLACK_MS = 60_000
+
+
+class _RunIdWatcher:
+    """Shared by every connection of one pool: remembers the server's run_id."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+        self.restarted = threading.Event()
+
+    def saw(self, run_id: str) -> None:
+        if self.run_id is not None and run_id != self.run_id:
+            self.restarted.set()
+        self.run_id = run_id
+
+
+class _WatchedConnection:
+    """Mixin for redis-py connections: report the run_id after every (re)connect."""
+
+    watcher: _RunIdWatcher
+
+    def on_connect(self) -> None:
+        super().on_connect()  # type: ignore[misc]
+        self.send_command("INFO", "server")  # type: ignore[attr-defined]
+        info = self.read_response()  # type: ignore[attr-defined]
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        for line in text.splitlines():
+            if line.startswith("run_id:"):
+                self.watcher.saw(line.split(":", 1)[1].strip())
+                break
+
+
+def _escape_glob(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisTier:
+    name = "redis"
+
+    def __init__(self, url: str, namespace: str, socket_timeout: float, connect_timeout: float) -> None:
+        self.watcher = _RunIdWatcher()
+        pool = redis.ConnectionPool.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), retries=1),
+            max_connections=64,
+        )
+        base = pool.connection_class
+        pool.connection_class = type("Watched" + base.__name__, (_WatchedConnection, base), {"watcher": self.watcher})
+        self._pool = pool
+        self._client = redis.Redis(connection_pool=pool)
+        self._prefix = f"{namespace}:e:"
+        self._match = _escape_glob(self._prefix) + "*"
+        self._generation_key = f"{namespace}:generation"
+        self._purge_lock = threading.Lock()
+
+    def _hash_key(self, content: str) -> str:
+        return self._prefix + content
+
+    def _call(self, operation: str, fn, *args):
+        """Run one command; raise TierError on failure, or when the server restarted under us."""
+        try:
+            result = fn(*args)
+        except redis.RedisError as exc:
+            raise TierError(f"redis {operation}: {exc}") from exc
+        if self.watcher.restarted.is_set():
+            self._purge_after_restart()
+            raise TierError(f"redis {operation}: server restarted; namespace purged, result discarded")
+        return result
+
+    def _purge_after_restart(self) -> None:
+        with self._purge_lock:
+            if not self.watcher.restarted.is_set():
+                return
+            try:
+                self._delete_namespace()
+            except redis.RedisError as exc:
+                raise TierError(f"redis purge after restart: {exc}") from exc
+            self.watcher.restarted.clear()
+
+    def _delete_namespace(self) -> None:
+        batch: list[bytes] = []
+        for name in self._client.scan_iter(match=self._match, count=1000):
+            batch.append(name)
+            if len(batch) >= 1000:
+                self._client.unlink(*batch)
+                batch.clear()
+        if batch:
+            self._client.unlink(*batch)
+
+    def get(self, key: CacheKey) -> bytes | None:
+        return self._call("get", self._client.hget, self._hash_key(key.content), key.variant)
+
+    def put(self, key: CacheKey, blob: bytes, expires_at: float, now: float) -> None:
+        backstop_ms = int(max(expires_at - now, 0) * 1000 * _BACKSTOP_FACTOR) + _BACKSTOP_SLACK_MS
+        name = self._hash_key(key.content)
+
+        def write() -> None:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(name, key.variant, blob)
+            pipe.pexpire(name, backstop_ms)
+            pipe.execute()
+
+        self._call("put", write)
+
+    def remove(self, content: str, variant: str | None = None) -> None:
+        name = self._hash_key(content)
+        if variant is None:
+            self._call("remove", self._client.delete, name)
+        else:
+            self._call("remove", self._client.hdel, name, variant)
+
+    def clear(self) -> None:
+        self._call("clear", self._delete_namespace)
+
+    def keys(self) -> Iterator[CacheKey]:
+        def collect() -> list[CacheKey]:
+            found = []
+            for name in self._client.scan_iter(match=self._match, count=1000):
+                content = name.decode()[len(self._prefix):]
+                found.extend(CacheKey(content, v.decode()) for v in self._client.hkeys(name))
+            return found
+
+        return iter(self._call("scan", collect))
+
+    def purge(self, is_dead: IsDead) -> int:
+        def sweep() -> int:
+            removed = 0
+            for name in self._client.scan_iter(match=self._match, count=1000):
+                content = name.decode()[len(self._prefix):]
+                for variant, blob in self._client.hgetall(name).items():
+                    if is_dead(CacheKey(content, variant.decode()), blob):
+                        removed += self._client.hdel(name, variant)
+            return removed
+
+        return self._call("purge", sweep)
+
+    def bump_generation(self) -> str:
+        token = uuid.uuid4().hex
+        self._call("bump_generation", self._client.set, self._generation_key, token)
+        return token
+
+    def read_generation(self) -> str:
+        value = self._call("read_generation", self._client.get, self._generation_key)
+        return value.decode() if value else ""
+
+    def usage(self) -> dict[str, object]:
+        info = {"run_id": self.watcher.run_id}
+        try:
+            info["used_memory"] = self._client.info("memory").get("used_memory")
+        except redis.RedisError as exc:
+            info["error"] = str(exc)
+        return info
+
+    def close(self) -> None:
+        self._client.close()
+        self._pool.disconnect()
