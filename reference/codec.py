@@ -56,10 +56,16 @@ def dump_metadata(metadata: Any) -> Payload:
     """Validate and serialize; raise InvalidMetadata with the path of the offending value."""
     if not isinstance(metadata, dict):
         raise InvalidMetadata(f"metadata must be a dict, got {type(metadata).__name__}")
-    needs_stdlib = _validate(metadata)
-    if needs_stdlib:
-        return Payload(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode(), FLAG_STDLIB_JSON)
-    return Payload(orjson.dumps(metadata), 0)
+    if not _validate(metadata):
+        try:
+            return Payload(orjson.dumps(metadata), 0)
+        except orjson.JSONEncodeError:  # e.g. lone surrogates, which orjson refuses: the stdlib escapes them
+            pass
+    try:
+        text = json.dumps(metadata, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidMetadata(f"metadata is not JSON-compatible: {exc}") from exc
+    return Payload(text.encode("ascii"), FLAG_STDLIB_JSON)
 
 
 def _validate(root: dict) -> bool:

@@ -1,0 +1,126 @@
+"""P1, P2, P3, P9, P10 and E7 through the model-based machine (properties/machine.py)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import rule
+
+from tiercheck.pytest_plugin import require
+
+from . import strategies as S
+from .machine import TTL, CacheMachine, needs_introspection, run_machine
+
+
+class ConsistencyMachine(CacheMachine):
+    """Every rule, model checked after every step."""
+
+
+class PromotionMachine(CacheMachine):
+    check_promotion = True
+
+
+class StatsMachine(CacheMachine):
+    check_stats = True
+
+
+class InvalidationMachine(CacheMachine):
+    """Only files, puts, gets and invalidations: more of them per example than the full machine."""
+
+    advance_clock = cleanup = restart = clear_all = None  # type: ignore[assignment]
+
+
+class TTLMachine(CacheMachine):
+    """Clock, promotions (through restarts) and cleanup, with the TTL boundaries sampled."""
+
+    delete_file = invalidate = clear_all = None  # type: ignore[assignment]
+
+    @rule(name=S.machine_names, tier=S.machine_tiers)
+    def cleanup_then_inspect(self, name: str, tier: str) -> None:
+        """After cleanup() no tier holds an expired entry."""
+        self.cache.cleanup()
+        content = self.files.get(name)
+        if content is None or not hasattr(self.cache, "tiers_holding"):
+            return
+        if (content, tier) in self.model and self.live(content, tier) is None:
+            held = self.cache.tiers_holding(self.path(name), tier)
+            assert not held, f"after cleanup() the expired entry is still held by {sorted(held)}"
+
+
+class TTLAcrossPromotionMachine(TTLMachine):
+    @rule(name=S.machine_names, tier=S.machine_tiers, metadata=S.metadata,
+          first=st.sampled_from([TTL / 2, TTL - 1]))
+    def promotion_keeps_expiry(self, name: str, tier: str, metadata: dict, first: float) -> None:
+        """Put, age, restart, get (a promotion from a lower tier), age past the put's expiry: a miss."""
+        if name not in self.files:
+            return
+        self.put(name, tier, metadata)
+        self.advance_clock(first)
+        self.restart()
+        self.get(name, tier)
+        self.advance_clock(TTL - first)
+        self.get(name, tier)
+
+
+@pytest.mark.prop("P1")
+def test_P1_consistency_model(impl_factory):
+    run_machine(ConsistencyMachine, impl_factory)
+
+
+@pytest.mark.prop("P1")
+def test_P1_consistency_without_redis(impl_factory):
+    run_machine(type("NoRedis", (ConsistencyMachine,), {"use_redis": False}), impl_factory, max_examples=30)
+
+
+@pytest.mark.prop("P2")
+def test_P2_served_by_fastest_and_promoted(impl_factory):
+    reason = needs_introspection(impl_factory)
+    if reason:
+        pytest.skip(f"not applicable: {reason}")
+    run_machine(PromotionMachine, impl_factory)
+
+
+@pytest.mark.prop("P3")
+def test_P3_invalidation_model(impl_factory):
+    run_machine(InvalidationMachine, impl_factory)
+
+
+@pytest.mark.prop("P9")
+def test_P9_ttl_model(impl_factory):
+    run_machine(TTLAcrossPromotionMachine, impl_factory)
+
+
+@pytest.mark.prop("P10")
+def test_P10_stats_model(impl_factory):
+    run_machine(StatsMachine, impl_factory)
+
+
+@pytest.mark.prop("E7")
+def test_E7_restart_persistence(open_cache, make_env, tmp_path, fake_redis_url):
+    env = make_env(redis_url=fake_redis_url)
+    f = tmp_path / "photo.jpg"
+    f.write_bytes(b"exif" * 1000)
+    first = open_cache(env)
+    assert first.put(str(f), {"camera": "X100", "iso": 200}, "premium")
+    first.shutdown()
+    second = open_cache(env)
+    assert second.get(str(f), "premium") == {"camera": "X100", "iso": 200}
+    stats = second.get_stats()
+    assert stats["memory_hits"] == 0 and stats["hits"] == 1
+
+
+@pytest.mark.prop("P2")
+def test_P2_restart_credits_redis_not_disk(open_cache, make_env, tmp_path, fake_redis_url):
+    """After a restart, an entry still in Redis is a Redis hit, not a disk hit."""
+    env = make_env(redis_url=fake_redis_url)
+    f = tmp_path / "a.raw"
+    f.write_bytes(b"raw" * 100)
+    first = open_cache(env)
+    assert first.put(str(f), {"k": 1})
+    first.shutdown()
+    second = open_cache(env)
+    require(second, "tiers_holding")
+    assert second.get(str(f)) == {"k": 1}
+    stats = second.get_stats()
+    assert (stats["redis_hits"], stats["disk_hits"], stats["database_hits"]) == (1, 0, 0)
+    assert "memory" in second.tiers_holding(str(f))

@@ -1,0 +1,127 @@
+"""tiercheck's pytest plugin: Hypothesis profiles, the implementation under test, backend fixtures.
+
+Loaded by the project's conftest.py and by `tiercheck verify`, so an installed tiercheck runs its
+suites the same way a checkout does.
+
+Profiles (TIERCHECK_PROFILE or --hypothesis-profile): `dev` (fast, random), `ci` (derandomized,
+no deadline, >= 100 examples; the default under CI=true) and `nightly` (many more examples).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
+from tiercheck.contract import DEFAULT_IMPL, Cache, Env, Factory, has_capability, load_factory
+
+_COMMON = {"suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                     HealthCheck.data_too_large]}
+settings.register_profile("dev", max_examples=30, deadline=None, **_COMMON)
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True, **_COMMON)
+settings.register_profile("nightly", max_examples=2000, deadline=None, stateful_step_count=100, **_COMMON)
+_PROFILE = os.environ.get("TIERCHECK_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+_PROFILE = {"quick": "dev"}.get(_PROFILE, _PROFILE)
+settings.load_profile(_PROFILE)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--impl", default=os.environ.get("TIERCHECK_IMPL", DEFAULT_IMPL),
+                     help="implementation under test, as package.module:factory (default: the reference)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "prop(id): the SPEC property (P1-P12, E1-E10) a test checks")
+    config.addinivalue_line("markers", "real_redis: needs a real Redis-protocol server (started by the run)")
+    config.addinivalue_line("markers", "real_postgres: needs a real PostgreSQL server (started by the run)")
+    config.addinivalue_line("markers", "slow: longer than a few seconds")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    profile = settings.get_current_profile_name()
+    seed = "derandomized (fixed per test)" if settings.default.derandomize else "random (printed on failure)"
+    return [f"tiercheck: impl={config.getoption('--impl')} hypothesis-profile={profile} seed={seed} "
+            f"max_examples={settings.default.max_examples}"]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def fake_redis_server() -> Iterator[FakeRedisServer]:
+    server = FakeRedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_redis_url(fake_redis_server: FakeRedisServer) -> str:
+    fake_redis_server.start()  # a test may have stopped it to simulate an outage
+    return fake_redis_server.url
+
+
+@pytest.fixture(params=["fakeredis", "valkey"])
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """Run the test twice: on fakeredis over TCP and on a real valkey-server started by the run."""
+    if request.param == "fakeredis":
+        return request.getfixturevalue("fake_redis_url")
+    return request.getfixturevalue("redis_server").url
+
+
+@pytest.fixture
+def namespace() -> str:
+    return unique_namespace()
+
+
+@pytest.fixture
+def make_env(tmp_path: Path, clock: FakeClock, namespace: str):
+    """Build a contract Env over fresh resources; keyword arguments override fields."""
+
+    def build(**overrides) -> Env:
+        fields = {
+            "cache_dir": str(tmp_path / "cache"),
+            "redis_url": None,
+            "database_url": f"sqlite:///{tmp_path / 'cache.sqlite3'}",
+            "namespace": namespace,
+            "clock": clock,
+        }
+        fields.update(overrides)
+        return Env(**fields)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def impl_factory(request: pytest.FixtureRequest) -> Factory:
+    """The factory named by --impl (the reference by default)."""
+    return load_factory(request.config.getoption("--impl"))
+
+
+@pytest.fixture
+def open_cache(impl_factory: Factory, make_env):
+    """Build caches of the implementation under test; every one is shut down after the test."""
+    caches: list[Cache] = []
+
+    def build(env: Env | None = None, **env_overrides) -> Cache:
+        cache = impl_factory(env if env is not None else make_env(**env_overrides))
+        caches.append(cache)
+        return cache
+
+    yield build
+    for cache in caches:
+        try:
+            cache.shutdown()
+        except Exception:  # a second shutdown, or a broken implementation: the test already judged it
+            pass
+
+
+def require(cache: object, capability: str) -> None:
+    """Skip as not applicable (with the reason) when the implementation lacks a capability."""
+    if not has_capability(cache, capability):
+        pytest.skip(f"not applicable: the implementation does not provide {capability!r}")
