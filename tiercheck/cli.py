@@ -95,10 +95,15 @@ def _print_table(verdicts: list[Verdict], impl: str, profile: str, elapsed: floa
     for column in ("ID", "Property", "Verdict", "Tests", "Examples", "Time (s)", "Notes"):
         table.add_column(column)
     for v in verdicts:
-        notes = "; ".join(v.reasons)[:120] if v.verdict != "FAIL" else "; ".join(f["test"] for f in v.failures)
+        if v.verdict == "FAIL":
+            notes = "; ".join(f["test"].rsplit("::", 1)[-1] for f in v.failures)
+        elif v.verdict == "not run":
+            notes = "no test selected"
+        else:
+            notes = "; ".join(v.reasons)[:100]
         table.add_row(v.id, v.title, f"[{style[v.verdict]}]{v.verdict}[/]", str(v.tests), str(v.examples),
                       f"{v.seconds:.1f}", notes)
-    console = Console()
+    console = Console(width=max(Console().width, 140))
     console.print(table)
     for v in verdicts:
         for failure in v.failures:

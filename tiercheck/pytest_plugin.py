@@ -3,8 +3,8 @@
 Loaded by the project's conftest.py and by `tiercheck verify`, so an installed tiercheck runs its
 suites the same way a checkout does.
 
-Profiles (TIERCHECK_PROFILE or --hypothesis-profile): `dev` (fast, random), `ci` (derandomized,
-no deadline, >= 100 examples; the default under CI=true) and `nightly` (many more examples).
+Profiles (TIERCHECK_PROFILE or --hypothesis-profile): `ci` (the default: derandomized, no deadline,
+100 examples), `dev` or `quick` (30 random examples) and `nightly` (2,000 examples, longer runs).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _COMMON = {"suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_
 settings.register_profile("dev", max_examples=30, deadline=None, **_COMMON)
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True, **_COMMON)
 settings.register_profile("nightly", max_examples=2000, deadline=None, stateful_step_count=100, **_COMMON)
-_PROFILE = os.environ.get("TIERCHECK_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+_PROFILE = os.environ.get("TIERCHECK_PROFILE") or "ci"
 _PROFILE = {"quick": "dev"}.get(_PROFILE, _PROFILE)
 settings.load_profile(_PROFILE)
 

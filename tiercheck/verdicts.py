@@ -50,7 +50,6 @@ class VerdictRecorder:
 
     def __init__(self) -> None:
         self.records: dict[str, TestRecord] = {}
-        self._current: TestRecord | None = None
         self._started = time.monotonic()
 
     @pytest.hookimpl(tryfirst=True)
@@ -62,29 +61,21 @@ class VerdictRecorder:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
-        self._current = self.records.get(item.nodeid)
-        callback = self._observe
+        """Count the examples Hypothesis ran (its statistics hook is cheap; observability is not)."""
+        record = self.records.get(item.nodeid)
         try:
-            from hypothesis.internal.observability import (
-                add_observability_callback,
-                remove_observability_callback,
-            )
-        except ImportError:  # older Hypothesis: examples are then not counted
+            from hypothesis.statistics import collector
+        except ImportError:  # a Hypothesis without it: examples are then reported as 0
             yield
             return
-        add_observability_callback(callback, all_threads=True)
-        try:
-            yield
-        finally:
-            remove_observability_callback(callback)
-            self._current = None
 
-    def _observe(self, observation: Any, *_: Any) -> None:
-        record = self._current
-        if record is not None and getattr(observation, "type", None) == "test_case":
-            if getattr(observation, "how_generated", "").startswith("generated") or \
-                    getattr(observation, "status", None) in ("passed", "failed"):
-                record.examples += 1
+        def note(stats: dict[str, Any]) -> None:
+            if record is not None:
+                record.examples += sum(len(stats.get(phase, {}).get("test-cases", []))
+                                       for phase in ("explicit-phase", "reuse-phase", "generate-phase"))
+
+        with collector.with_value(note):
+            yield
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = self.records.get(report.nodeid)
