@@ -1,8 +1,12 @@
 """The Redis tier: one hash per content (field = tier variant), pooled, with timeouts and retry.
 
 A restarted server may come back with data older than invalidations this cache made (an RDB
-or AOF taken earlier). Every new connection reads the server's run_id; when it changes, the
-tier answers nothing until it has purged this namespace, so old entries cannot resurrect.
+or AOF taken earlier). Every (re)connection reads the server's run_id and the namespace's
+invalidation-generation token: a new run_id, or a token other than the last one this instance
+wrote or read, means the server may have lost invalidations. The tier then answers nothing
+until it has purged this namespace, so old entries cannot resurrect. (A token changed by
+another instance's invalidation causes a needless purge on a new connection: a cost, never
+wrong data; pooled connections are long-lived, so it is rare.)
 """
 
 from __future__ import annotations
@@ -22,36 +26,59 @@ _BACKSTOP_FACTOR = 2.0  # native expiry only as a backstop: well after the entry
 _BACKSTOP_SLACK_MS = 60_000
 
 
-class _RunIdWatcher:
-    """Shared by every connection of one pool: remembers the server's run_id."""
+class _RestartWatcher:
+    """Shared by every connection of one pool: what this instance last knew of the server."""
 
-    def __init__(self) -> None:
+    def __init__(self, generation_key: str) -> None:
+        self.generation_key = generation_key
         self.run_id: str | None = None
+        self.has_info = True
+        self.generation: str | None = None  # None: nothing known yet
         self.restarted = threading.Event()
 
-    def saw(self, run_id: str) -> None:
+    def saw_run_id(self, run_id: str) -> None:
         if self.run_id is not None and run_id != self.run_id:
             self.restarted.set()
         self.run_id = run_id
 
+    def saw_generation_on_connect(self, token: str) -> None:
+        if self.generation is not None and token != self.generation:
+            self.restarted.set()
+        self.generation = token
+
 
 class _WatchedConnection:
-    """Mixin for redis-py connections: report the run_id after every (re)connect."""
+    """Mixin for redis-py connections: check run_id and generation after every (re)connect."""
 
-    watcher: _RunIdWatcher
+    watcher: _RestartWatcher
 
-    def on_connect(self) -> None:
+    def on_connect_check_health(self, *args, **kwargs) -> None:  # redis-py >= 6 calls this on connect
+        super().on_connect_check_health(*args, **kwargs)  # type: ignore[misc]
+        self._check_server()
+
+    def on_connect(self) -> None:  # older redis-py calls only this
         super().on_connect()  # type: ignore[misc]
-        self.send_command("INFO", "server")  # type: ignore[attr-defined]
-        try:
-            info = self.read_response()  # type: ignore[attr-defined]
-        except redis.ResponseError:  # a server without INFO (fakeredis): restarts cannot be told apart
-            return
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        for line in text.splitlines():
-            if line.startswith("run_id:"):
-                self.watcher.saw(line.split(":", 1)[1].strip())
-                break
+        if not hasattr(super(), "on_connect_check_health"):
+            self._check_server()
+
+    def _check_server(self) -> None:
+        if self.watcher.has_info:
+            self.send_command("INFO", "server")  # type: ignore[attr-defined]
+            try:
+                info = self.read_response()  # type: ignore[attr-defined]
+            except redis.ResponseError as exc:
+                # A server without INFO (fakeredis) also drops the connection: fail this connect,
+                # redis-py's retry reconnects without INFO, and the generation check remains.
+                self.watcher.has_info = False
+                raise redis.ConnectionError(f"server has no INFO: {exc}") from exc
+            text = info.decode() if isinstance(info, bytes) else str(info)
+            for line in text.splitlines():
+                if line.startswith("run_id:"):
+                    self.watcher.saw_run_id(line.split(":", 1)[1].strip())
+                    break
+        self.send_command("GET", self.watcher.generation_key)  # type: ignore[attr-defined]
+        token = self.read_response()  # type: ignore[attr-defined]
+        self.watcher.saw_generation_on_connect(token.decode() if token else "")
 
 
 def _escape_glob(text: str) -> str:
@@ -62,7 +89,7 @@ class RedisTier:
     name = "redis"
 
     def __init__(self, url: str, namespace: str, socket_timeout: float, connect_timeout: float) -> None:
-        self.watcher = _RunIdWatcher()
+        self.watcher = _RestartWatcher(f"{namespace}:generation")
         pool = redis.ConnectionPool.from_url(
             url,
             socket_timeout=socket_timeout,
@@ -76,7 +103,7 @@ class RedisTier:
         self._client = redis.Redis(connection_pool=pool)
         self._prefix = f"{namespace}:e:"
         self._match = _escape_glob(self._prefix) + "*"
-        self._generation_key = f"{namespace}:generation"
+        self._generation_key = self.watcher.generation_key
         self._purge_lock = threading.Lock()
 
     def _hash_key(self, content: str) -> str:
@@ -99,8 +126,10 @@ class RedisTier:
                 return
             try:
                 self._delete_namespace()
+                token = self._client.get(self._generation_key)
             except redis.RedisError as exc:
                 raise TierError(f"redis purge after restart: {exc}") from exc
+            self.watcher.generation = token.decode() if token else ""
             self.watcher.restarted.clear()
 
     def _delete_namespace(self) -> None:
@@ -163,11 +192,14 @@ class RedisTier:
     def bump_generation(self) -> str:
         token = uuid.uuid4().hex
         self._call("bump_generation", self._client.set, self._generation_key, token)
+        self.watcher.generation = token
         return token
 
     def read_generation(self) -> str:
         value = self._call("read_generation", self._client.get, self._generation_key)
-        return value.decode() if value else ""
+        token = value.decode() if value else ""
+        self.watcher.generation = token
+        return token
 
     def usage(self) -> dict[str, object]:
         info = {"run_id": self.watcher.run_id}

@@ -34,7 +34,10 @@ class _NoDelayTcpFakeServer(fakeredis.TcpFakeServer):
     delayed ACKs stall every multi-reply pipeline by ~40 ms."""
 
     allow_reuse_address = True
-    daemon_threads = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.daemon_threads = True  # fakeredis sets False, which makes server_close() wait for clients
 
     def get_request(self):
         conn, addr = super().get_request()
