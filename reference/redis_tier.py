@@ -26,13 +26,16 @@ _BACKSTOP_FACTOR = 2.0  # native expiry only as a backstop: well after the entry
 _BACKSTOP_SLACK_MS = 60_000
 
 
+_SERVERS_WITHOUT_INFO: set[str] = set()  # URLs, so each new instance does not learn it again
+
+
 class _RestartWatcher:
     """Shared by every connection of one pool: what this instance last knew of the server."""
 
-    def __init__(self, generation_key: str) -> None:
+    def __init__(self, generation_key: str, url: str) -> None:
         self.generation_key = generation_key
+        self.url = url
         self.run_id: str | None = None
-        self.has_info = True
         self.generation: str | None = None  # None: nothing known yet
         self.restarted = threading.Event()
 
@@ -62,14 +65,14 @@ class _WatchedConnection:
             self._check_server()
 
     def _check_server(self) -> None:
-        if self.watcher.has_info:
+        if self.watcher.url not in _SERVERS_WITHOUT_INFO:
             self.send_command("INFO", "server")  # type: ignore[attr-defined]
             try:
                 info = self.read_response()  # type: ignore[attr-defined]
             except redis.ResponseError as exc:
                 # A server without INFO (fakeredis) also drops the connection: fail this connect,
                 # redis-py's retry reconnects without INFO, and the generation check remains.
-                self.watcher.has_info = False
+                _SERVERS_WITHOUT_INFO.add(self.watcher.url)
                 raise redis.ConnectionError(f"server has no INFO: {exc}") from exc
             text = info.decode() if isinstance(info, bytes) else str(info)
             for line in text.splitlines():
@@ -89,7 +92,7 @@ class RedisTier:
     name = "redis"
 
     def __init__(self, url: str, namespace: str, socket_timeout: float, connect_timeout: float) -> None:
-        self.watcher = _RestartWatcher(f"{namespace}:generation")
+        self.watcher = _RestartWatcher(f"{namespace}:generation", url)
         pool = redis.ConnectionPool.from_url(
             url,
             socket_timeout=socket_timeout,
