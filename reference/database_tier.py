@@ -87,14 +87,15 @@ class _SqliteBackend:
                 if inode != self._inode:
                     self._drop_all()
                     self._inode = inode
-        try:
-            conn, generation = self._idle.get_nowait()
-        except queue.Empty:
-            conn, generation = self._open(), self._generation
-            if self._inode is None:
-                self._inode = self._current_inode()
+        conn = None
         ok = False
         try:
+            try:
+                conn, generation = self._idle.get_nowait()
+            except queue.Empty:
+                conn, generation = self._open(), self._generation
+                if self._inode is None:
+                    self._inode = self._current_inode()
             yield conn
             ok = True
         except sqlite3.DatabaseError as exc:
@@ -102,10 +103,11 @@ class _SqliteBackend:
                 self._quarantine()
             raise
         finally:
-            if ok and generation == self._generation and self._idle.qsize() < _POOL_IDLE:
-                self._idle.put((conn, generation))
-            else:
-                conn.close()
+            if conn is not None:
+                if ok and generation == self._generation and self._idle.qsize() < _POOL_IDLE:
+                    self._idle.put((conn, generation))
+                else:
+                    conn.close()
 
     def _drop_all(self) -> None:
         self._generation += 1

@@ -34,7 +34,7 @@ class TierHealth:
         self._lock = threading.Lock()
         self._failures = 0  # consecutive
         self._open = False
-        self._backoff_level = 0
+        self._backoff_level = 1
         self._skipped = 0
         self._retry_at = 0.0
         self.total_failures = 0
@@ -77,7 +77,7 @@ class TierHealth:
                 self._backoff_level = min(self._backoff_level + 1, 16)
             elif self._failures >= self.failure_threshold:
                 self._open = True
-                self._backoff_level = 0
+                self._backoff_level = 1  # skip at least one operation before the first trial
                 log.warning("tier %s unhealthy after %s failed: %s", self.name, operation, self.last_error)
             else:
                 return

@@ -1,0 +1,68 @@
+"""The memory tier: true LRU by get and put, bounded by entries and bytes, expiry honoured."""
+
+from __future__ import annotations
+
+from reference.codec import Payload
+from reference.keys import CacheKey
+from reference.memory_tier import MemoryTier
+
+
+def key(i: int, variant: str = "v") -> CacheKey:
+    return CacheKey(f"{i:064x}", variant)
+
+
+P = Payload(b'{"a":1}', 0)
+
+
+def test_lru_by_get_and_put():
+    m = MemoryTier(max_entries=3)
+    for i in range(3):
+        m.put(key(i), 100.0, P)
+    assert m.get(key(0), 0.0) is not None  # 0 is now most recent
+    assert m.put(key(3), 100.0, P) == 1  # evicts 1, the least recently used
+    assert [k for k in (key(0), key(1), key(2), key(3)) if m.peek(k, 0.0)] == [key(0), key(2), key(3)]
+    m.put(key(2), 100.0, P)  # re-put refreshes 2
+    m.put(key(4), 100.0, P)
+    assert not m.peek(key(0), 0.0) and m.peek(key(2), 0.0)
+
+
+def test_byte_bound():
+    m = MemoryTier(max_entries=100, max_bytes=20)
+    assert m.put(key(1), 9.0, P) == 0
+    assert m.put(key(2), 9.0, P) == 0
+    assert m.put(key(3), 9.0, P) == 1
+    assert m.usage()["bytes"] <= 20
+    assert m.put(key(4), 9.0, Payload(b"x" * 21, 0)) == 0 and not m.peek(key(4), 0.0)
+
+
+def test_expiry_is_exclusive_at_the_boundary():
+    m = MemoryTier(10)
+    m.put(key(1), 50.0, P)
+    assert m.get(key(1), 49.999) is not None
+    assert m.get(key(1), 50.0) is None and m.usage()["entries"] == 0
+
+
+def test_remove_by_content_or_variant():
+    m = MemoryTier(10)
+    m.put(key(1, "a"), 9.0, P)
+    m.put(key(1, "b"), 9.0, P)
+    m.put(key(2, "a"), 9.0, P)
+    m.remove(key(1).content, "a")
+    assert not m.peek(key(1, "a"), 0) and m.peek(key(1, "b"), 0)
+    m.remove(key(1).content)
+    assert not m.peek(key(1, "b"), 0) and m.peek(key(2, "a"), 0)
+
+
+def test_resize_evicts_down_to_the_new_bound():
+    m = MemoryTier(10)
+    for i in range(10):
+        m.put(key(i), 9.0, P)
+    assert m.resize(4, None) == 6 and m.usage()["entries"] == 4
+    assert m.peek(key(9), 0) and not m.peek(key(5), 0)
+
+
+def test_purge_expired():
+    m = MemoryTier(10)
+    m.put(key(1), 5.0, P)
+    m.put(key(2), 50.0, P)
+    assert m.purge_expired(10.0) == 1 and m.keys() == [key(2)]

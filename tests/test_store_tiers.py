@@ -1,0 +1,227 @@
+"""Redis, disk and database tiers on their own: the StoreTier interface, on fake and real servers."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+import redis
+
+from reference.database_tier import DatabaseTier
+from reference.disk_tier import DiskTier
+from reference.keys import CacheKey
+from reference.redis_tier import RedisTier
+from reference.store import ALL, TierError
+
+K1 = CacheKey("a1" * 32, "b1" * 16)
+K2 = CacheKey("a1" * 32, "b2" * 16)
+K3 = CacheKey("c3" * 32, "b1" * 16)
+
+
+def exercise(tier) -> None:
+    """The behaviour every store tier shares."""
+    assert tier.get(K1) is None
+    tier.put(K1, b"one", 100.0, 0.0)
+    tier.put(K2, b"two", 100.0, 0.0)
+    tier.put(K3, b"three", 5.0, 0.0)
+    assert (tier.get(K1), tier.get(K2), tier.get(K3)) == (b"one", b"two", b"three")
+    tier.put(K1, b"one again", 100.0, 0.0)
+    assert tier.get(K1) == b"one again"
+    assert sorted(map(str, tier.keys())) == sorted(map(str, [K1, K2, K3]))
+    assert tier.purge(lambda key, blob: blob == b"three") == 1 and tier.get(K3) is None
+    tier.remove(K1.content, K1.variant)
+    assert tier.get(K1) is None and tier.get(K2) == b"two"
+    tier.put(K1, b"one", 100.0, 0.0)
+    tier.remove(K1.content)
+    assert tier.get(K1) is None and tier.get(K2) is None
+    tier.put(K3, b"three", 5.0, 0.0)
+    tier.clear()
+    assert list(tier.keys()) == []
+
+
+def test_disk_tier(tmp_path):
+    tier = DiskTier(str(tmp_path), max_bytes=1 << 20)
+    exercise(tier)
+    tier.put(K1, b"x", 9.0, 0.0)
+    names = [p.name for p in (tmp_path / "entries").rglob("*")]
+    assert all(set(n) <= set("0123456789abcdef") for n in names), names
+    assert not [n for n in names if n.startswith(".tmp")]
+
+
+def test_disk_budget_enforced_after_every_put(tmp_path):
+    tier = DiskTier(str(tmp_path), max_bytes=1000)
+    keys = [CacheKey(f"{i:064x}", "ab" * 16) for i in range(20)]
+    for k in keys:
+        tier.put(k, b"z" * 300, 9.0, 0.0)
+        on_disk = sum(p.stat().st_size for p in (tmp_path / "entries").rglob("*") if p.is_file())
+        assert on_disk <= 1000
+    assert tier.get(keys[-1]) is not None and tier.get(keys[0]) is None  # oldest evicted first
+    tier.put(keys[0], b"z" * 2000, 9.0, 0.0)  # larger than the budget: not stored
+    assert tier.get(keys[0]) is None
+
+
+def test_disk_directory_removed_heals(tmp_path):
+    import shutil
+
+    tier = DiskTier(str(tmp_path / "c"), max_bytes=1 << 20)
+    tier.put(K1, b"one", 9.0, 0.0)
+    shutil.rmtree(tmp_path / "c")
+    assert tier.get(K1) is None
+    tier.put(K1, b"again", 9.0, 0.0)
+    assert tier.get(K1) == b"again"
+
+
+def test_disk_journal(tmp_path):
+    tier = DiskTier(str(tmp_path), max_bytes=1 << 20)
+    tier.journal_add("redis", K1.content, K1.variant)
+    tier.journal_add("redis", K2.content, ALL)
+    tier.journal_add("database", ALL, ALL)
+    assert sorted(tier.journal_load()) == sorted([("redis", K1.content, K1.variant), ("redis", K2.content, ALL),
+                                                  ("database", ALL, ALL)])
+    tier.journal_discard("redis")
+    assert tier.journal_load() == [("database", ALL, ALL)]
+
+
+def sqlite_tier(tmp_path, ns="ns") -> DatabaseTier:
+    return DatabaseTier(f"sqlite:///{tmp_path}/db.sqlite3", ns, str(tmp_path / "db.sqlite3"), 0.2)
+
+
+def test_sqlite_tier(tmp_path):
+    tier = sqlite_tier(tmp_path)
+    exercise(tier)
+    tier.close()
+
+
+def test_sqlite_namespaces_isolate(tmp_path):
+    a, b = sqlite_tier(tmp_path, "a"), sqlite_tier(tmp_path, "b")
+    a.put(K1, b"a", 9.0, 0.0)
+    assert b.get(K1) is None
+    b.clear()
+    assert a.get(K1) == b"a"
+
+
+def test_sqlite_file_deleted_is_recreated(tmp_path):
+    tier = sqlite_tier(tmp_path)
+    tier.put(K1, b"one", 9.0, 0.0)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(f"{tmp_path}/db.sqlite3{suffix}"):
+            os.unlink(f"{tmp_path}/db.sqlite3{suffix}")
+    assert tier.get(K1) is None
+    tier.put(K1, b"two", 9.0, 0.0)
+    assert tier.get(K1) == b"two" and os.path.exists(f"{tmp_path}/db.sqlite3")
+
+
+def test_sqlite_corrupt_file_is_quarantined(tmp_path):
+    tier = sqlite_tier(tmp_path)
+    tier.put(K1, b"one", 9.0, 0.0)
+    tier.close()
+    with open(f"{tmp_path}/db.sqlite3", "r+b") as f:
+        f.write(os.urandom(4096))
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(f"{tmp_path}/db.sqlite3{suffix}"):
+            os.unlink(f"{tmp_path}/db.sqlite3{suffix}")
+    with pytest.raises(TierError):
+        tier.get(K1)
+    assert tier.get(K1) is None  # a fresh file
+    tier.put(K1, b"new", 9.0, 0.0)
+    assert tier.get(K1) == b"new"
+
+
+def test_sqlite_locked_longer_than_busy_timeout(tmp_path):
+    tier = sqlite_tier(tmp_path)
+    tier.put(K1, b"one", 9.0, 0.0)
+    blocker = sqlite3.connect(f"{tmp_path}/db.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(TierError):
+        tier.put(K2, b"two", 9.0, 0.0)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    tier.put(K2, b"two", 9.0, 0.0)
+    assert tier.get(K2) == b"two"
+
+
+def test_sqlite_sql_injection_in_namespace_is_data(tmp_path):
+    tier = sqlite_tier(tmp_path, "x'; DROP TABLE tc_entries; --")
+    tier.put(K1, b"one", 9.0, 0.0)
+    assert tier.get(K1) == b"one"
+
+
+def test_database_journal_and_generation(tmp_path):
+    tier = sqlite_tier(tmp_path)
+    tier.journal_add("redis", K1.content, ALL)
+    tier.journal_add("redis", K1.content, ALL)  # idempotent
+    assert tier.journal_load() == [("redis", K1.content, ALL)]
+    tier.journal_discard("redis")
+    assert tier.journal_load() == []
+    assert tier.read_generation() == ""
+    token = tier.bump_generation()
+    assert tier.read_generation() == token != tier.bump_generation()
+
+
+@pytest.mark.real_postgres
+def test_postgres_tier(postgres_server, namespace):
+    tier = DatabaseTier(postgres_server.url, namespace, None, 1.0)
+    try:
+        exercise(tier)
+        tier.journal_add("redis", K1.content, ALL)
+        assert tier.journal_load() == [("redis", K1.content, ALL)]
+        assert tier.read_generation() != tier.bump_generation()
+    finally:
+        tier.close()
+
+
+def test_redis_tier(any_redis_url, namespace):
+    tier = RedisTier(any_redis_url, namespace, 0.5, 0.5)
+    try:
+        exercise(tier)
+        assert tier.read_generation() == ""
+        token = tier.bump_generation()
+        assert tier.read_generation() == token
+    finally:
+        tier.close()
+
+
+def test_redis_namespace_with_glob_characters(any_redis_url):
+    a = RedisTier(any_redis_url, "ns*[x]?", 0.5, 0.5)
+    b = RedisTier(any_redis_url, "ns-other", 0.5, 0.5)
+    try:
+        b.put(K1, b"b", 9.0, 0.0)
+        a.put(K1, b"a", 9.0, 0.0)
+        a.clear()
+        assert b.get(K1) == b"b" and a.get(K1) is None
+    finally:
+        b.clear()
+        a.close()
+        b.close()
+
+
+@pytest.mark.real_redis
+def test_redis_restart_with_old_data_is_purged(redis_server, namespace):
+    from integration.servers import restore_redis, snapshot_redis
+
+    tier = RedisTier(redis_server.url, namespace, 0.5, 0.5)
+    try:
+        tier.put(K1, b"old", 9.0, 0.0)
+        snapshot = snapshot_redis(redis_server)
+        tier.remove(K1.content)
+        tier.bump_generation()
+        restore_redis(redis_server, snapshot)  # the server comes back holding K1 again
+        assert redis.Redis.from_url(redis_server.url).hget(f"{namespace}:e:{K1.content}", K1.variant) == b"old"
+        with pytest.raises(TierError, match="restarted"):
+            tier.get(K1)
+        assert tier.get(K1) is None
+        assert redis.Redis.from_url(redis_server.url).exists(f"{namespace}:e:{K1.content}") == 0
+    finally:
+        tier.close()
+
+
+def test_redis_down_raises_tier_error(fake_redis_server, namespace):
+    tier = RedisTier(fake_redis_server.url, namespace, 0.2, 0.2)
+    try:
+        fake_redis_server.stop()
+        with pytest.raises(TierError):
+            tier.get(K1)
+    finally:
+        fake_redis_server.start()
+        tier.close()
