@@ -1,0 +1,270 @@
+"""MetadataCache through the contract's factory: tiers, promotion, stats, bad input, outages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import psutil
+import pytest
+
+import reference
+from reference import CacheConfig, InvalidMetadata, MetadataCache
+
+
+@pytest.fixture
+def src(tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"jpeg" * 4096)
+    return str(path)
+
+
+@pytest.fixture
+def cache(make_env, fake_redis_url):
+    c = reference.factory(make_env(redis_url=fake_redis_url))
+    yield c
+    c.shutdown()
+
+
+@pytest.mark.parametrize("only", ["redis", "disk", "database"])
+def test_served_by_the_only_tier_holding_it_and_promoted_above(cache, src, only):
+    assert cache.put(src, {"iso": 200})
+    assert cache.tiers_holding(src) == {"memory", "redis", "disk", "database"}
+    key = store_key(cache, src)
+    cache.memory.clear()
+    for store in cache._stores:
+        if store.name != only:
+            store.remove(key.content)
+    assert cache.get(src) == {"iso": 200}
+    stats = cache.get_stats()
+    assert stats[f"{only}_hits"] == 1 and stats["hits"] == 1
+    order = ["memory", "redis", "disk", "database"]
+    assert set(order[: order.index(only) + 1]) <= cache.tiers_holding(src)
+
+
+def store_key(cache, src):
+    return cache._key(src, "premium")
+
+
+def test_promotion_never_extends_expiry(cache, src, clock):
+    cache.put(src, {"a": 1})
+    clock.advance(3000)
+    cache.memory.clear()
+    assert cache.get(src) == {"a": 1}  # promoted from redis at t+3000
+    clock.advance(600)
+    assert cache.get(src) is None
+    assert cache.tiers_holding(src) == set()
+
+
+def test_stats_exact(cache, src, tmp_path):
+    other = tmp_path / "other"
+    other.write_bytes(b"other")
+    cache.put(src, {"a": 1})
+    cache.get(src)
+    cache.get(str(other))
+    cache.get(str(tmp_path / "missing"))
+    cache.invalidate(src)
+    s = cache.get_stats()
+    assert (s["total_requests"], s["hits"], s["misses"], s["memory_hits"], s["writes"], s["invalidations"]) == \
+        (3, 1, 2, 1, 1, 1)
+    assert s["hit_rate"] == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_invalidate_all_tier_names_or_one(cache, src):
+    for tier in ("free", "premium", "Premium"):
+        cache.put(src, {"tier": tier}, tier)
+    assert cache.invalidate(src, "free")
+    assert cache.get(src, "free") is None and cache.get(src, "premium") == {"tier": "premium"}
+    assert cache.invalidate(src)
+    assert cache.get(src, "premium") is None and cache.get(src, "Premium") is None
+    assert cache.tiers_holding(src, "Premium") == set()
+
+
+def test_clear_all_and_cleanup(cache, src, clock, tmp_path):
+    cache.put(src, {"a": 1})
+    cache.clear_all()
+    assert cache.get(src) is None and cache.tiers_holding(src) == set()
+    cache.put(src, {"a": 1})
+    clock.advance(3600)
+    cache.cleanup()
+    assert cache.tiers_holding(src) == set()
+    assert not list((tmp_path / "cache" / "entries").rglob("*/*/*"))
+
+
+def test_caller_mutation_never_leaks(cache, src):
+    metadata = {"list": [1, 2], "nested": {"k": "v"}}
+    cache.put(src, metadata)
+    metadata["list"].append(3)
+    got = cache.get(src)
+    got["nested"]["k"] = "changed"
+    assert cache.get(src) == {"list": [1, 2], "nested": {"k": "v"}}
+
+
+def test_bad_input(cache, src, tmp_path):
+    with pytest.raises(InvalidMetadata):
+        cache.put(src, {"nan": float("nan")})
+    assert cache.get(src) is None and cache.get_stats()["writes"] == 0
+    assert cache.put(str(tmp_path / "missing"), {"a": 1}) is False
+    assert cache.get(str(tmp_path / "missing")) is None
+    assert cache.invalidate(str(tmp_path / "missing")) is False
+    with pytest.raises(TypeError):
+        cache.get(src, tier=123)  # type: ignore[arg-type]
+
+
+def test_config_validation_messages(tmp_path):
+    for bad, match in [({"ttl_seconds": 0}, "ttl_seconds"), ({"max_disk_bytes": -1}, "max_disk_bytes"),
+                       ({"compression_level": 23}, "compression_level"), ({"redis_url": "http://x"}, "redis_url"),
+                       ({"namespace": ""}, "namespace")]:
+        with pytest.raises(ValueError, match=match):
+            CacheConfig(cache_dir=str(tmp_path), **bad).validate()
+
+
+def test_config_from_env(tmp_path):
+    cfg = CacheConfig.from_env({"TIERCHECK_CACHE_DIR": str(tmp_path), "TIERCHECK_TTL_SECONDS": "60",
+                                "TIERCHECK_DATABASE_URL": "none", "TIERCHECK_DISK_FSYNC": "false",
+                                "TIERCHECK_MAX_MEMORY_BYTES": "none"})
+    assert (cfg.cache_dir, cfg.ttl_seconds, cfg.database_url, cfg.disk_fsync, cfg.max_memory_bytes) == \
+        (str(tmp_path), 60.0, None, False, None)
+    with pytest.raises(ValueError, match="TTL_SECONDS|ttl_seconds"):
+        CacheConfig.from_env({"TIERCHECK_TTL_SECONDS": "soon"})
+
+
+def test_configure_at_run_time(cache, src, tmp_path, clock):
+    for i in range(5):
+        f = tmp_path / f"f{i}"
+        f.write_bytes(bytes([i]))
+        cache.put(str(f), {"i": i})
+    cache.configure(max_memory_entries=2, ttl_seconds=10, compression_level=0)
+    assert cache.memory.usage()["entries"] == 2 and cache.get_stats()["evictions"] == 3
+    cache.put(src, {"short": True})
+    clock.advance(10)
+    assert cache.get(src) is None
+    with pytest.raises(ValueError, match="cannot change"):
+        cache.configure(cache_dir="/elsewhere")
+
+
+def test_warm_cache_bounded_skips_cached_reports_failures(cache, tmp_path):
+    paths = []
+    for i in range(12):
+        f = tmp_path / f"w{i}"
+        f.write_bytes(b"w%d" % i)
+        paths.append(str(f))
+    cache.put(paths[0], {"pre": True})
+    lock, active, peak, calls = threading.Lock(), [0], [0], []
+    gate = threading.Barrier(3, timeout=10)
+
+    def extract(path, tier):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            calls.append(path)
+        try:
+            if len(calls) <= 3:
+                gate.wait()  # the first three run together: concurrency really happens
+            if path.endswith("w5"):
+                raise RuntimeError("corrupt file")
+            return {"path": os.path.basename(path)}
+        finally:
+            with lock:
+                active[0] -= 1
+
+    before = cache.get_stats()["total_requests"]
+    result = cache.warm_cache(paths + [paths[3]], extract, max_workers=3)
+    assert peak[0] == 3
+    assert paths[0] not in calls and len(calls) == 11
+    assert result == {p: not p.endswith("w5") for p in paths}
+    assert cache.get_stats()["total_requests"] == before
+    assert cache.get(paths[4]) == {"path": "w4"}
+
+
+def test_shutdown_leaves_no_thread_or_descriptor(make_env, fake_redis_url, src):
+    proc = psutil.Process()
+    threads, fds = set(threading.enumerate()), proc.num_fds()
+    c = reference.factory(make_env(redis_url=fake_redis_url))
+    c.put(src, {"a": 1})
+    c.get(src)
+    c.warm_cache([src], lambda p, t: {"x": 1})
+    c.shutdown()
+    assert set(threading.enumerate()) <= threads
+    assert proc.num_fds() <= fds
+
+
+def test_redis_outage_never_raises_and_invalidation_survives_it(make_env, fake_redis_server, src, tmp_path):
+    env = make_env(redis_url=fake_redis_server.url)
+    c = reference.factory(env)
+    c.put(src, {"v": 1})
+    fake_redis_server.stop()
+    try:
+        assert c.get(src) == {"v": 1}
+        assert c.invalidate(src) is True  # durable: recorded in the disk/database journal
+        assert c.put(str(tmp_path / "missing"), {"a": 1}) is False
+        c.shutdown()
+        c = reference.factory(env)  # a restart while Redis is still down
+        assert c.get(src) is None
+    finally:
+        fake_redis_server.start()
+    # Redis is back. The fakeredis restart is empty, so plant the old entry back as if the
+    # outage had been a network partition: the journal must still win.
+    assert c.get(src) is None
+    c.shutdown()
+
+
+def test_repair_journal_applied_before_redis_serves_again(make_env, fake_redis_url, src, monkeypatch):
+    c = reference.factory(make_env(redis_url=fake_redis_url))
+    c.put(src, {"v": 1})
+    redis_tier = next(s for s in c._stores if s.name == "redis")
+    real_remove = redis_tier.remove
+    monkeypatch.setattr(redis_tier, "remove", lambda *a: (_ for _ in ()).throw(reference.store.TierError("partition")))
+    assert c.invalidate(src) is True
+    monkeypatch.setattr(redis_tier, "remove", real_remove)
+    assert redis_tier.get(c._key(src, "premium")) is not None  # Redis still holds the old entry
+    for _ in range(40):  # within retry_max_ops the tier is tried again, repaired first
+        assert c.get(src) is None
+    assert redis_tier.get(c._key(src, "premium")) is None
+    assert c.get_stats()["pending_repairs"]["redis"] == 0
+    c.shutdown()
+
+
+def test_disk_failure_other_tiers_serve_and_disk_readmitted(make_env, src, tmp_path, monkeypatch):
+    c = reference.factory(make_env())
+    disk = next(s for s in c._stores if s.name == "disk") if c._stores else None
+    c.put(src, {"v": 1})
+    disk = next(s for s in c._stores if s.name == "disk")
+    real_put = disk.put
+    monkeypatch.setattr(disk, "put", lambda *a: (_ for _ in ()).throw(reference.store.TierError("EIO")))
+    f2 = tmp_path / "second"
+    f2.write_bytes(b"2")
+    assert c.put(str(f2), {"v": 2}) is True
+    assert "disk" not in c.tiers_holding(str(f2)) and "database" in c.tiers_holding(str(f2))
+    monkeypatch.setattr(disk, "put", real_put)
+    for i in range(40):
+        f = tmp_path / f"n{i}"
+        f.write_bytes(b"n%d" % i)
+        c.put(str(f), {"i": i})
+    assert "disk" in c.tiers_holding(str(f)) and c.get_stats()["tier_health"]["disk"]["healthy"]
+    c.shutdown()
+
+
+def test_import_opens_no_socket_in_a_clean_environment():
+    probe = ("import sys; ev=[]; sys.addaudithook(lambda e,a: ev.append(e) if e=='socket.connect' else None);"
+             "import reference; c=reference.MetadataCache(); c.shutdown(); print(len(ev))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                         env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "0", out.stderr
+
+
+def test_use_after_shutdown_is_a_clear_error(make_env, src):
+    c = reference.factory(make_env())
+    c.shutdown()
+    with pytest.raises(reference.CacheClosedError):
+        c.get(src)
+    c.shutdown()  # idempotent
+
+
+def test_metadata_cache_defaults_construct_without_io(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    c = MetadataCache()
+    assert not (tmp_path / "xdg").exists()
+    c.shutdown()
