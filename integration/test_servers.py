@@ -78,7 +78,9 @@ def test_postgres_keeps_committed_data_across_kill_and_dies_with_close():
     finally:
         handle.close()
     assert pid is not None and _gone(pid)
-    leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(handle.workdir) in " ".join(p.info["cmdline"] or [])]
+    leftovers = [
+        p for p in psutil.process_iter(["cmdline"]) if str(handle.workdir) in " ".join(p.info["cmdline"] or [])
+    ]
     assert all(_gone(p.pid) for p in leftovers)
 
 

@@ -15,7 +15,13 @@ from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from tiercheck.backends import FakeClock, shared_fake_redis, unique_namespace
 from tiercheck.contract import TIER_NAMES, Env, Factory, has_capability
@@ -162,8 +168,9 @@ class CacheMachine(RuleBasedStateMachine):
             got.clear()  # mutating what we got back must not matter either
             got["mutated by caller"] = True
 
-    def check_served_and_promoted(self, path: str, tier: str, before: set[str] | None,
-                                  stats_before: dict | None) -> None:
+    def check_served_and_promoted(
+        self, path: str, tier: str, before: set[str] | None, stats_before: dict | None
+    ) -> None:
         fastest = next(t for t in TIER_NAMES if t in (before or set()))
         stats_after = self.cache.get_stats()
         credited = [t for t in TIER_NAMES if stats_after[f"{t}_hits"] != stats_before[f"{t}_hits"]]
@@ -211,13 +218,16 @@ class CacheMachine(RuleBasedStateMachine):
         if not self.check_stats:
             return
         s = self.cache.get_stats()
-        assert s["total_requests"] == self.counts["gets"], f"total_requests={s['total_requests']}, gets made={self.counts['gets']}"
+        assert s["total_requests"] == self.counts["gets"], (
+            f"total_requests={s['total_requests']}, gets made={self.counts['gets']}"
+        )
         assert s["hits"] + s["misses"] == s["total_requests"], f"hits+misses != total_requests in {dict(s)}"
         tier_hits = sum(s[f"{t}_hits"] for t in TIER_NAMES)
         assert s["hits"] == tier_hits, f"hits={s['hits']} but tier hits sum to {tier_hits}"
         assert s["writes"] == self.counts["writes"], f"writes={s['writes']}, successful puts={self.counts['writes']}"
         assert s["invalidations"] == self.counts["invalidations"], (
-            f"invalidations={s['invalidations']}, successful invalidates={self.counts['invalidations']}")
+            f"invalidations={s['invalidations']}, successful invalidates={self.counts['invalidations']}"
+        )
         assert s["evictions"] == 0, "evictions counted while the memory tier had room to spare"
 
 

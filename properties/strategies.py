@@ -41,8 +41,25 @@ any_metadata = metadata | large_metadata()
 # --- tier strings ------------------------------------------------------------------------------
 
 TIER_NAMES = [
-    "premium", "free", "starter", "super", "Premium", "PREMIUM", "prem", "premium ", " premium",
-    "premium:free", "premium/free", "a.b", "", "\x00", "\n", "ü", "\ud800", "../../etc", "x" * 300,
+    "premium",
+    "free",
+    "starter",
+    "super",
+    "Premium",
+    "PREMIUM",
+    "prem",
+    "premium ",
+    " premium",
+    "premium:free",
+    "premium/free",
+    "a.b",
+    "",
+    "\x00",
+    "\n",
+    "ü",
+    "\ud800",
+    "../../etc",
+    "x" * 300,
 ]
 tiers = st.sampled_from(TIER_NAMES) | st.text(max_size=20)
 

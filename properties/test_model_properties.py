@@ -48,8 +48,7 @@ class TTLMachine(CacheMachine):
 
 
 class TTLAcrossPromotionMachine(TTLMachine):
-    @rule(name=S.machine_names, tier=S.machine_tiers, metadata=S.metadata,
-          first=st.sampled_from([TTL / 2, TTL - 1]))
+    @rule(name=S.machine_names, tier=S.machine_tiers, metadata=S.metadata, first=st.sampled_from([TTL / 2, TTL - 1]))
     def promotion_keeps_expiry(self, name: str, tier: str, metadata: dict, first: float) -> None:
         """Put, age, restart, get (a promotion from a lower tier), age past the put's expiry: a miss."""
         if name not in self.files:

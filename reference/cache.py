@@ -79,13 +79,23 @@ class MetadataCache:
             cfg = self.config
             builders: list[tuple[str, Callable[[], StoreTier]]] = []
             if cfg.redis_url:
-                builders.append(("redis", lambda: RedisTier(
-                    cfg.redis_url, cfg.namespace, cfg.redis_socket_timeout, cfg.redis_connect_timeout)))
+                builders.append(
+                    (
+                        "redis",
+                        lambda: RedisTier(
+                            cfg.redis_url, cfg.namespace, cfg.redis_socket_timeout, cfg.redis_connect_timeout
+                        ),
+                    )
+                )
             if cfg.enable_disk:
                 builders.append(("disk", lambda: DiskTier(cfg.cache_dir, cfg.max_disk_bytes, cfg.disk_fsync)))
             if cfg.database_url:
-                builders.append(("database", lambda: DatabaseTier(
-                    cfg.database_url, cfg.namespace, cfg.sqlite_path, cfg.database_timeout)))
+                builders.append(
+                    (
+                        "database",
+                        lambda: DatabaseTier(cfg.database_url, cfg.namespace, cfg.sqlite_path, cfg.database_timeout),
+                    )
+                )
             for name, build in builders:
                 health = TierHealth(name, cfg.failure_threshold, cfg.retry_max_ops, cfg.retry_max_seconds)
                 try:
@@ -235,8 +245,17 @@ class MetadataCache:
             return store.name, value
         return None
 
-    def _promote(self, key: CacheKey, blob: bytes, expires_at: float, payload: Payload,
-                 faster: list[StoreTier], stripe: int, epoch: int, now: float) -> None:
+    def _promote(
+        self,
+        key: CacheKey,
+        blob: bytes,
+        expires_at: float,
+        payload: Payload,
+        faster: list[StoreTier],
+        stripe: int,
+        epoch: int,
+        now: float,
+    ) -> None:
         with self._epoch_lock:  # writers bump the epoch before they touch memory: this orders us first
             if self._epochs[stripe] != epoch:
                 return
@@ -247,7 +266,9 @@ class MetadataCache:
                 if not self._attempt(store, "undo promote", store.remove, key.content, key.variant)[0]:
                     self._defer(store, key.content, key.variant)
 
-    def put(self, file_path: str, metadata: dict[str, Any], tier: str = "premium", extraction_time_ms: float = 0) -> bool:
+    def put(
+        self, file_path: str, metadata: dict[str, Any], tier: str = "premium", extraction_time_ms: float = 0
+    ) -> bool:
         """Store in every healthy tier; True if at least one holds it. Invalid metadata raises InvalidMetadata."""
         self._check_open()
         payload = dump_metadata(metadata)
@@ -366,8 +387,12 @@ class MetadataCache:
             ok, value = self._attempt(store, "usage", store.usage)
             usage[store.name] = value if ok else {"error": self._health[store.name].last_error}
         settings = {k: v for k, v in vars(self.config).items() if k != "clock"}
-        return {"config": settings, "stats": self.get_stats(), "tiers": usage,
-                "staleness_window_seconds": self.staleness_window_seconds}
+        return {
+            "config": settings,
+            "stats": self.get_stats(),
+            "tiers": usage,
+            "staleness_window_seconds": self.staleness_window_seconds,
+        }
 
     def configure(self, **changes: Any) -> None:
         """Change ttl_seconds, max_memory_entries, max_memory_bytes or compression_level at run time."""
@@ -379,8 +404,13 @@ class MetadataCache:
         self._codec.set_level(self.config.compression_level)
         self._stats.add("evictions", self.memory.resize(self.config.max_memory_entries, self.config.max_memory_bytes))
 
-    def warm_cache(self, paths: Iterable[str], extract: Callable[[str, str], dict[str, Any]],
-                   tier: str = "premium", max_workers: int = 4) -> dict[str, bool]:
+    def warm_cache(
+        self,
+        paths: Iterable[str],
+        extract: Callable[[str, str], dict[str, Any]],
+        tier: str = "premium",
+        max_workers: int = 4,
+    ) -> dict[str, bool]:
         """Extract and store every file not cached yet, at most max_workers at once; one failure stops nothing."""
         self._check_open()
         tier_variant(tier)

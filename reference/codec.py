@@ -119,7 +119,9 @@ class Codec:
     def encode(self, key: str, payload: Payload, expires_at: float) -> bytes:
         raw = payload.data
         if len(raw) > self.max_entry_bytes:
-            raise InvalidMetadata(f"metadata serializes to {len(raw)} bytes, above max_entry_bytes={self.max_entry_bytes}")
+            raise InvalidMetadata(
+                f"metadata serializes to {len(raw)} bytes, above max_entry_bytes={self.max_entry_bytes}"
+            )
         flags = payload.flags
         body = raw
         if self._compressor is not None:

@@ -55,9 +55,18 @@ class CacheConfig:
             if value < 0 or (value == 0 and not allow_zero) or value != value:
                 raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
-        for name in ("ttl_seconds", "max_memory_entries", "max_disk_bytes", "max_entry_bytes",
-                     "redis_socket_timeout", "redis_connect_timeout", "database_timeout",
-                     "failure_threshold", "retry_max_ops", "retry_max_seconds"):
+        for name in (
+            "ttl_seconds",
+            "max_memory_entries",
+            "max_disk_bytes",
+            "max_entry_bytes",
+            "redis_socket_timeout",
+            "redis_connect_timeout",
+            "database_timeout",
+            "failure_threshold",
+            "retry_max_ops",
+            "retry_max_seconds",
+        ):
             positive(name)
         for name in ("staleness_seconds", "racy_window_seconds"):
             positive(name, allow_zero=True)
@@ -84,7 +93,7 @@ class CacheConfig:
         if self.database_url == "sqlite":
             return str(Path(self.cache_dir) / "metadata.sqlite3")
         if self.database_url and self.database_url.startswith("sqlite:///"):
-            return self.database_url[len("sqlite://"):]
+            return self.database_url[len("sqlite://") :]
         return None
 
     def with_changes(self, **changes: Any) -> CacheConfig:

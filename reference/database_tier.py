@@ -204,8 +204,10 @@ class DatabaseTier:
 
     def get(self, key: CacheKey) -> bytes | None:
         row = self._run(
-            "get", "SELECT blob FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
-            (self.ns, key.content, key.variant), fetch="one",
+            "get",
+            "SELECT blob FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
+            (self.ns, key.content, key.variant),
+            fetch="one",
         )
         return bytes(row[0]) if row else None
 
@@ -217,7 +219,8 @@ class DatabaseTier:
             self._run("remove", "DELETE FROM tc_entries WHERE ns = ? AND content = ?", (self.ns, content))
         else:
             self._run(
-                "remove", "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
+                "remove",
+                "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
                 (self.ns, content, variant),
             )
 
@@ -234,7 +237,8 @@ class DatabaseTier:
         for content, variant, blob in rows:
             if is_dead(CacheKey(content, variant), bytes(blob)):
                 removed += self._run(
-                    "purge", "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
+                    "purge",
+                    "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
                     (self.ns, content, variant),
                 )
         return removed
@@ -253,7 +257,9 @@ class DatabaseTier:
         )
 
     def journal_load(self) -> list[tuple[str, str, str]]:
-        rows = self._run("journal", "SELECT tier, content, variant FROM tc_journal WHERE ns = ?", (self.ns,), fetch="all")
+        rows = self._run(
+            "journal", "SELECT tier, content, variant FROM tc_journal WHERE ns = ?", (self.ns,), fetch="all"
+        )
         return [tuple(r) for r in rows]
 
     def journal_discard(self, tier: str) -> None:
@@ -277,4 +283,3 @@ class DatabaseTier:
 
     def close(self) -> None:
         self._backend.close()
-

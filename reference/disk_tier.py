@@ -220,7 +220,11 @@ class DiskTier:
     # --- the journal of other tiers' pending repairs -------------------------------------
 
     def _journal_path(self, tier: str, content: str, variant: str) -> Path:
-        return self.journal_root / tier / ("ALL" if content == ALL else f"{content}.{'ALL' if variant == ALL else variant}")
+        return (
+            self.journal_root
+            / tier
+            / ("ALL" if content == ALL else f"{content}.{'ALL' if variant == ALL else variant}")
+        )
 
     def journal_add(self, tier: str, content: str, variant: str) -> None:
         path = self._journal_path(tier, content, variant)

@@ -55,9 +55,7 @@ class MemoryTier:
 
     def _evict(self) -> int:
         evicted = 0
-        while len(self._entries) > self.max_entries or (
-            self.max_bytes is not None and self._bytes > self.max_bytes
-        ):
+        while len(self._entries) > self.max_entries or (self.max_bytes is not None and self._bytes > self.max_bytes):
             oldest = next(iter(self._entries))
             self._drop(oldest)
             evicted += 1

@@ -174,7 +174,7 @@ class RedisTier:
         def collect() -> list[CacheKey]:
             found = []
             for name in self._client.scan_iter(match=self._match, count=1000):
-                content = name.decode()[len(self._prefix):]
+                content = name.decode()[len(self._prefix) :]
                 found.extend(CacheKey(content, v.decode()) for v in self._client.hkeys(name))
             return found
 
@@ -184,7 +184,7 @@ class RedisTier:
         def sweep() -> int:
             removed = 0
             for name in self._client.scan_iter(match=self._match, count=1000):
-                content = name.decode()[len(self._prefix):]
+                content = name.decode()[len(self._prefix) :]
                 for variant, blob in self._client.hgetall(name).items():
                     if is_dead(CacheKey(content, variant.decode()), blob):
                         removed += self._client.hdel(name, variant)

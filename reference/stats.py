@@ -12,8 +12,18 @@ class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._c = dict.fromkeys(
-            ["total_requests", "hits", "misses", *TIER_HIT_KEYS.values(), "evictions", "writes", "invalidations",
-             "bytes_raw", "bytes_stored", "corrupt_entries"],
+            [
+                "total_requests",
+                "hits",
+                "misses",
+                *TIER_HIT_KEYS.values(),
+                "evictions",
+                "writes",
+                "invalidations",
+                "bytes_raw",
+                "bytes_stored",
+                "corrupt_entries",
+            ],
             0,
         )
 

@@ -67,8 +67,14 @@ def test_stats_exact(cache, src, tmp_path):
     cache.get(str(tmp_path / "missing"))
     cache.invalidate(src)
     s = cache.get_stats()
-    assert (s["total_requests"], s["hits"], s["misses"], s["memory_hits"], s["writes"], s["invalidations"]) == \
-        (3, 1, 2, 1, 1, 1)
+    assert (s["total_requests"], s["hits"], s["misses"], s["memory_hits"], s["writes"], s["invalidations"]) == (
+        3,
+        1,
+        2,
+        1,
+        1,
+        1,
+    )
     assert s["hit_rate"] == pytest.approx(1 / 3, abs=1e-6)
 
 
@@ -114,19 +120,34 @@ def test_bad_input(cache, src, tmp_path):
 
 
 def test_config_validation_messages(tmp_path):
-    for bad, match in [({"ttl_seconds": 0}, "ttl_seconds"), ({"max_disk_bytes": -1}, "max_disk_bytes"),
-                       ({"compression_level": 23}, "compression_level"), ({"redis_url": "http://x"}, "redis_url"),
-                       ({"namespace": ""}, "namespace")]:
+    for bad, match in [
+        ({"ttl_seconds": 0}, "ttl_seconds"),
+        ({"max_disk_bytes": -1}, "max_disk_bytes"),
+        ({"compression_level": 23}, "compression_level"),
+        ({"redis_url": "http://x"}, "redis_url"),
+        ({"namespace": ""}, "namespace"),
+    ]:
         with pytest.raises(ValueError, match=match):
             CacheConfig(cache_dir=str(tmp_path), **bad).validate()
 
 
 def test_config_from_env(tmp_path):
-    cfg = CacheConfig.from_env({"TIERCHECK_CACHE_DIR": str(tmp_path), "TIERCHECK_TTL_SECONDS": "60",
-                                "TIERCHECK_DATABASE_URL": "none", "TIERCHECK_DISK_FSYNC": "false",
-                                "TIERCHECK_MAX_MEMORY_BYTES": "none"})
-    assert (cfg.cache_dir, cfg.ttl_seconds, cfg.database_url, cfg.disk_fsync, cfg.max_memory_bytes) == \
-        (str(tmp_path), 60.0, None, False, None)
+    cfg = CacheConfig.from_env(
+        {
+            "TIERCHECK_CACHE_DIR": str(tmp_path),
+            "TIERCHECK_TTL_SECONDS": "60",
+            "TIERCHECK_DATABASE_URL": "none",
+            "TIERCHECK_DISK_FSYNC": "false",
+            "TIERCHECK_MAX_MEMORY_BYTES": "none",
+        }
+    )
+    assert (cfg.cache_dir, cfg.ttl_seconds, cfg.database_url, cfg.disk_fsync, cfg.max_memory_bytes) == (
+        str(tmp_path),
+        60.0,
+        None,
+        False,
+        None,
+    )
     with pytest.raises(ValueError, match="TTL_SECONDS|ttl_seconds"):
         CacheConfig.from_env({"TIERCHECK_TTL_SECONDS": "soon"})
 
@@ -248,10 +269,17 @@ def test_disk_failure_other_tiers_serve_and_disk_readmitted(make_env, src, tmp_p
 
 
 def test_import_opens_no_socket_in_a_clean_environment():
-    probe = ("import sys; ev=[]; sys.addaudithook(lambda e,a: ev.append(e) if e=='socket.connect' else None);"
-             "import reference; c=reference.MetadataCache(); c.shutdown(); print(len(ev))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
-                         env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"})
+    probe = (
+        "import sys; ev=[]; sys.addaudithook(lambda e,a: ev.append(e) if e=='socket.connect' else None);"
+        "import reference; c=reference.MetadataCache(); c.shutdown(); print(len(ev))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout.strip() == "0", out.stderr
 
 

@@ -29,10 +29,19 @@ def roundtrip(metadata, level=3, key=KEY):
     return load_payload(payload), blob
 
 
-@pytest.mark.parametrize("metadata", [
-    {}, {"a": {"b": [1, 2.5, None, True, "ü"]}}, {"big": 2**100, "neg": -(2**90)}, {"z": -0.0},
-    {"s": "\ud800"}, {"tiny": 5e-324}, {"incompressible": os.urandom(4000).hex()}, {"rep": "x" * 100_000},
-])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {},
+        {"a": {"b": [1, 2.5, None, True, "ü"]}},
+        {"big": 2**100, "neg": -(2**90)},
+        {"z": -0.0},
+        {"s": "\ud800"},
+        {"tiny": 5e-324},
+        {"incompressible": os.urandom(4000).hex()},
+        {"rep": "x" * 100_000},
+    ],
+)
 def test_roundtrip(metadata):
     got, _ = roundtrip(metadata)
     assert got == metadata and repr(got) == repr(metadata)
@@ -51,9 +60,19 @@ def test_raw_kept_when_compression_does_not_shrink():
     assert not blob[4] & FLAG_COMPRESSED
 
 
-@pytest.mark.parametrize("bad", [
-    {"n": float("nan")}, {"i": float("inf")}, {"t": (1, 2)}, {"s": {1}}, {"b": b"x"}, {1: "k"}, [1], "str",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"n": float("nan")},
+        {"i": float("inf")},
+        {"t": (1, 2)},
+        {"s": {1}},
+        {"b": b"x"},
+        {1: "k"},
+        [1],
+        "str",
+    ],
+)
 def test_invalid_metadata_is_a_clear_error(bad):
     with pytest.raises(InvalidMetadata):
         dump_metadata(bad)

@@ -38,8 +38,18 @@ def test_large_files_differing_outside_sampled_regions(tmp_path):
     assert len(ids) == 3
 
 
-@pytest.mark.parametrize("pair", [("premium", "Premium"), ("prem", "premium"), ("a:b", "a/b"),
-                                  ("", " "), ("\x00", ""), ("ü", "u"), ("\ud800", "\ud801")])
+@pytest.mark.parametrize(
+    "pair",
+    [
+        ("premium", "Premium"),
+        ("prem", "premium"),
+        ("a:b", "a/b"),
+        ("", " "),
+        ("\x00", ""),
+        ("ü", "u"),
+        ("\ud800", "\ud801"),
+    ],
+)
 def test_tier_variants_distinct(pair):
     assert tier_variant(pair[0]) != tier_variant(pair[1])
     assert all(set(tier_variant(t)) <= set("0123456789abcdef") for t in pair)
@@ -108,10 +118,11 @@ def test_memo_trusted_once_file_is_older_than_the_window(tmp_path, monkeypatch):
     path = write(tmp_path / "a", b"AAAA")
     frozen = os.stat(path)
     h, calls = counting_hasher(monkeypatch, racy_window_seconds=2.0)
-    with mock.patch.object(keys.os, "stat", return_value=frozen):
-        with mock.patch.object(keys.time, "time_ns", return_value=max(frozen.st_mtime_ns, frozen.st_ctime_ns) + 3 * 10**9):
-            h.content_id(path)
-            h.content_id(path)
+    with mock.patch.object(keys.os, "stat", return_value=frozen), mock.patch.object(
+        keys.time, "time_ns", return_value=max(frozen.st_mtime_ns, frozen.st_ctime_ns) + 3 * 10**9
+    ):
+        h.content_id(path)
+        h.content_id(path)
     assert len(calls) == 1
 
 
@@ -122,8 +133,20 @@ def test_file_changing_while_hashed_is_reported(tmp_path, monkeypatch):
 
     def shifting_stat(p, *a, **k):
         st = real_stat(p, *a, **k)
-        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid,
-                               next(sizes), st.st_atime, st.st_mtime, st.st_ctime))
+        return os.stat_result(
+            (
+                st.st_mode,
+                st.st_ino,
+                st.st_dev,
+                st.st_nlink,
+                st.st_uid,
+                st.st_gid,
+                next(sizes),
+                st.st_atime,
+                st.st_mtime,
+                st.st_ctime,
+            )
+        )
 
     monkeypatch.setattr(keys.os, "stat", shifting_stat)
     with pytest.raises(UnreadableFile, match="kept changing"):

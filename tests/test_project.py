@@ -40,6 +40,12 @@ def test_importing_reference_opens_no_socket_and_starts_no_thread():
         "assert threading.active_count() == before, threading.enumerate()\n"
         "print('clean')\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
-                         env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}, cwd=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"},
+        cwd=str(ROOT),
+    )
     assert out.returncode == 0 and out.stdout.strip() == "clean", out.stderr

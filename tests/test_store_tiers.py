@@ -77,8 +77,9 @@ def test_disk_journal(tmp_path):
     tier.journal_add("redis", K1.content, K1.variant)
     tier.journal_add("redis", K2.content, ALL)
     tier.journal_add("database", ALL, ALL)
-    assert sorted(tier.journal_load()) == sorted([("redis", K1.content, K1.variant), ("redis", K2.content, ALL),
-                                                  ("database", ALL, ALL)])
+    assert sorted(tier.journal_load()) == sorted(
+        [("redis", K1.content, K1.variant), ("redis", K2.content, ALL), ("database", ALL, ALL)]
+    )
     tier.journal_discard("redis")
     assert tier.journal_load() == [("database", ALL, ALL)]
 

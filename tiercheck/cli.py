@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .catalog import normalize
 from .contract import DEFAULT_IMPL, ImplementationError, load_factory
-from .verdicts import VerdictRecorder, Verdict, summarize, write_json
+from .verdicts import Verdict, VerdictRecorder, summarize, write_json
 
 SUITES = ("properties",)
 PROFILES = ("quick", "ci", "nightly")
@@ -54,8 +54,19 @@ def verify(args: argparse.Namespace) -> int:
     os.environ["TIERCHECK_PROFILE"] = args.profile
     os.environ["TIERCHECK_IMPL"] = args.impl
     recorder = VerdictRecorder()
-    pytest_args = [*_suite_paths(), "-p", "tiercheck.pytest_plugin", "-p", "no:cacheprovider",
-                   "--impl", args.impl, "-q", "--no-header", "-rN", "--tb=short"]
+    pytest_args = [
+        *_suite_paths(),
+        "-p",
+        "tiercheck.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "--impl",
+        args.impl,
+        "-q",
+        "--no-header",
+        "-rN",
+        "--tb=short",
+    ]
     if args.workers:
         pytest_args += ["-n", str(args.workers)]
     import pytest
@@ -101,8 +112,15 @@ def _print_table(verdicts: list[Verdict], impl: str, profile: str, elapsed: floa
             notes = "no test selected"
         else:
             notes = "; ".join(v.reasons)[:100]
-        table.add_row(v.id, v.title, f"[{style[v.verdict]}]{v.verdict}[/]", str(v.tests), str(v.examples),
-                      f"{v.seconds:.1f}", notes)
+        table.add_row(
+            v.id,
+            v.title,
+            f"[{style[v.verdict]}]{v.verdict}[/]",
+            str(v.tests),
+            str(v.examples),
+            f"{v.seconds:.1f}",
+            notes,
+        )
     console = Console(width=max(Console().width, 140))
     console.print(table)
     for v in verdicts:

@@ -9,6 +9,7 @@ Profiles (TIERCHECK_PROFILE or --hypothesis-profile): `ci` (the default: derando
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,9 @@ from hypothesis import HealthCheck, settings
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.contract import DEFAULT_IMPL, Cache, Env, Factory, has_capability, load_factory
 
-_COMMON = {"suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                     HealthCheck.data_too_large]}
+_COMMON = {
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+}
 settings.register_profile("dev", max_examples=30, deadline=None, **_COMMON)
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True, **_COMMON)
 settings.register_profile("nightly", max_examples=2000, deadline=None, stateful_step_count=100, **_COMMON)
@@ -30,8 +32,11 @@ settings.load_profile(_PROFILE)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--impl", default=os.environ.get("TIERCHECK_IMPL", DEFAULT_IMPL),
-                     help="implementation under test, as package.module:factory (default: the reference)")
+    parser.addoption(
+        "--impl",
+        default=os.environ.get("TIERCHECK_IMPL", DEFAULT_IMPL),
+        help="implementation under test, as package.module:factory (default: the reference)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,8 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     profile = settings.get_current_profile_name()
     seed = "derandomized (fixed per test)" if settings.default.derandomize else "random (printed on failure)"
-    return [f"tiercheck: impl={config.getoption('--impl')} hypothesis-profile={profile} seed={seed} "
-            f"max_examples={settings.default.max_examples}"]
+    return [
+        f"tiercheck: impl={config.getoption('--impl')} hypothesis-profile={profile} seed={seed} "
+        f"max_examples={settings.default.max_examples}"
+    ]
 
 
 @pytest.fixture
@@ -115,10 +122,8 @@ def open_cache(impl_factory: Factory, make_env):
 
     yield build
     for cache in caches:
-        try:
+        with contextlib.suppress(Exception):  # a second shutdown, or a broken implementation: already judged
             cache.shutdown()
-        except Exception:  # a second shutdown, or a broken implementation: the test already judged it
-            pass
 
 
 def require(cache: object, capability: str) -> None:

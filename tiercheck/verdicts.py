@@ -71,8 +71,10 @@ class VerdictRecorder:
 
         def note(stats: dict[str, Any]) -> None:
             if record is not None:
-                record.examples += sum(len(stats.get(phase, {}).get("test-cases", []))
-                                       for phase in ("explicit-phase", "reuse-phase", "generate-phase"))
+                record.examples += sum(
+                    len(stats.get(phase, {}).get("test-cases", []))
+                    for phase in ("explicit-phase", "reuse-phase", "generate-phase")
+                )
 
         with collector.with_value(note):
             yield
@@ -119,8 +121,9 @@ def summarize(records: list[TestRecord], wanted: list[str] | None = None) -> lis
     return verdicts
 
 
-def write_json(path: Path, impl: str, profile: str, verdicts: list[Verdict], records: list[TestRecord],
-               environment: dict[str, Any]) -> None:
+def write_json(
+    path: Path, impl: str, profile: str, verdicts: list[Verdict], records: list[TestRecord], environment: dict[str, Any]
+) -> None:
     document = {
         "schema_version": SCHEMA_VERSION,
         "impl": impl,
