@@ -1,0 +1,183 @@
+"""P6 key uniqueness, P7 compression round trip, P8 LRU eviction — through the contract only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tiercheck.backends import FakeClock, unique_namespace
+from tiercheck.contract import Env
+from tiercheck.pytest_plugin import require
+
+from . import strategies as S
+from .machine import canonical
+
+
+class Scratch:
+    """A fresh env per Hypothesis example (pytest fixtures are per test, not per example)."""
+
+    def __init__(self, factory, **env) -> None:
+        self.root = tempfile.mkdtemp(prefix="tiercheck-prop-")
+        self.env = Env(cache_dir=os.path.join(self.root, "cache"), namespace=unique_namespace("p"),
+                       database_url=f"sqlite:///{self.root}/db.sqlite3", clock=FakeClock(), **env)
+        self.factory = factory
+        self.cache = factory(self.env)
+
+    def file(self, name: str, data: bytes) -> str:
+        path = os.path.join(self.root, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def restart(self) -> None:
+        self.cache.shutdown()
+        self.cache = self.factory(self.env)
+
+    def close(self) -> None:
+        self.cache.shutdown()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def sparse_file(path: str, size: int, flips: list[int]) -> None:
+    """A file of `size` zero bytes with a 1 at each offset in `flips`, written without filling it."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for offset in flips:
+            f.seek(offset)
+            f.write(b"\x01")
+
+
+# --- P6 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.prop("P6")
+@given(tiers=st.lists(S.tiers, min_size=2, max_size=6, unique=True))
+def test_P6_tier_strings_never_collide(impl_factory, tiers):
+    s = Scratch(impl_factory)
+    try:
+        path = s.file("f.bin", b"content")
+        for i, tier in enumerate(tiers):
+            assert s.cache.put(path, {"tier_index": i}, tier)
+        s.restart()
+        for i, tier in enumerate(tiers):
+            assert s.cache.get(path, tier) == {"tier_index": i}, f"tier {tier!r} answered another tier's entry"
+    finally:
+        s.close()
+
+
+@pytest.mark.prop("P6")
+@given(size=st.integers((1 << 20) + 1, 8 << 20), where=st.sampled_from(["after_head", "before_middle",
+                                                                        "after_middle", "before_tail"]))
+def test_P6_files_agreeing_on_sampled_regions_differ(impl_factory, size, where):
+    """Same size, same first/middle/last 4 KiB, one byte different elsewhere: two different keys."""
+    offset = {"after_head": 8192, "before_middle": size // 2 - 8192, "after_middle": size // 2 + 8192,
+              "before_tail": size - 8192}[where]
+    s = Scratch(impl_factory)
+    try:
+        a, b = os.path.join(s.root, "a"), os.path.join(s.root, "b")
+        sparse_file(a, size, [])
+        sparse_file(b, size, [offset])
+        assert s.cache.put(a, {"file": "a"})
+        assert s.cache.get(b) is None, "a file differing outside the sampled regions shares the other's key"
+        assert s.cache.put(b, {"file": "b"})
+        s.restart()
+        assert (s.cache.get(a), s.cache.get(b)) == ({"file": "a"}, {"file": "b"})
+    finally:
+        s.close()
+
+
+@pytest.mark.prop("P6")
+@settings(max_examples=3)  # 65 MiB files: three examples keep this test under ten seconds
+@given(where=st.sampled_from([1 << 16, 33 << 20, (65 << 20) - (1 << 16)]))
+def test_P6_files_above_64_MiB(impl_factory, where):
+    size = (65 << 20) + 123
+    s = Scratch(impl_factory)
+    try:
+        a, b = os.path.join(s.root, "a"), os.path.join(s.root, "b")
+        sparse_file(a, size, [])
+        sparse_file(b, size, [where])
+        assert s.cache.put(a, {"file": "a"})
+        assert s.cache.get(b) is None
+    finally:
+        s.close()
+
+
+@pytest.mark.prop("P6")
+@given(name=S.file_names, content=st.binary(max_size=512))
+def test_P6_same_content_same_entry_across_instances_and_paths(impl_factory, name, content):
+    s = Scratch(impl_factory)
+    try:
+        first = s.file(name, content)
+        assert s.cache.put(first, {"c": content.hex()})
+        s.restart()
+        other = s.file("copy-" + name[:50], content)
+        assert s.cache.get(other) == {"c": content.hex()}
+    finally:
+        s.close()
+
+
+# --- P7 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.prop("P7")
+@given(metadata=S.any_metadata, level=st.integers(0, 22))
+def test_P7_round_trip_every_level_from_every_tier(impl_factory, metadata, level):
+    s = Scratch(impl_factory, compression_level=level)
+    try:
+        path = s.file("f", b"x")
+        expected = canonical(metadata)
+        assert s.cache.put(path, metadata)
+        assert canonical(s.cache.get(path)) == expected  # from memory
+        s.restart()
+        assert canonical(s.cache.get(path)) == expected  # from a lower tier
+    finally:
+        s.close()
+
+
+# --- P8 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.prop("P8")
+@given(capacity=st.integers(1, 5), ops=st.lists(st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 8)),
+                                               max_size=60))
+def test_P8_lru_eviction(impl_factory, capacity, ops):
+    s = Scratch(impl_factory, max_memory_entries=capacity)
+    try:
+        if not hasattr(s.cache, "tiers_holding"):
+            pytest.skip("not applicable: no tiers_holding() introspection to see the memory tier")
+        paths = [s.file(f"f{i}", b"%d" % i) for i in range(9)]
+        model: OrderedDict[int, None] = OrderedDict()
+        stored: set[int] = set()
+        evictions = 0
+        for op, i in ops:
+            if op == "put":
+                assert s.cache.put(paths[i], {"i": i})
+                stored.add(i)
+            elif i in stored:
+                assert s.cache.get(paths[i]) == {"i": i}
+            else:
+                assert s.cache.get(paths[i]) is None
+                continue
+            model[i] = None
+            model.move_to_end(i)
+            while len(model) > capacity:
+                model.popitem(last=False)
+                evictions += 1
+            in_memory = {j for j in range(9) if "memory" in s.cache.tiers_holding(paths[j])}
+            assert in_memory == set(model), f"memory holds {sorted(in_memory)}, LRU order says {list(model)}"
+        assert s.cache.get_stats()["evictions"] == evictions
+    finally:
+        s.close()
+
+
+@pytest.mark.prop("P8")
+def test_P8_tiers_holding_needed(open_cache):
+    cache = open_cache()
+    require(cache, "tiers_holding")
+    assert cache.get_stats()["evictions"] == 0
