@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -54,6 +55,8 @@ class _WatchedConnection:
     """Mixin for redis-py connections: check run_id and generation after every (re)connect."""
 
     watcher: _RestartWatcher
+    send_command: Callable[..., None]  # provided by the redis-py connection class it is mixed into
+    read_response: Callable[..., Any]
 
     def on_connect_check_health(self, *args, **kwargs) -> None:  # redis-py >= 6 calls this on connect
         super().on_connect_check_health(*args, **kwargs)  # type: ignore[misc]
