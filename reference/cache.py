@@ -6,17 +6,21 @@ Three rules carry the correctness argument:
 - A write (put, invalidate, clear_all) that a tier could not apply is recorded as a pending
   repair for that tier, in memory and durably in the disk/database journal; the tier is not
   read again until the repair has been applied. So an outage can never bring old data back.
-- Promotions are conditional on no write to the same content having started meanwhile
-  (striped write epochs), so a slow read cannot overwrite a newer put or an invalidation.
+- Writes to one content are serialized (striped locks), so a put is never half-applied
+  around a concurrent invalidate.
+- Promotions are conditional on no write to the same content having overlapped the read
+  (striped, seqlock-style write epochs), so a slow read cannot overwrite a newer put or
+  bring back what an invalidation removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -61,6 +65,8 @@ class MetadataCache:
         self._generation_seen: str | None = None
         self._generation_checked = float("-inf")
         self._epochs = [0] * _EPOCH_STRIPES
+        self._writers = [0] * _EPOCH_STRIPES
+        self._write_locks = [threading.Lock() for _ in range(_EPOCH_STRIPES)]
         self._epoch_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._started = False
@@ -201,12 +207,28 @@ class MetadataCache:
     def _stripe(self, content: str) -> int:
         return int(content[:8], 16) % _EPOCH_STRIPES
 
-    def _bump(self, content: str | None) -> None:
-        with self._epoch_lock:
-            if content is None:
-                self._epochs = [e + 1 for e in self._epochs]
-            else:
-                self._epochs[self._stripe(content)] += 1
+    @contextlib.contextmanager
+    def _writing(self, content: str | None) -> Iterator[None]:
+        """Serialize writes to one content (None: all), and mark them seqlock style: the epoch moves
+        at the start and at the end, so a read that overlaps any part of a write never promotes."""
+        stripes = range(_EPOCH_STRIPES) if content is None else [self._stripe(content)]
+        with contextlib.ExitStack() as held:
+            for i in stripes:  # writes to one content never interleave across tiers; ascending order: no deadlock
+                held.enter_context(self._write_locks[i])
+            with self._epoch_lock:
+                for i in stripes:
+                    self._epochs[i] += 1
+                    self._writers[i] += 1
+            try:
+                yield
+            finally:
+                with self._epoch_lock:
+                    for i in stripes:
+                        self._epochs[i] += 1
+                        self._writers[i] -= 1
+
+    def _promotable(self, stripe: int, epoch: int) -> bool:
+        return self._epochs[stripe] == epoch and not self._writers[stripe]
 
     # --- the contract ------------------------------------------------------------------------
 
@@ -256,12 +278,12 @@ class MetadataCache:
         epoch: int,
         now: float,
     ) -> None:
-        with self._epoch_lock:  # writers bump the epoch before they touch memory: this orders us first
-            if self._epochs[stripe] != epoch:
+        with self._epoch_lock:  # writers move the epoch before they touch memory: this orders us first
+            if not self._promotable(stripe, epoch):
                 return
             self._stats.add("evictions", self.memory.put(key, expires_at, payload))
         promoted = [s for s in faster if self._attempt(s, "promote", s.put, key, blob, expires_at, now)[0]]
-        if promoted and self._epochs[stripe] != epoch:  # a write started meanwhile: it must win
+        if promoted and not self._promotable(stripe, epoch):  # a write started meanwhile: it must win
             for store in promoted:
                 if not self._attempt(store, "undo promote", store.remove, key.content, key.variant)[0]:
                     self._defer(store, key.content, key.variant)
@@ -279,14 +301,14 @@ class MetadataCache:
         now = self.config.clock()
         expires_at = now + self.config.ttl_seconds
         blob = self._codec.encode(str(key), payload, expires_at)
-        self._bump(key.content)
-        evicted = self.memory.put(key, expires_at, payload)
-        stored = self.memory.peek(key, now)
-        for store in self._stores:
-            if self._attempt(store, "put", store.put, key, blob, expires_at, now)[0]:
-                stored = True
-            else:
-                self._defer(store, key.content, key.variant)
+        with self._writing(key.content):
+            evicted = self.memory.put(key, expires_at, payload)
+            stored = self.memory.peek(key, now)
+            for store in self._stores:
+                if self._attempt(store, "put", store.put, key, blob, expires_at, now)[0]:
+                    stored = True
+                else:
+                    self._defer(store, key.content, key.variant)
         self._stats.add("evictions", evicted)
         if stored:
             self._stats.add("writes")
@@ -309,12 +331,12 @@ class MetadataCache:
                 log.info("cannot invalidate %r: %s", file_path, exc)
                 return False
         self._start()
-        self._bump(content)
-        self.memory.remove(content, variant)
         complete = True
-        for store in self._stores:
-            if not self._attempt(store, "invalidate", store.remove, content, variant)[0]:
-                complete = self._defer(store, content, variant or ALL) and complete
+        with self._writing(content):
+            self.memory.remove(content, variant)
+            for store in self._stores:
+                if not self._attempt(store, "invalidate", store.remove, content, variant)[0]:
+                    complete = self._defer(store, content, variant or ALL) and complete
         self._announce_invalidation()
         if complete:
             self._stats.add("invalidations")
@@ -323,11 +345,11 @@ class MetadataCache:
     def clear_all(self) -> None:
         self._check_open()
         self._start()
-        self._bump(None)
-        self.memory.clear()
-        for store in self._stores:
-            if not self._attempt(store, "clear", store.clear)[0]:
-                self._defer(store, ALL, ALL)
+        with self._writing(None):
+            self.memory.clear()
+            for store in self._stores:
+                if not self._attempt(store, "clear", store.clear)[0]:
+                    self._defer(store, ALL, ALL)
         self._announce_invalidation()
 
     def cleanup(self) -> None:
@@ -357,11 +379,11 @@ class MetadataCache:
             keys.update(found if ok else ())
         matched = [k for k in keys if fnmatch.fnmatchcase(str(k), pattern)]
         for key in matched:
-            self._bump(key.content)
-            self.memory.remove(key.content, key.variant)
-            for store in self._stores:
-                if not self._attempt(store, "remove", store.remove, key.content, key.variant)[0]:
-                    self._defer(store, key.content, key.variant)
+            with self._writing(key.content):
+                self.memory.remove(key.content, key.variant)
+                for store in self._stores:
+                    if not self._attempt(store, "remove", store.remove, key.content, key.variant)[0]:
+                        self._defer(store, key.content, key.variant)
         if matched:
             self._announce_invalidation()
         return len(matched)
@@ -489,8 +511,8 @@ class MetadataCache:
         ok, token = self._attempt(self._coordinator, "read generation", self._coordinator.read_generation)
         if ok and token != self._generation_seen:
             if self._generation_seen is not None:
-                self._bump(None)
-                self.memory.clear()
+                with self._writing(None):
+                    self.memory.clear()
             self._generation_seen = token
 
     def _announce_invalidation(self) -> None:

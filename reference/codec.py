@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,16 +106,29 @@ def _validate(root: dict) -> bool:
 
 
 class Codec:
-    """Turns payloads into checked entries and back; one per cache (holds the zstd contexts)."""
+    """Turns payloads into checked entries and back; one per cache, safe to share between threads."""
 
     def __init__(self, compression_level: int, max_entry_bytes: int) -> None:
         self.max_entry_bytes = max_entry_bytes
-        self.set_level(compression_level)
-        self._decompressor = zstandard.ZstdDecompressor()
+        self.level = compression_level
+        self._local = threading.local()  # zstd contexts are not thread-safe: one pair per thread
 
     def set_level(self, level: int) -> None:
         self.level = level
-        self._compressor = zstandard.ZstdCompressor(level=level) if level > 0 else None
+
+    def _compressor(self) -> zstandard.ZstdCompressor | None:
+        if self.level <= 0:
+            return None
+        local = self._local
+        if getattr(local, "level", None) != self.level:
+            local.compressor, local.level = zstandard.ZstdCompressor(level=self.level), self.level
+        return local.compressor
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        local = self._local
+        if not hasattr(local, "decompressor"):
+            local.decompressor = zstandard.ZstdDecompressor()
+        return local.decompressor
 
     def encode(self, key: str, payload: Payload, expires_at: float) -> bytes:
         raw = payload.data
@@ -124,8 +138,9 @@ class Codec:
             )
         flags = payload.flags
         body = raw
-        if self._compressor is not None:
-            packed = self._compressor.compress(raw)
+        compressor = self._compressor()
+        if compressor is not None:
+            packed = compressor.compress(raw)
             if len(packed) < len(raw):  # keep raw when compression does not shrink
                 body, flags = packed, flags | FLAG_COMPRESSED
         header = _HEADER.pack(MAGIC, flags, 0, expires_at, len(raw))
@@ -145,7 +160,7 @@ class Codec:
                 size = zstandard.frame_content_size(body)
                 if size != raw_len:
                     raise CorruptEntry("compressed frame does not declare the recorded size")
-                raw = self._decompressor.decompress(body, max_output_size=raw_len)
+                raw = self._decompressor().decompress(body, max_output_size=raw_len)
             except zstandard.ZstdError as exc:
                 raise CorruptEntry(f"zstd: {exc}") from exc
         else:

@@ -96,24 +96,33 @@ class DiskTier:
         try:
             self._ensure_scanned()
             path = self._path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.parent / f".tmp-{uuid.uuid4().hex}"
-            try:
-                with open(temp, "wb") as f:
-                    f.write(blob)
-                    if self.fsync:
-                        f.flush()
-                        os.fsync(f.fileno())
-                os.replace(temp, path)
-            except BaseException:
-                temp.unlink(missing_ok=True)
-                raise
+            for attempt in range(3):
+                try:
+                    self._write_atomically(path, blob)
+                    break
+                except FileNotFoundError:  # a concurrent remove() took the empty directory: make it again
+                    if attempt == 2:
+                        raise
         except OSError as exc:
             raise TierError(f"disk put: {exc}") from exc
         with self._lock:
             self._total += len(blob) - self._sizes.pop(key, 0)
             self._sizes[key] = len(blob)
         self._enforce_budget()
+
+    def _write_atomically(self, path: Path, blob: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.parent / f".tmp-{uuid.uuid4().hex}"
+        try:
+            with open(temp, "wb") as f:
+                f.write(blob)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
 
     def _enforce_budget(self) -> int:
         evicted = 0
@@ -133,7 +142,9 @@ class DiskTier:
         try:
             if variant is None:
                 directory = self.root / content[:2] / content
-                victims = [CacheKey(content, p.name) for p in directory.iterdir()] if directory.exists() else []
+                # Entries only: a .tmp- file belongs to a put in progress, which will rename it.
+                names = [p.name for p in directory.iterdir()] if directory.exists() else []
+                victims = [CacheKey(content, name) for name in names if _is_hex(name)]
                 for key in victims:
                     self._unlink(key)
                 with contextlib.suppress(OSError):  # gone already, or a concurrent put refilled it
