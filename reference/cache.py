@@ -211,10 +211,11 @@ class MetadataCache:
     def _writing(self, content: str | None) -> Iterator[None]:
         """Serialize writes to one content (None: all), and mark them seqlock style: the epoch moves
         at the start and at the end, so a read that overlaps any part of a write never promotes."""
-        stripes = range(_EPOCH_STRIPES) if content is None else [self._stripe(content)]
-        with contextlib.ExitStack() as held:
-            for i in stripes:  # writes to one content never interleave across tiers; ascending order: no deadlock
-                held.enter_context(self._write_locks[i])
+        stripes = range(_EPOCH_STRIPES) if content is None else (self._stripe(content),)
+        locks = [self._write_locks[i] for i in stripes]  # ascending order: no deadlock
+        for lock in locks:  # writes to one content never interleave across tiers
+            lock.acquire()
+        try:
             with self._epoch_lock:
                 for i in stripes:
                     self._epochs[i] += 1
@@ -226,6 +227,9 @@ class MetadataCache:
                     for i in stripes:
                         self._epochs[i] += 1
                         self._writers[i] -= 1
+        finally:
+            for lock in locks:
+                lock.release()
 
     def _promotable(self, stripe: int, epoch: int) -> bool:
         return self._epochs[stripe] == epoch and not self._writers[stripe]

@@ -38,7 +38,7 @@ class CacheConfig:
     disk_fsync: bool = True
     redis_socket_timeout: float = 0.25
     redis_connect_timeout: float = 0.25
-    database_timeout: float = 0.5  # SQLite busy timeout / PostgreSQL connect and statement timeout
+    database_timeout: float = 0.25  # SQLite busy timeout / PostgreSQL connect and statement timeout
     failure_threshold: int = 1  # consecutive failures before a tier is skipped
     retry_max_ops: int = 32  # a skipped tier is retried after at most this many operations ...
     retry_max_seconds: float = 2.0  # ... or this many seconds, whichever comes first

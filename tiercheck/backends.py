@@ -46,11 +46,13 @@ class _NoDelayTcpFakeServer(fakeredis.TcpFakeServer):
 
 
 class FakeRedisServer:
-    """fakeredis behind a real TCP socket on 127.0.0.1; `stop()`/`start()` simulate an outage."""
+    """fakeredis behind a real TCP socket on 127.0.0.1; `stop()`/`start()` simulate an outage
+    (data kept), `start(empty=True)` a restart that lost its data."""
 
     def __init__(self) -> None:
         self.port = _free_port()
         self._server: fakeredis.TcpFakeServer | None = None
+        self._state = None  # the data, kept across stop()/start() like a server behind a network outage
         self._thread: threading.Thread | None = None
         self.start()
 
@@ -58,12 +60,16 @@ class FakeRedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    def start(self, *, empty: bool = False) -> None:
+        """Listen again; with the data held before stop() unless `empty` (a restart that lost it)."""
         if self._server is not None:
             return
         server = _NoDelayTcpFakeServer(("127.0.0.1", self.port), server_type="redis")
+        if self._state is not None and not empty:
+            server.fake_server = self._state
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fakeredis-tcp", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
+                                        name="fakeredis-tcp", daemon=True)  # stop() waits one poll interval
         self._thread.start()
 
     def stop(self) -> None:
@@ -71,6 +77,7 @@ class FakeRedisServer:
         server, self._server = self._server, None
         if server is None:
             return
+        self._state = server.fake_server
         server.shutdown()
         server.server_close()
         if self._thread is not None:
