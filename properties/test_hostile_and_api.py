@@ -1,0 +1,208 @@
+"""E4 safe decoding, E5 containment, E8 warming, E9 legacy API — through the contract only."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import resource
+import sqlite3
+import threading
+import warnings
+
+import pytest
+import redis
+import zstandard
+
+from tiercheck.pytest_plugin import require
+
+
+class _Sentinel:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def plant_everywhere(env, payload: bytes) -> int:
+    """Replace every stored value the harness can reach with `payload`."""
+    planted = 0
+    for d, _, files in os.walk(env.cache_dir):
+        for f in files:
+            with open(os.path.join(d, f), "wb") as out:
+                out.write(payload)
+            planted += 1
+    if env.redis_url:
+        client = redis.Redis.from_url(env.redis_url)
+        for k in client.scan_iter(f"{env.namespace}*"):
+            if client.type(k) == b"hash":
+                for field in client.hkeys(k):
+                    client.hset(k, field, payload)
+                    planted += 1
+        client.close()
+    db = sqlite3.connect(env.database_url.removeprefix("sqlite://"))
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        columns = db.execute(f'SELECT * FROM "{table}" LIMIT 1').description or []
+        for (name, *_) in columns:
+            planted += db.execute(f'UPDATE "{table}" SET "{name}" = ? WHERE typeof("{name}") = \'blob\'',
+                                  (payload,)).rowcount
+    db.commit()
+    db.close()
+    return planted
+
+
+def bomb() -> bytes:
+    out = zstandard.ZstdCompressor(level=3).compressobj()
+    chunk = b"\0" * (1 << 20)
+    return b"".join([out.compress(chunk) for _ in range(1024)] + [out.flush()])  # 1 GiB of zeros
+
+
+@pytest.mark.prop("E4")
+@pytest.mark.parametrize("kind", ["pickle", "zstd bomb", "deep json", "deep json compressed"])
+def test_E4_planted_payloads_are_misses(open_cache, make_env, fake_redis_url, tmp_path, kind):
+    env = make_env(redis_url=fake_redis_url)
+    sentinel = tmp_path / "pwned"
+    payload = {
+        "pickle": lambda: pickle.dumps(_Sentinel(str(sentinel))),
+        "zstd bomb": bomb,
+        "deep json": lambda: b"[" * 100_000 + b"]" * 100_000,
+        "deep json compressed": lambda: zstandard.ZstdCompressor().compress(b"[" * 100_000 + b"]" * 100_000),
+    }[kind]()
+    src = tmp_path / "f"
+    src.write_bytes(b"content")
+    cache = open_cache(env)
+    assert cache.put(str(src), {"v": 1})
+    cache.shutdown()
+    assert plant_everywhere(env, payload) > 0
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cache = open_cache(env)
+    got = cache.get(str(src))
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert got is None, f"a planted {kind} payload was served as {got!r}"
+    assert not sentinel.exists(), "a planted pickle was executed"
+    assert grown_mib < 512, f"decoding a planted {kind} grew the process by {grown_mib:.0f} MiB"
+
+
+HOSTILE_TIERS = ["../../escape", "..", "/etc/passwd", "a\0b", "new\nline", "'; DROP TABLE x; --", "%s%n", "t" * 10_000]
+
+
+def snapshot_tree(root) -> dict[str, tuple[int, int]]:
+    found = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            st = os.stat(os.path.join(d, f))
+            found[os.path.join(d, f)] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+@pytest.mark.prop("E5")
+@pytest.mark.parametrize("tier", HOSTILE_TIERS)
+def test_E5_hostile_tiers_stay_inside_cache_dir(open_cache, make_env, tmp_path, tier):
+    (tmp_path / "canary").mkdir()
+    (tmp_path / "canary" / "keep").write_bytes(b"keep")
+    env = make_env()
+    src = tmp_path / "src"
+    src.write_bytes(b"content")
+    cache = open_cache(env)
+    cache.put(str(src), {"warm": True})
+    db_path = env.database_url.removeprefix("sqlite://")
+    schema = sqlite3.connect(db_path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    outside = {p: v for p, v in snapshot_tree(tmp_path).items()
+               if not p.startswith(env.cache_dir) and not p.startswith(db_path)}
+    assert cache.put(str(src), {"tier": tier[:20]}, tier) in (True, False)
+    got = cache.get(str(src), tier)
+    assert got is None or got == {"tier": tier[:20]}
+    cache.invalidate(str(src), tier)
+    cache.cleanup()
+    after = {p: v for p, v in snapshot_tree(tmp_path).items()
+             if not p.startswith(env.cache_dir) and not p.startswith(db_path)}
+    assert after == outside, f"files outside cache_dir changed: {set(after) ^ set(outside)}"
+    assert sqlite3.connect(db_path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
+
+
+@pytest.mark.prop("E5")
+@pytest.mark.parametrize("name", ["../outside", "a\nb", "x" * 250, "-rf", "quote'\""])
+def test_E5_odd_paths_work(open_cache, tmp_path, name):
+    path = tmp_path / "files" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"odd")
+    cache = open_cache()
+    assert cache.put(str(path), {"odd": name})
+    assert cache.get(str(path)) == {"odd": name}
+    nul = str(path) + "\0tail"
+    try:
+        assert cache.get(nul) is None
+    except (TypeError, ValueError):
+        pass  # a clear error for a NUL in a path is allowed
+
+
+@pytest.mark.prop("E8")
+def test_E8_warming_bounded_no_reextraction_failures_reported(open_cache, tmp_path):
+    cache = open_cache()
+    paths = []
+    for i in range(10):
+        f = tmp_path / f"w{i}"
+        f.write_bytes(b"w%d" % i)
+        paths.append(str(f))
+    assert cache.put(paths[0], {"pre": True})
+    lock, active, peak, calls = threading.Lock(), [0], [0], []
+    gate = threading.Barrier(3, timeout=10)
+
+    def extract(path, tier):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            calls.append(path)
+            first_three = len(calls) <= 3
+        try:
+            if first_three:
+                gate.wait()
+            if path.endswith("w7"):
+                raise RuntimeError("unreadable image")
+            return {"name": os.path.basename(path)}
+        finally:
+            with lock:
+                active[0] -= 1
+
+    requests = cache.get_stats()["total_requests"]
+    result = cache.warm_cache(paths, extract, max_workers=3)
+    assert peak[0] <= 3, f"{peak[0]} extractions ran at once with max_workers=3"
+    assert paths[0] not in calls, "a cached file was extracted again"
+    assert result == {p: not p.endswith("w7") for p in paths}
+    assert cache.get_stats()["total_requests"] == requests, "warming counted as caller requests"
+    assert cache.get(paths[3]) == {"name": "w3"}
+
+
+@pytest.mark.prop("E9")
+def test_E9_legacy_functions_work_warn_once_and_agree(open_cache, tmp_path):
+    cache = open_cache()
+    require(cache, "legacy")
+    legacy = cache.legacy_module
+    if hasattr(legacy, "install"):
+        legacy.install(cache)
+    if hasattr(legacy, "reset_warnings"):
+        legacy.reset_warnings()
+    src = tmp_path / "f.tif"
+    src.write_bytes(b"tiff")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert legacy.set_cache(str(src), {"dpi": 300}) is True
+        assert legacy.set_cache(str(src), {"dpi": 300}) is True
+        assert cache.get(str(src)) == {"dpi": 300}
+        cache.put(str(src), {"dpi": 600}, "free")
+        assert legacy.get_from_cache(str(src), "free") == {"dpi": 600}
+        digest = legacy.get_file_hash_quick(str(src))
+        assert isinstance(digest, str) and len(digest) >= 32
+        assert legacy.get_cache() is cache
+        assert legacy.get_cache_stats()["writes"] >= 2
+        assert isinstance(legacy.get_cache_info(), dict) and legacy.get_cache_info()
+        assert legacy.clear_cache_pattern("*") >= 1
+        assert cache.get(str(src), "free") is None
+        cache.put(str(src), {"dpi": 1})
+        legacy.clear_cache()
+        assert cache.get(str(src)) is None
+        legacy.shutdown_cache()
+    names = [str(w.message).split("(")[0] for w in caught if issubclass(w.category, DeprecationWarning)]
+    for fn in ("set_cache", "get_from_cache", "get_file_hash_quick", "get_cache", "get_cache_stats",
+               "get_cache_info", "clear_cache_pattern", "clear_cache", "shutdown_cache"):
+        assert names.count(fn) == 1, f"{fn} warned {names.count(fn)} times: {names}"
