@@ -24,7 +24,7 @@ _COMMON = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 }
 settings.register_profile("dev", max_examples=30, deadline=None, **_COMMON)
-settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True, **_COMMON)
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, database=None, print_blob=True, **_COMMON)
 settings.register_profile("nightly", max_examples=2000, deadline=None, stateful_step_count=100, **_COMMON)
 _PROFILE = os.environ.get("TIERCHECK_PROFILE") or "ci"
 _PROFILE = {"quick": "dev"}.get(_PROFILE, _PROFILE)

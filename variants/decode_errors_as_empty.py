@@ -1,0 +1,34 @@
+"""Bug: an entry that fails verification is served as empty metadata `{}` instead of being a miss.
+
+"A cache read must never fail" taken too far: `except Exception: return {}` around the decoding.
+The caller gets `{}` for a corrupted entry and believes the file has no metadata. Expected to be
+caught by E2 (corrupted entries must be misses).
+"""
+
+import logging
+
+from reference.cache import MetadataCache
+from reference.codec import Codec, CorruptEntry, Payload
+
+from . import build
+
+log = logging.getLogger(__name__)
+
+
+class ForgivingCodec(Codec):
+    def decode(self, key, blob):
+        try:
+            return super().decode(key, blob)
+        except CorruptEntry as exc:
+            log.warning("entry %s unreadable (%s): serving empty metadata", key, exc)
+            return float("inf"), Payload(b"{}", 0)  # BUG: corruption becomes data
+
+
+class ForgivingCache(MetadataCache):
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        self._codec = ForgivingCodec(self.config.compression_level, self.config.max_entry_bytes)
+
+
+def factory(env):
+    return build(ForgivingCache, env)

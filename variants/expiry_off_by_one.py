@@ -1,0 +1,34 @@
+"""Bug: the memory tier treats an entry as live while `now <= expires_at` (instead of `now < expires_at`).
+
+An off-by-one at the boundary: at exactly put time + TTL the memory tier still serves the entry
+(the lower tiers, which compare correctly, would not). Expected to be caught by P9 (the TTL
+machine samples the boundary: advancing the clock by exactly the TTL).
+"""
+
+from reference.cache import MetadataCache
+from reference.memory_tier import MemoryTier
+
+from . import build
+
+
+class InclusiveExpiryMemoryTier(MemoryTier):
+    def get(self, key, now):
+        with self._lock:
+            item = self._entries.get(key)
+            if item is None:
+                return None
+            if now > item[0]:  # BUG: should be >=; the entry is dead at exactly expires_at
+                self._drop(key)
+                return None
+            self._entries.move_to_end(key)
+            return item
+
+
+class InclusiveExpiryCache(MetadataCache):
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        self.memory = InclusiveExpiryMemoryTier(self.config.max_memory_entries, self.config.max_memory_bytes)
+
+
+def factory(env):
+    return build(InclusiveExpiryCache, env)

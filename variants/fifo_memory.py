@@ -1,0 +1,32 @@
+"""Bug: the memory tier evicts in insertion order (FIFO): a get does not refresh an entry.
+
+A plain dict (insertion-ordered) used as an "LRU" without `move_to_end` on a hit: the hottest
+entry is evicted first once enough new files arrive. Expected to be caught by P8 (LRU model).
+"""
+
+from reference.cache import MetadataCache
+from reference.memory_tier import MemoryTier
+
+from . import build
+
+
+class FifoMemoryTier(MemoryTier):
+    def get(self, key, now):
+        with self._lock:
+            item = self._entries.get(key)
+            if item is None:
+                return None
+            if now >= item[0]:
+                self._drop(key)
+                return None
+            return item  # BUG: no self._entries.move_to_end(key)
+
+
+class FifoCache(MetadataCache):
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        self.memory = FifoMemoryTier(self.config.max_memory_entries, self.config.max_memory_bytes)
+
+
+def factory(env):
+    return build(FifoCache, env)

@@ -1,0 +1,37 @@
+"""Bug: the disk tier stores entries with pickle and unpickles whatever file it reads.
+
+The original MetaExtract disk cache wrote `.pkl` files with `pickle.dump` "because it is fast":
+anyone who can write into the cache directory gets code execution in every process that reads it.
+Expected to be caught by E4 (a planted pickle payload is never executed).
+"""
+
+import pickle
+
+from reference.cache import MetadataCache
+from reference.disk_tier import DiskTier
+
+from . import build
+
+
+class PickleDiskTier(DiskTier):
+    def put(self, key, blob, expires_at, now):
+        super().put(key, pickle.dumps(blob), expires_at, now)
+
+    def get(self, key):
+        data = super().get(key)
+        return None if data is None else pickle.loads(data)  # BUG: unpickles untrusted bytes
+
+    def purge(self, is_dead):
+        return super().purge(lambda key, data: is_dead(key, pickle.loads(data)))
+
+
+class PickleDiskCache(MetadataCache):
+    def _start(self):
+        super()._start()
+        for store in self._stores:
+            if type(store) is DiskTier:
+                store.__class__ = PickleDiskTier
+
+
+def factory(env):
+    return build(PickleDiskCache, env)

@@ -1,0 +1,69 @@
+"""Bug: the key carries the tier string as given, and the disk tier names its files after it.
+
+"Readable cache directories": entries live in `<cache_dir>/by-tier/<tier>/<content hash>`, so a tier
+string such as `../../escape` writes (and later deletes) files outside cache_dir — the original
+MetaExtract cache built `cache_dir / f"{tier}/{file_hash}.json"` the same way.
+Expected to be caught by E5 (hostile tier strings never touch anything outside cache_dir).
+
+Safety net (not part of the bug): a path outside the *parent* of cache_dir is refused, so a run of
+this variant can escape cache_dir — the finding — but never the test's own temporary directory.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+from reference.cache import MetadataCache
+from reference.disk_tier import DiskTier
+from reference.keys import CacheKey
+from reference.store import TierError
+
+from . import build
+
+
+class TierNamedDiskTier(DiskTier):
+    def _by_tier(self):
+        return self.root.parent / "by-tier"
+
+    def _path(self, key):
+        cache_dir = str(self.root.parent)
+        path = os.path.normpath(os.path.join(cache_dir, "by-tier", key.variant, key.content))  # BUG: raw tier
+        if not path.startswith(os.path.dirname(cache_dir) + os.sep):
+            raise OSError(f"refusing to touch {path!r}")  # the harness's safety net, see the docstring
+        return Path(path)
+
+    def _walk(self):
+        base = self._by_tier()
+        for path in base.rglob("*") if base.is_dir() else ():
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                yield CacheKey(path.name, str(path.parent.relative_to(base))), path
+
+    def remove(self, content, variant=None):
+        if variant is not None:
+            return super().remove(content, variant)
+        try:
+            for key, _ in list(self._walk()):
+                if key.content == content:
+                    self._unlink(key)
+        except OSError as exc:
+            raise TierError(f"disk remove: {exc}") from exc
+
+    def clear(self):
+        super().clear()
+        shutil.rmtree(self._by_tier(), ignore_errors=True)
+
+
+class RawTierCache(MetadataCache):
+    def _key(self, file_path, tier):
+        key = super()._key(file_path, tier)
+        return None if key is None else CacheKey(key.content, tier)  # the tier string, not its digest
+
+    def _start(self):
+        super()._start()
+        for store in self._stores:
+            if type(store) is DiskTier:
+                store.__class__ = TierNamedDiskTier
+
+
+def factory(env):
+    return build(RawTierCache, env)
