@@ -44,9 +44,19 @@ class RedisOutage(Nemesis):
         self.server.start(empty=self.empty)
 
 
-_PATCHED: list[tuple[Any, str]] = [(builtins, "open"), (io, "open"), (os, "open"), (os, "replace"),
-                                    (os, "rename"), (os, "unlink"), (os, "mkdir"), (os, "rmdir"),
-                                    (os, "scandir"), (os, "listdir"), (os, "stat")]
+_PATCHED: list[tuple[Any, str]] = [
+    (builtins, "open"),
+    (io, "open"),
+    (os, "open"),
+    (os, "replace"),
+    (os, "rename"),
+    (os, "unlink"),
+    (os, "mkdir"),
+    (os, "rmdir"),
+    (os, "scandir"),
+    (os, "listdir"),
+    (os, "stat"),
+]
 _lock = threading.Lock()
 _failing: dict[str, int] = {}  # path prefix -> errno
 _originals: dict[tuple[int, str], Callable] = {}

@@ -58,8 +58,9 @@ class HistoryRecorder:
     def begin(self) -> int:
         return next(self._clock)
 
-    def end(self, thread: int, key: str, kind: str, value: Any, result: Any, invoked: int,
-            completed: bool = True) -> None:
+    def end(
+        self, thread: int, key: str, kind: str, value: Any, result: Any, invoked: int, completed: bool = True
+    ) -> None:
         op = Op(thread, key, kind, value, result, invoked, next(self._clock) if completed else None)
         with self._lock:
             self.ops.append(op)
@@ -116,8 +117,10 @@ def _explain(ops: list[Op]) -> str:
     lines = ["no linearization exists for this history (times are a global counter; '…' = never completed):"]
     for op in ops:
         result = op.result if op.kind != "put" else f"{op.value!r} -> {op.result}"
-        lines.append(f"  thread {op.thread}: [{op.invoked}, {op.completed if op.completed is not None else '…'}] "
-                     f"{op.kind} {result!r}")
+        lines.append(
+            f"  thread {op.thread}: [{op.invoked}, {op.completed if op.completed is not None else '…'}] "
+            f"{op.kind} {result!r}"
+        )
     return "\n".join(lines)
 
 

@@ -45,8 +45,14 @@ def check_source(text: str, filename: str = "<source>") -> list[Finding]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             params = node.args.posonlyargs + node.args.args
             if params and params[0].arg == "self":
-                findings.append(Finding("self-at-module-level", filename, node.lineno,
-                                        f"module-level function {node.name}() takes self: a method outside its class?"))
+                findings.append(
+                    Finding(
+                        "self-at-module-level",
+                        filename,
+                        node.lineno,
+                        f"module-level function {node.name}() takes self: a method outside its class?",
+                    )
+                )
     findings += _redefinitions(tree, filename)
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     imports = _imported_names(tree)
@@ -62,8 +68,9 @@ def _redefinitions(tree: ast.AST, filename: str) -> list[Finding]:
     findings: list[Finding] = []
     for scope in ast.walk(tree):
         body = getattr(scope, "body", None)
-        if isinstance(body, list) and isinstance(scope, ast.Module | ast.ClassDef | ast.FunctionDef
-                                                 | ast.AsyncFunctionDef):
+        if isinstance(body, list) and isinstance(
+            scope, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+        ):
             findings += _redefined_in(body, filename)
     return findings
 
@@ -83,21 +90,38 @@ def _redefined_in(body: list[ast.stmt], filename: str) -> list[Finding]:
     for stmt in body:
         if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             continue
-        if stmt.name == "_" or any(d.endswith(("overload", ".setter", ".deleter", ".getter", ".register"))
-                                   for d in _decorator_names(stmt)):
+        if stmt.name == "_" or any(
+            d.endswith(("overload", ".setter", ".deleter", ".getter", ".register")) for d in _decorator_names(stmt)
+        ):
             continue  # overload stubs, property accessors, singledispatch registrations
         earlier = seen.get(stmt.name)
         if earlier is not None:
-            findings.append(Finding("redefinition", filename, stmt.lineno,
-                                    f"{stmt.name} is defined again here, replacing the one at line {earlier.lineno}"))
+            findings.append(
+                Finding(
+                    "redefinition",
+                    filename,
+                    stmt.lineno,
+                    f"{stmt.name} is defined again here, replacing the one at line {earlier.lineno}",
+                )
+            )
         seen[stmt.name] = stmt
     return findings
 
 
 # --- undefined self attributes ------------------------------------------------------------------
 
-_KNOWN_BASES = {"object", "Exception", "BaseException", "ValueError", "RuntimeError", "TypeError",
-                "KeyError", "OSError", "Protocol", "Generic"}
+_KNOWN_BASES = {
+    "object",
+    "Exception",
+    "BaseException",
+    "ValueError",
+    "RuntimeError",
+    "TypeError",
+    "KeyError",
+    "OSError",
+    "Protocol",
+    "Generic",
+}
 
 
 def _imported_names(tree: ast.Module) -> dict[str, str]:
@@ -106,7 +130,8 @@ def _imported_names(tree: ast.Module) -> dict[str, str]:
     for node in tree.body:
         if isinstance(node, ast.Import):
             for alias in node.names:
-                names[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                top = alias.name.split(".")[0]
+                names[alias.asname or top] = alias.name if alias.asname else top
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for alias in node.names:
                 names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
@@ -149,23 +174,36 @@ def _defined_names(cls: ast.ClassDef) -> tuple[set[str], bool]:
                     if isinstance(node, ast.Name):
                         names.add(node.id)
             if any(isinstance(t, ast.Name) and t.id == "__slots__" for t in targets) and stmt.value is not None:
-                names.update(c.value for c in ast.walk(stmt.value) if isinstance(c, ast.Constant)
-                             and isinstance(c.value, str))
+                names.update(
+                    c.value for c in ast.walk(stmt.value) if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                )
     for node in ast.walk(cls):
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del) and \
-                isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store | ast.Del)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("self", "cls")
+        ):
             names.add(node.attr)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr" and \
-                node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in ("self", "cls"):
-            dynamic = True
-        elif isinstance(node, ast.Attribute) and node.attr == "__dict__" and \
-                isinstance(node.value, ast.Name) and node.value.id == "self":
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "setattr"
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id in ("self", "cls")
+            or isinstance(node, ast.Attribute)
+            and node.attr == "__dict__"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
             dynamic = True
     return names, dynamic
 
 
-def _undefined_self_attributes(cls: ast.ClassDef, classes: dict[str, ast.ClassDef], imports: dict[str, str],
-                               filename: str) -> list[Finding]:
+def _undefined_self_attributes(
+    cls: ast.ClassDef, classes: dict[str, ast.ClassDef], imports: dict[str, str], filename: str
+) -> list[Finding]:
     names, dynamic = _defined_names(cls)
     inherited: list[type] = []
     stack, visited = list(cls.bases), {cls.name}
@@ -190,15 +228,29 @@ def _undefined_self_attributes(cls: ast.ClassDef, classes: dict[str, ast.ClassDe
     findings = []
     reported: set[str] = set()
     for node in ast.walk(cls):
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and \
-                isinstance(node.value, ast.Name) and node.value.id == "self":
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Load)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
             name = node.attr
-            if name in names or name in reported or any(hasattr(base, name) for base in inherited) or \
-                    hasattr(object, name):
+            if (
+                name in names
+                or name in reported
+                or any(hasattr(base, name) for base in inherited)
+                or hasattr(object, name)
+            ):
                 continue
             reported.add(name)
-            findings.append(Finding("undefined-self-attribute", filename, node.lineno,
-                                    f"self.{name} is used in class {cls.name} but never defined"))
+            findings.append(
+                Finding(
+                    "undefined-self-attribute",
+                    filename,
+                    node.lineno,
+                    f"self.{name} is used in class {cls.name} but never defined",
+                )
+            )
     return findings
 
 

@@ -92,4 +92,32 @@ rewrite_modes = st.sampled_from(REWRITE_MODES)
 
 machine_names = st.sampled_from(["a.jpg", "b c.png", "new\nline.raw"])
 machine_tiers = st.sampled_from(["premium", "Premium", "premium:free", "free"])
-machine_contents = st.sampled_from([b"a", b"b", b"a" * 100, b"b" * 100, CONTENTS[7], CONTENTS[8]])
+
+
+class Labelled(bytes):
+    """File content that prints as a short label, so a counterexample's steps stay readable."""
+
+    label: str
+
+    def __new__(cls, data: bytes, label: str) -> Labelled:
+        obj = super().__new__(cls, data)
+        obj.label = label
+        return obj
+
+    def __repr__(self) -> str:
+        return self.label
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # Hypothesis prints steps with IPython's pretty
+        printer.text(self.label)
+
+
+machine_contents = st.sampled_from(
+    [
+        Labelled(b"a", "b'a'"),
+        Labelled(b"b", "b'b'"),
+        Labelled(b"a" * 100, "b'a'*100"),
+        Labelled(b"b" * 100, "b'b'*100"),
+        Labelled(CONTENTS[7], "NOISE_3000"),
+        Labelled(CONTENTS[8], "NOISE_3000_LAST_BIT_FLIPPED"),
+    ]
+)

@@ -15,6 +15,7 @@ import random
 import shutil
 import sqlite3
 import tempfile
+from pathlib import Path
 
 import pytest
 import redis
@@ -41,9 +42,13 @@ class FaultMachine(RuleBasedStateMachine):
         super().__init__()
         self.root = tempfile.mkdtemp(prefix="tiercheck-faults-")
         self.server.start()
-        self.env = Env(cache_dir=os.path.join(self.root, "cache"), redis_url=self.server.url,
-                       database_url=f"sqlite:///{self.root}/db.sqlite3", namespace=unique_namespace("f"),
-                       clock=FakeClock())
+        self.env = Env(
+            cache_dir=os.path.join(self.root, "cache"),
+            redis_url=self.server.url,
+            database_url=f"sqlite:///{self.root}/db.sqlite3",
+            namespace=unique_namespace("f"),
+            clock=FakeClock(),
+        )
         self.paths = {}
         for name in FILES:
             self.paths[name] = os.path.join(self.root, name)
@@ -98,7 +103,8 @@ class FaultMachine(RuleBasedStateMachine):
             allowed = self.allowed.get((name, tier), set())
             assert canonical(got) in allowed, (
                 f"get returned {got!r}; only a miss or {sorted(allowed)} may be served "
-                f"(fault: {self.active.describe() if self.active else 'none'})")
+                f"(fault: {self.active.describe() if self.active else 'none'})"
+            )
 
     @rule(name=st.sampled_from(FILES), tier=st.none() | st.sampled_from(TIERS))
     def invalidate(self, name: str, tier: str | None) -> None:
@@ -122,8 +128,11 @@ class FaultMachine(RuleBasedStateMachine):
         self.cache = self.call("factory", self.factory, self.env)
 
     @precondition(lambda self: self.active is None)
-    @rule(kind=st.sampled_from(["redis refused", "redis restarted empty", "disk EIO", "disk ENOSPC",
-                                "disk EROFS", "sqlite locked"]))
+    @rule(
+        kind=st.sampled_from(
+            ["redis refused", "redis restarted empty", "disk EIO", "disk ENOSPC", "disk EROFS", "sqlite locked"]
+        )
+    )
     def inject(self, kind: str) -> None:
         self.active = self.nemeses[kind]
         self.active.inject()
@@ -142,8 +151,10 @@ class FaultMachine(RuleBasedStateMachine):
             self.call("put", self.cache.put, probe, {"probe": i})
             if nemesis.tier in self.cache.tiers_holding(probe):
                 return
-        raise AssertionError(f"after '{nemesis.describe()}' healed, the {nemesis.tier} tier was not used again "
-                             f"within {READMISSION_OPS} operations")
+        raise AssertionError(
+            f"after '{nemesis.describe()}' healed, the {nemesis.tier} tier was not used again "
+            f"within {READMISSION_OPS} operations"
+        )
 
     @invariant()
     def healthy_tiers_keep_storing(self) -> None:
@@ -173,8 +184,13 @@ def test_P5_faults_never_raise_never_lie_and_tiers_come_back(impl_factory, priva
 
 @pytest.mark.prop("E1")
 def test_E1_invalidation_survives_outage_restart_and_old_data(impl_factory, private_redis, tmp_path):
-    env = Env(cache_dir=str(tmp_path / "cache"), redis_url=private_redis.url,
-              database_url=f"sqlite:///{tmp_path}/db.sqlite3", namespace=unique_namespace("e1"), clock=FakeClock())
+    env = Env(
+        cache_dir=str(tmp_path / "cache"),
+        redis_url=private_redis.url,
+        database_url=f"sqlite:///{tmp_path}/db.sqlite3",
+        namespace=unique_namespace("e1"),
+        clock=FakeClock(),
+    )
     src = tmp_path / "f"
     src.write_bytes(b"content")
     cache = impl_factory(env)
@@ -203,8 +219,13 @@ def test_E1_invalidation_survives_outage_restart_and_old_data(impl_factory, priv
 
 @pytest.mark.prop("E1")
 def test_E1_clear_all_survives_restart_with_old_data(impl_factory, private_redis, tmp_path):
-    env = Env(cache_dir=str(tmp_path / "cache"), redis_url=private_redis.url,
-              database_url=f"sqlite:///{tmp_path}/db.sqlite3", namespace=unique_namespace("e1"), clock=FakeClock())
+    env = Env(
+        cache_dir=str(tmp_path / "cache"),
+        redis_url=private_redis.url,
+        database_url=f"sqlite:///{tmp_path}/db.sqlite3",
+        namespace=unique_namespace("e1"),
+        clock=FakeClock(),
+    )
     src = tmp_path / "f"
     src.write_bytes(b"content")
     cache = impl_factory(env)
@@ -247,8 +268,13 @@ def corrupt(data: bytes, how: str, rng: random.Random, other: bytes) -> bytes:
 def test_E2_corrupted_entries_are_misses_never_data(impl_factory, fake_redis_url, how, seed):
     rng = random.Random(seed)
     root = tempfile.mkdtemp(prefix="tiercheck-e2-")
-    env = Env(cache_dir=os.path.join(root, "cache"), redis_url=fake_redis_url,
-              database_url=f"sqlite:///{root}/db.sqlite3", namespace=unique_namespace("e2"), clock=FakeClock())
+    env = Env(
+        cache_dir=os.path.join(root, "cache"),
+        redis_url=fake_redis_url,
+        database_url=f"sqlite:///{root}/db.sqlite3",
+        namespace=unique_namespace("e2"),
+        clock=FakeClock(),
+    )
     cache = impl_factory(env)
     try:
         values = {}
@@ -274,7 +300,7 @@ def corrupt_everything(env: Env, how: str, rng: random.Random) -> int:
     """Corrupt every stored value found: files under cache_dir, Redis values, database blobs."""
     count = 0
     files = [os.path.join(d, f) for d, _, fs in os.walk(env.cache_dir) for f in fs]
-    contents = {f: open(f, "rb").read() for f in files}
+    contents = {f: Path(f).read_bytes() for f in files}
     for f in files:
         other = contents[rng.choice(files)] if len(files) > 1 else b""
         with open(f, "wb") as out:
@@ -299,8 +325,10 @@ def corrupt_everything(env: Env, how: str, rng: random.Random) -> int:
                 if isinstance(cell, bytes):
                     where = " AND ".join(f'"{c}" IS ?' for j, c in enumerate(columns) if j != i)
                     params = [v for j, v in enumerate(rowid_row) if j != i]
-                    db.execute(f'UPDATE "{table}" SET "{columns[i]}" = ? WHERE {where}',
-                               [corrupt(cell, how, rng, b"garbage"), *params])
+                    db.execute(
+                        f'UPDATE "{table}" SET "{columns[i]}" = ? WHERE {where}',
+                        [corrupt(cell, how, rng, b"garbage"), *params],
+                    )
                     count += 1
     db.commit()
     db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import resource
@@ -43,9 +44,10 @@ def plant_everywhere(env, payload: bytes) -> int:
     db = sqlite3.connect(env.database_url.removeprefix("sqlite://"))
     for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
         columns = db.execute(f'SELECT * FROM "{table}" LIMIT 1').description or []
-        for (name, *_) in columns:
-            planted += db.execute(f'UPDATE "{table}" SET "{name}" = ? WHERE typeof("{name}") = \'blob\'',
-                                  (payload,)).rowcount
+        for name, *_ in columns:
+            planted += db.execute(
+                f'UPDATE "{table}" SET "{name}" = ? WHERE typeof("{name}") = \'blob\'', (payload,)
+            ).rowcount
     db.commit()
     db.close()
     return planted
@@ -87,11 +89,12 @@ HOSTILE_TIERS = ["../../escape", "..", "/etc/passwd", "a\0b", "new\nline", "'; D
 
 
 def snapshot_tree(root) -> dict[str, tuple[int, int]]:
+    """Every file and directory under root, with size and mtime: what a stray write would change."""
     found = {}
-    for d, _, files in os.walk(root):
-        for f in files:
-            st = os.stat(os.path.join(d, f))
-            found[os.path.join(d, f)] = (st.st_size, st.st_mtime_ns)
+    for d, dirs, files in os.walk(root):
+        for name in dirs + files:
+            st = os.stat(os.path.join(d, name))
+            found[os.path.join(d, name)] = (st.st_size if name in files else -1, st.st_mtime_ns)
     return found
 
 
@@ -107,16 +110,22 @@ def test_E5_hostile_tiers_stay_inside_cache_dir(open_cache, make_env, tmp_path, 
     cache.put(str(src), {"warm": True})
     db_path = env.database_url.removeprefix("sqlite://")
     schema = sqlite3.connect(db_path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
-    outside = {p: v for p, v in snapshot_tree(tmp_path).items()
-               if not p.startswith(env.cache_dir) and not p.startswith(db_path)}
+
+    def outside() -> dict[str, tuple[int, int]]:
+        return {
+            p: v
+            for p, v in snapshot_tree(tmp_path).items()
+            if not p.startswith(env.cache_dir) and not p.startswith(db_path)
+        }
+
+    before = outside()
     assert cache.put(str(src), {"tier": tier[:20]}, tier) in (True, False)
     got = cache.get(str(src), tier)
     assert got is None or got == {"tier": tier[:20]}
+    assert outside() == before, f"put/get wrote outside cache_dir: {sorted(set(outside()) ^ set(before))}"
     cache.invalidate(str(src), tier)
     cache.cleanup()
-    after = {p: v for p, v in snapshot_tree(tmp_path).items()
-             if not p.startswith(env.cache_dir) and not p.startswith(db_path)}
-    assert after == outside, f"files outside cache_dir changed: {set(after) ^ set(outside)}"
+    assert outside() == before, f"invalidate/cleanup changed files outside cache_dir: {set(outside()) ^ set(before)}"
     assert sqlite3.connect(db_path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
 
 
@@ -130,10 +139,8 @@ def test_E5_odd_paths_work(open_cache, tmp_path, name):
     assert cache.put(str(path), {"odd": name})
     assert cache.get(str(path)) == {"odd": name}
     nul = str(path) + "\0tail"
-    try:
+    with contextlib.suppress(TypeError, ValueError):  # a clear error for a NUL in a path is allowed
         assert cache.get(nul) is None
-    except (TypeError, ValueError):
-        pass  # a clear error for a NUL in a path is allowed
 
 
 @pytest.mark.prop("E8")
@@ -146,7 +153,7 @@ def test_E8_warming_bounded_no_reextraction_failures_reported(open_cache, tmp_pa
         paths.append(str(f))
     assert cache.put(paths[0], {"pre": True})
     lock, active, peak, calls = threading.Lock(), [0], [0], []
-    gate = threading.Barrier(3, timeout=10)
+    over_the_limit = threading.Event()
 
     def extract(path, tier):
         with lock:
@@ -154,9 +161,13 @@ def test_E8_warming_bounded_no_reextraction_failures_reported(open_cache, tmp_pa
             peak[0] = max(peak[0], active[0])
             calls.append(path)
             first_three = len(calls) <= 3
+            if active[0] > 3:
+                over_the_limit.set()
         try:
             if first_three:
-                gate.wait()
+                # Hold the first three workers: a bounded pool cannot start a fourth extraction, an
+                # unbounded one does at once. Only a bug sets the event; the timeout ends the wait.
+                over_the_limit.wait(timeout=1.0)
             if path.endswith("w7"):
                 raise RuntimeError("unreadable image")
             return {"name": os.path.basename(path)}
@@ -203,6 +214,15 @@ def test_E9_legacy_functions_work_warn_once_and_agree(open_cache, tmp_path):
         assert cache.get(str(src)) is None
         legacy.shutdown_cache()
     names = [str(w.message).split("(")[0] for w in caught if issubclass(w.category, DeprecationWarning)]
-    for fn in ("set_cache", "get_from_cache", "get_file_hash_quick", "get_cache", "get_cache_stats",
-               "get_cache_info", "clear_cache_pattern", "clear_cache", "shutdown_cache"):
+    for fn in (
+        "set_cache",
+        "get_from_cache",
+        "get_file_hash_quick",
+        "get_cache",
+        "get_cache_stats",
+        "get_cache_info",
+        "clear_cache_pattern",
+        "clear_cache",
+        "shutdown_cache",
+    ):
         assert names.count(fn) == 1, f"{fn} warned {names.count(fn)} times: {names}"

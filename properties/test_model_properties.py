@@ -29,6 +29,27 @@ class InvalidationMachine(CacheMachine):
 
     advance_clock = cleanup = restart = clear_all = None  # type: ignore[assignment]
 
+    @rule(
+        name=S.machine_names,
+        tier=S.machine_tiers,
+        metadata=S.metadata,
+        scope=st.sampled_from(["this tier", "every tier", "another tier"]),
+        restart_first=st.booleans(),
+    )
+    def put_invalidate_get(self, name: str, tier: str, metadata: dict, scope: str, restart_first: bool) -> None:
+        """Put, invalidate, get: the sequence P3 is about, which a random walk strings together too rarely.
+
+        With `restart_first` the get comes from a new instance, so a stale copy in any shared tier shows.
+        """
+        if name not in self.files:
+            return
+        self.put(name, tier, metadata)
+        other = next(t for t in ("premium", "free") if t != tier)
+        self.invalidate(name, {"this tier": tier, "every tier": None, "another tier": other}[scope])
+        if restart_first:
+            CacheMachine.restart(self)
+        self.get(name, tier)
+
 
 class TTLMachine(CacheMachine):
     """Clock, promotions (through restarts) and cleanup, with the TTL boundaries sampled."""
@@ -45,6 +66,15 @@ class TTLMachine(CacheMachine):
         if (content, tier) in self.model and self.live(content, tier) is None:
             held = self.cache.tiers_holding(self.path(name), tier)
             assert not held, f"after cleanup() the expired entry is still held by {sorted(held)}"
+
+    @rule(name=S.machine_names, tier=S.machine_tiers, metadata=S.metadata, at_expiry=st.booleans())
+    def get_at_the_boundary(self, name: str, tier: str, metadata: dict, at_expiry: bool) -> None:
+        """Put, then get a hair before put time + TTL (served) or exactly at it (a miss: expiry is exclusive)."""
+        if name not in self.files:
+            return
+        self.put(name, tier, metadata)
+        self.advance_clock(TTL if at_expiry else TTL - 0.001)
+        self.get(name, tier)
 
 
 class TTLAcrossPromotionMachine(TTLMachine):

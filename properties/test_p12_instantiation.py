@@ -45,11 +45,20 @@ CHILD = textwrap.dedent("""
 
 
 def run_child(impl: str, tmp_path, redis_url: str = "", database_url: str = "") -> dict:
-    env = {"HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = {
+        "HOME": str(tmp_path / "home"),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
     (tmp_path / "home").mkdir(exist_ok=True)
-    out = subprocess.run([sys.executable, "-c", CHILD, impl, redis_url, database_url], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, impl, redis_url, database_url],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, f"the implementation failed in a clean environment:\n{out.stderr[-3000:]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -16,8 +16,15 @@ from .test_p6_p7_p8 import Scratch
 THREADS = 4
 KEYS = 3
 
-plans = st.lists(st.lists(st.tuples(st.sampled_from(["put", "get", "get", "invalidate"]), st.integers(0, KEYS - 1)),
-                          min_size=5, max_size=25), min_size=THREADS, max_size=THREADS)
+plans = st.lists(
+    st.lists(
+        st.tuples(st.sampled_from(["put", "get", "get", "invalidate"]), st.integers(0, KEYS - 1)),
+        min_size=5,
+        max_size=25,
+    ),
+    min_size=THREADS,
+    max_size=THREADS,
+)
 
 
 @pytest.mark.prop("P4")
@@ -69,5 +76,47 @@ def test_P4_threads_linearizable_per_key(impl_factory, fake_redis_url, plan, red
         assert stats["hits"] + stats["misses"] == stats["total_requests"]
         assert stats["hits"] == sum(stats[f"{t}_hits"] for t in ("memory", "redis", "disk", "database"))
         assert stats["writes"] == counts["writes"] and stats["invalidations"] == counts["invalidations"]
+    finally:
+        s.close()
+
+
+@pytest.mark.prop("P10")
+@pytest.mark.parametrize("redis", [False, True], ids=["no-redis", "redis"])
+def test_P10_stats_exact_under_threads(impl_factory, fake_redis_url, redis):
+    """Every thread counts what it did; the cache's counters must agree exactly (no lost updates)."""
+    s = Scratch(impl_factory, redis_url=fake_redis_url if redis else None)
+    try:
+        paths = [s.file(f"k{i}", b"content %d" % i) for i in range(KEYS)]
+        totals = {"gets": 0, "writes": 0, "invalidations": 0}
+        totals_lock = threading.Lock()
+        start = threading.Barrier(THREADS, timeout=30)
+
+        def worker(t: int) -> None:
+            mine = {"gets": 0, "writes": 0, "invalidations": 0}
+            start.wait()
+            for i in range(300):
+                path = paths[(t + i) % KEYS]
+                if i % 10 == 0:
+                    mine["writes"] += s.cache.put(path, {"t": t, "i": i}) is True
+                elif i % 29 == 0:
+                    mine["invalidations"] += s.cache.invalidate(path) is True
+                else:
+                    s.cache.get(path)
+                    mine["gets"] += 1
+            with totals_lock:
+                for name, value in mine.items():
+                    totals[name] += value
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        stats = s.cache.get_stats()
+        assert stats["total_requests"] == totals["gets"], f"total_requests={stats['total_requests']}, gets={totals}"
+        assert stats["hits"] + stats["misses"] == stats["total_requests"]
+        assert stats["hits"] == sum(stats[f"{t}_hits"] for t in ("memory", "redis", "disk", "database"))
+        assert stats["writes"] == totals["writes"], f"writes={stats['writes']}, successful puts={totals['writes']}"
+        assert stats["invalidations"] == totals["invalidations"]
     finally:
         s.close()

@@ -24,8 +24,13 @@ class Scratch:
 
     def __init__(self, factory, **env) -> None:
         self.root = tempfile.mkdtemp(prefix="tiercheck-prop-")
-        self.env = Env(cache_dir=os.path.join(self.root, "cache"), namespace=unique_namespace("p"),
-                       database_url=f"sqlite:///{self.root}/db.sqlite3", clock=FakeClock(), **env)
+        self.env = Env(
+            cache_dir=os.path.join(self.root, "cache"),
+            namespace=unique_namespace("p"),
+            database_url=f"sqlite:///{self.root}/db.sqlite3",
+            clock=FakeClock(),
+            **env,
+        )
         self.factory = factory
         self.cache = factory(self.env)
 
@@ -72,12 +77,18 @@ def test_P6_tier_strings_never_collide(impl_factory, tiers):
 
 
 @pytest.mark.prop("P6")
-@given(size=st.integers((1 << 20) + 1, 8 << 20), where=st.sampled_from(["after_head", "before_middle",
-                                                                        "after_middle", "before_tail"]))
+@given(
+    size=st.integers((1 << 20) + 1, 8 << 20),
+    where=st.sampled_from(["after_head", "before_middle", "after_middle", "before_tail"]),
+)
 def test_P6_files_agreeing_on_sampled_regions_differ(impl_factory, size, where):
     """Same size, same first/middle/last 4 KiB, one byte different elsewhere: two different keys."""
-    offset = {"after_head": 8192, "before_middle": size // 2 - 8192, "after_middle": size // 2 + 8192,
-              "before_tail": size - 8192}[where]
+    offset = {
+        "after_head": 8192,
+        "before_middle": size // 2 - 8192,
+        "after_middle": size // 2 + 8192,
+        "before_tail": size - 8192,
+    }[where]
     s = Scratch(impl_factory)
     try:
         a, b = os.path.join(s.root, "a"), os.path.join(s.root, "b")
@@ -144,8 +155,9 @@ def test_P7_round_trip_every_level_from_every_tier(impl_factory, metadata, level
 
 
 @pytest.mark.prop("P8")
-@given(capacity=st.integers(1, 5), ops=st.lists(st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 8)),
-                                               max_size=60))
+@given(
+    capacity=st.integers(1, 5), ops=st.lists(st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 8)), max_size=60)
+)
 def test_P8_lru_eviction(impl_factory, capacity, ops):
     s = Scratch(impl_factory, max_memory_entries=capacity)
     try:

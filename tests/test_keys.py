@@ -118,8 +118,9 @@ def test_memo_trusted_once_file_is_older_than_the_window(tmp_path, monkeypatch):
     path = write(tmp_path / "a", b"AAAA")
     frozen = os.stat(path)
     h, calls = counting_hasher(monkeypatch, racy_window_seconds=2.0)
-    with mock.patch.object(keys.os, "stat", return_value=frozen), mock.patch.object(
-        keys.time, "time_ns", return_value=max(frozen.st_mtime_ns, frozen.st_ctime_ns) + 3 * 10**9
+    with (
+        mock.patch.object(keys.os, "stat", return_value=frozen),
+        mock.patch.object(keys.time, "time_ns", return_value=max(frozen.st_mtime_ns, frozen.st_ctime_ns) + 3 * 10**9),
     ):
         h.content_id(path)
         h.content_id(path)

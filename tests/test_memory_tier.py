@@ -66,3 +66,36 @@ def test_purge_expired():
     m.put(key(1), 5.0, P)
     m.put(key(2), 50.0, P)
     assert m.purge_expired(10.0) == 1 and m.keys() == [key(2)]
+
+
+def test_purge_is_exclusive_at_the_boundary_too():
+    m = MemoryTier(10)
+    m.put(key(1), 5.0, P)
+    assert m.purge_expired(4.999) == 0
+    assert m.purge_expired(5.0) == 1 and m.keys() == []
+
+
+def test_bytes_are_accounted_exactly_through_every_change():
+    """Mutation testing found the byte count unchecked: every path that adds or drops an entry must keep it exact."""
+    m = MemoryTier(max_entries=3)
+    sizes = {i: Payload(b"x" * (10 * (i + 1)), 0) for i in range(5)}
+    for i in range(3):
+        m.put(key(i), 9.0, sizes[i])
+    assert m.usage()["bytes"] == 10 + 20 + 30
+    m.put(key(1), 9.0, sizes[4])  # replace: old size out, new in
+    assert m.usage()["bytes"] == 10 + 50 + 30
+    m.put(key(3), 9.0, sizes[3])  # evicts key 0 (LRU)
+    assert m.usage()["bytes"] == 50 + 30 + 40
+    m.remove(key(2).content)
+    assert m.usage()["bytes"] == 50 + 40
+    m.get(key(1), 9.0)  # expired at the boundary: dropped on read
+    assert m.usage()["bytes"] == 40
+    m.clear()
+    assert m.usage() == {"entries": 0, "bytes": 0, "max_entries": 3, "usage_percent": 0.0}
+
+
+def test_usage_reports_the_bounds():
+    m = MemoryTier(max_entries=8)
+    for i in range(2):
+        m.put(key(i), 9.0, P)
+    assert m.usage() == {"entries": 2, "bytes": 2 * len(P.data), "max_entries": 8, "usage_percent": 25.0}

@@ -52,7 +52,8 @@ class FakeRedisServer:
     def __init__(self) -> None:
         self.port = _free_port()
         self._server: fakeredis.TcpFakeServer | None = None
-        self._state = None  # the data, kept across stop()/start() like a server behind a network outage
+        # the data, kept across stop()/start() like a server behind a network outage
+        self._state: fakeredis.FakeServer | None = None
         self._thread: threading.Thread | None = None
         self.start()
 
@@ -68,8 +69,9 @@ class FakeRedisServer:
         if self._state is not None and not empty:
             server.fake_server = self._state
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="fakeredis-tcp", daemon=True)  # stop() waits one poll interval
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, name="fakeredis-tcp", daemon=True
+        )  # stop() waits one poll interval
         self._thread.start()
 
     def stop(self) -> None:

@@ -13,18 +13,24 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.contract import DEFAULT_IMPL, Cache, Env, Factory, has_capability, load_factory
 
-_COMMON = {
+_COMMON: dict[str, Any] = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 }
+if os.environ.get("TIERCHECK_SHRINK") == "0":  # "is it caught?" runs: a shrink can take minutes
+    _COMMON["phases"] = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.explain]
 settings.register_profile("dev", max_examples=30, deadline=None, **_COMMON)
-settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, database=None, print_blob=True, **_COMMON)
+# ci: the local example database is not replayed, so a CI verdict never depends on earlier runs
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, derandomize=True, database=None, print_blob=True, **_COMMON
+)
 settings.register_profile("nightly", max_examples=2000, deadline=None, stateful_step_count=100, **_COMMON)
 _PROFILE = os.environ.get("TIERCHECK_PROFILE") or "ci"
 _PROFILE = {"quick": "dev"}.get(_PROFILE, _PROFILE)
@@ -48,10 +54,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     profile = settings.get_current_profile_name()
-    seed = "derandomized (fixed per test)" if settings.default.derandomize else "random (printed on failure)"
+    # settings.default is typed Optional by Hypothesis; it is always set once a profile is loaded
+    seed = "derandomized (fixed per test)" if settings.default.derandomize else "random (printed on failure)"  # type: ignore[union-attr]
     return [
         f"tiercheck: impl={config.getoption('--impl')} hypothesis-profile={profile} seed={seed} "
-        f"max_examples={settings.default.max_examples}"
+        f"max_examples={settings.default.max_examples}"  # type: ignore[union-attr]
+        + ("" if Phase.shrink in settings.default.phases else " shrinking=off (TIERCHECK_SHRINK=0)")  # type: ignore[union-attr]
     ]
 
 
@@ -91,7 +99,7 @@ def make_env(tmp_path: Path, clock: FakeClock, namespace: str):
     """Build a contract Env over fresh resources; keyword arguments override fields."""
 
     def build(**overrides) -> Env:
-        fields = {
+        fields: dict[str, Any] = {
             "cache_dir": str(tmp_path / "cache"),
             "redis_url": None,
             "database_url": f"sqlite:///{tmp_path / 'cache.sqlite3'}",

@@ -18,17 +18,17 @@ errors_escape               tier errors reach the caller (no try/except around t
 no_checksum                 entries decoded without verifying the checksum                 E2
 invalidate_skips_redis      invalidate() never removes the Redis copy                      P3
 clear_all_forgets_disk      clear_all() leaves the disk tier as it was                     P1
-no_repair_journal           a removal a tier missed (outage) is forgotten: resurrection    E1, P5
+no_repair_journal           a removal a tier missed (outage) is forgotten: resurrection    E1
 pickle_disk                 disk tier stores pickles and unpickles what it reads           E4
 unbounded_decompression     disk tier zstd-decompresses with no bound on the output         E4
 raw_tier_filenames          disk files named after the raw tier string (../ escapes)       E5
 aliasing_memory             memory tier keeps and hands out the caller's dict object       P1
-evictions_not_counted       memory-tier LRU evictions are not counted                      P8, P10
+evictions_not_counted       memory-tier LRU evictions are not counted                      P8
 expiry_off_by_one           memory tier serves at exactly put time + TTL (<= vs <)         P9
 wall_clock_ttl              expiry follows time.time(), not the injected clock             P9
 cleanup_memory_only         cleanup() sweeps the memory tier only                          P9
 promotes_memory_only        a lower-tier hit is promoted into memory only, not Redis       P2
-hit_credited_to_slowest     Redis and database hits are credited as disk hits              P2, P10
+hit_credited_to_slowest     Redis and database hits are credited as disk hits              P2
 invalidate_drops_all_tiers  invalidate(file, tier) removes every tier name                 P3
 warm_reextracts             warm_cache extracts files that are already cached              E8
 warm_unbounded_pool         warm_cache ignores max_workers (one thread per file)           E8
@@ -61,17 +61,17 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "no_checksum": ("E2",),
     "invalidate_skips_redis": ("P3",),
     "clear_all_forgets_disk": ("P1",),
-    "no_repair_journal": ("E1", "P5"),
+    "no_repair_journal": ("E1",),
     "pickle_disk": ("E4",),
     "unbounded_decompression": ("E4",),
     "raw_tier_filenames": ("E5",),
     "aliasing_memory": ("P1",),
-    "evictions_not_counted": ("P8", "P10"),
+    "evictions_not_counted": ("P8",),
     "expiry_off_by_one": ("P9",),
     "wall_clock_ttl": ("P9",),
     "cleanup_memory_only": ("P9",),
     "promotes_memory_only": ("P2",),
-    "hit_credited_to_slowest": ("P2", "P10"),
+    "hit_credited_to_slowest": ("P2",),
     "invalidate_drops_all_tiers": ("P3",),
     "warm_reextracts": ("E8",),
     "warm_unbounded_pool": ("E8",),

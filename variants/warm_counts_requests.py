@@ -28,7 +28,7 @@ class CountingWarmCache(MetadataCache):
                 return False
 
         with ThreadPoolExecutor(max_workers=max(1, int(max_workers))) as pool:
-            return dict(zip(unique, pool.map(warm, unique)))
+            return dict(zip(unique, pool.map(warm, unique), strict=True))
 
 
 def factory(env):

@@ -29,7 +29,7 @@ class UnboundedWarmingCache(MetadataCache):
                 return False
 
         with ThreadPoolExecutor(max_workers=max(1, len(unique))) as pool:  # BUG: max_workers ignored
-            return dict(zip(unique, pool.map(warm, unique)))
+            return dict(zip(unique, pool.map(warm, unique), strict=True))
 
 
 def factory(env):
