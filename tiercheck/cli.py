@@ -1,7 +1,10 @@
 """`tiercheck verify`: run the property suites against an implementation and give a verdict per property.
 
-Exit codes: 0 every applicable property passed; 1 some property failed; 2 usage or environment
-error (bad --impl, unknown property), with a message saying what to do.
+`tiercheck ratchet`: compare two reports and fail on any property that newly fails or is newly not applicable.
+
+Exit codes: 0 every applicable property passed (ratchet: nothing got worse); 1 some property failed (ratchet:
+something got worse); 2 usage or environment error (bad --impl, unknown property, unreadable report), with a
+message saying what to do.
 """
 
 from __future__ import annotations
@@ -9,13 +12,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from .catalog import normalize
 from .contract import DEFAULT_IMPL, ImplementationError, load_factory
+from .ratchet import ReportError, compare, format_comparison, load_report
+from .report_html import write_html
+from .report_junit import write_junit
 from .verdicts import Verdict, VerdictRecorder, summarize, write_json
 
 SUITES = ("properties",)
@@ -28,63 +36,106 @@ def _suite_paths() -> list[str]:
     return [str(root / name) for name in SUITES if (root / name).is_dir()]
 
 
-class _Selector:
-    """pytest plugin: keep only tests that carry one of the wanted property IDs."""
-
-    def __init__(self, wanted: list[str]) -> None:
-        self.wanted = set(wanted)
-
-    def pytest_collection_modifyitems(self, config, items) -> None:
-        keep, drop = [], []
-        for item in items:
-            ids = {m.args[0].upper() for m in item.iter_markers("prop") if m.args}
-            (keep if ids & self.wanted else drop).append(item)
-        if drop:
-            config.hook.pytest_deselected(items=drop)
-            items[:] = keep
+def _import_from_cwd() -> None:
+    """Let --impl name a module in the current directory, as `python -m` would (workers and children too)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if cwd not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([cwd, *paths])
 
 
 def verify(args: argparse.Namespace) -> int:
+    _import_from_cwd()
     try:
         wanted = normalize(args.only)
         load_factory(args.impl)
-    except (ValueError, ImplementationError) as exc:
+        baseline = load_report(args.baseline) if args.baseline else None
+    except (ValueError, ImplementationError, ReportError) as exc:
         print(f"tiercheck: {exc}", file=sys.stderr)
         return 2
+    derandomized = args.profile == "ci"
+    seed = None if derandomized else (args.seed if args.seed is not None else random.randrange(2**32))
+    if derandomized and args.seed is not None:
+        print("tiercheck: --seed has no effect with --profile ci (derandomized: fixed per test)", file=sys.stderr)
     os.environ["TIERCHECK_PROFILE"] = args.profile
     os.environ["TIERCHECK_IMPL"] = args.impl
-    recorder = VerdictRecorder()
+    console = _console()
+    recorder = VerdictRecorder(
+        args.impl, args.profile, seed, progress=lambda line: _progress(console, line), quiet_terminal=True
+    )
     pytest_args = [
         *_suite_paths(),
         "-p",
         "tiercheck.pytest_plugin",
         "-p",
+        "tiercheck.recording",
+        "-p",
         "no:cacheprovider",
         "--impl",
         args.impl,
+        "--tiercheck-only",
+        ",".join(wanted),
         "-q",
         "--no-header",
         "-rN",
         "--tb=short",
+        "-o",
+        "console_output_style=classic",
     ]
+    if seed is not None:
+        pytest_args.append(f"--hypothesis-seed={seed}")
     if args.workers:
         pytest_args += ["-n", str(args.workers)]
     import pytest
 
+    seed_note = "derandomized (fixed per test)" if derandomized else f"--hypothesis-seed={seed}"
+    console.print(f"tiercheck: {args.impl}, profile {args.profile}, seed {seed_note}, properties {','.join(wanted)}")
     started = time.monotonic()
-    code = pytest.main(pytest_args, plugins=[recorder, _Selector(wanted)])
+    code = pytest.main(pytest_args, plugins=[recorder])
     elapsed = time.monotonic() - started
     if code not in (0, 1, 5):  # interrupted, internal or usage error
         print(f"tiercheck: the test run did not complete (pytest exit code {code})", file=sys.stderr)
         return 2
     records = list(recorder.records.values())
     verdicts = summarize(records, wanted)
-    _print_table(verdicts, args.impl, args.profile, elapsed)
+    _print_table(console, verdicts, args.impl, args.profile, elapsed)
     if args.report_dir:
-        path = Path(args.report_dir) / "tiercheck.json"
-        write_json(path, args.impl, args.profile, verdicts, records, _environment())
-        print(f"report: {path}")
+        directory = Path(args.report_dir)
+        document = write_json(
+            directory / "tiercheck.json",
+            args.impl,
+            args.profile,
+            verdicts,
+            records,
+            _environment(),
+            seed=seed,
+            derandomized=derandomized,
+            duration_seconds=elapsed,
+        )
+        write_junit(directory / "junit.xml", document)
+        write_html(directory / "report.html", document)
+        names = ", ".join(str(directory / name) for name in ("tiercheck.json", "junit.xml", "report.html"))
+        console.print(f"reports: {names}", markup=False)
+    if baseline is not None:
+        current = {"verdicts": [{"id": v.id, "verdict": v.verdict} for v in verdicts]}
+        comparison = compare(baseline, current, only=wanted)
+        console.print(format_comparison(comparison, args.baseline, "this run"), markup=False, highlight=False)
+        return 1 if comparison.regressions else 0
     return 1 if any(v.verdict == "FAIL" for v in verdicts) else 0
+
+
+def ratchet(args: argparse.Namespace) -> int:
+    try:
+        baseline = load_report(args.baseline)
+        current = load_report(args.current)
+    except ReportError as exc:
+        print(f"tiercheck: {exc}", file=sys.stderr)
+        return 2
+    comparison = compare(baseline, current)
+    print(format_comparison(comparison, args.baseline, args.current))
+    return 1 if comparison.regressions else 0
 
 
 def _environment() -> dict[str, str]:
@@ -97,8 +148,18 @@ def _environment() -> dict[str, str]:
     return {"python": platform.python_version(), "platform": platform.platform(), **versions}
 
 
-def _print_table(verdicts: list[Verdict], impl: str, profile: str, elapsed: float) -> None:
+def _console() -> Any:
     from rich.console import Console
+
+    return Console(width=max(Console().width, 140), highlight=False)
+
+
+def _progress(console: Any, line: str) -> None:
+    style = "red" if " FAIL " in line else ("yellow" if " n/a " in line else "")
+    console.print(line, style=style or None, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_table(console: Any, verdicts: list[Verdict], impl: str, profile: str, elapsed: float) -> None:
     from rich.table import Table
 
     style = {"pass": "green", "FAIL": "bold red", "not applicable": "yellow", "not run": "dim"}
@@ -120,13 +181,33 @@ def _print_table(verdicts: list[Verdict], impl: str, profile: str, elapsed: floa
             str(v.examples),
             f"{v.seconds:.1f}",
             notes,
+            end_section=False,
         )
-    console = Console(width=max(Console().width, 140))
     console.print(table)
     for v in verdicts:
         for failure in v.failures:
-            console.rule(f"[red]{v.id} FAIL: {failure['test']}")
-            console.print(failure["detail"], markup=False, highlight=False)
+            _print_failure(console, v, failure)
+
+
+def _print_failure(console: Any, verdict: Verdict, failure: dict[str, Any]) -> None:
+    console.rule(f"[red]{verdict.id} FAIL: {failure['test']}")
+    if failure.get("message"):
+        console.print(failure["message"], style="bold", markup=False)
+    detail = failure["detail"]
+    steps = failure.get("steps") or []
+    if steps:
+        console.print("Counterexample (shrunk):", style="bold")
+        for number, step in enumerate(steps, 1):
+            console.print(f"  {number:>2}. {step}", markup=False)
+        detail = detail.split("Failing test case:", 1)[0].split("Falsifying example:", 1)[0].rstrip()
+    console.print("Traceback:", style="bold")
+    console.print(detail, markup=False, style="dim")
+    console.print("Replay (from any shell):", style="bold")
+    console.print(f"  {failure.get('replay', '')}", markup=False, soft_wrap=True)
+    if failure.get("reproduce_failure"):
+        console.print(
+            f"  (or decorate the test with {failure['reproduce_failure']})", markup=False, soft_wrap=True, style="dim"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,11 +217,23 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--impl", default=DEFAULT_IMPL, help="package.module:factory (default: %(default)s)")
     v.add_argument("--profile", choices=PROFILES, default="ci", help="Hypothesis profile (default: %(default)s)")
     v.add_argument("--only", help="comma-separated property IDs, e.g. P1,P7,E2")
-    v.add_argument("--report-dir", help="write tiercheck.json (schema: docs in README) here")
+    v.add_argument(
+        "--report-dir", help="write tiercheck.json, junit.xml and report.html here (schema: docs/report-schema.md)"
+    )
     v.add_argument("-n", "--workers", type=int, default=0, help="pytest-xdist workers (0: in-process)")
+    v.add_argument("--seed", type=int, help="Hypothesis seed for the quick and nightly profiles (default: random)")
+    v.add_argument(
+        "--baseline",
+        help="a previous tiercheck.json: exit 1 only if a property newly fails or is newly not applicable",
+    )
+    r = sub.add_parser("ratchet", help="compare two tiercheck.json reports; exit 1 if a property got worse")
+    r.add_argument("--baseline", required=True, help="the stored report (e.g. from the main branch)")
+    r.add_argument("--current", required=True, help="the report of the run to gate")
     args = parser.parse_args(argv)
     if args.command == "verify":
         return verify(args)
+    if args.command == "ratchet":
+        return ratchet(args)
     return 2
 
 

@@ -1,16 +1,21 @@
 """Turn pytest outcomes into one verdict per property (pass / FAIL / not applicable).
 
-A pytest plugin records, for every test carrying `@pytest.mark.prop("ID")`, its outcome, the
-skip reason, the failure text, the Hypothesis examples it ran and its time. `summarize` folds
-those into verdicts: FAIL if any test of the property failed; pass if at least one passed and
-none failed; not applicable when every test was skipped (the reasons are kept). A property
-with no test collected at all is reported as not run — never as passed.
+`tiercheck.recording` (loaded where the tests run, pytest-xdist workers included) attaches to every report of a
+test carrying `@pytest.mark.prop("ID")` its property IDs and the Hypothesis examples it ran. `VerdictRecorder`
+(in the controlling process) folds the reports into one record per test — outcome, skip reason, failure text
+with its counterexample steps and replay command, examples and time — and prints a line as each test finishes.
+`summarize` folds the records into verdicts: FAIL if any test of the property failed; pass if at least one
+passed and none failed; not applicable when every test was skipped (the reasons are kept). A property with no
+test collected at all is reported as not run — never as passed.
+
+`write_json` writes the report documented in docs/report-schema.md (JSON Schema: tiercheck/report.schema.json).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +23,16 @@ from typing import Any
 import pytest
 
 from .catalog import PROPERTIES
+from .replay import parse_failure, replay_command
 
 SCHEMA_VERSION = 1
+VERDICTS = ("pass", "FAIL", "not applicable", "not run")
 
 
 @dataclass
 class TestRecord:
+    __test__ = False  # not a pytest test class
+
     nodeid: str
     properties: list[str]
     outcome: str = "not run"  # passed | failed | skipped | not run
@@ -31,6 +40,10 @@ class TestRecord:
     failure: str = ""
     examples: int = 0
     seconds: float = 0.0
+    message: str = ""
+    steps: list[str] = field(default_factory=list)
+    replay: str = ""
+    reproduce_failure: str | None = None
 
 
 @dataclass
@@ -42,48 +55,71 @@ class Verdict:
     examples: int = 0
     seconds: float = 0.0
     reasons: list[str] = field(default_factory=list)
-    failures: list[dict[str, str]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
 
 class VerdictRecorder:
-    """The pytest plugin object: pass it to `pytest.main(plugins=[...])`."""
+    """The pytest plugin object: pass it to `pytest.main(plugins=[...])` together with `-p tiercheck.recording`.
 
-    def __init__(self) -> None:
+    `impl`, `profile` and `seed` go into each failure's replay command; `progress` (a callable taking one
+    line) is called as each test finishes; with `quiet_terminal`, pytest's own per-test letters and its
+    failure sections are left out (the caller prints the verdicts and failures itself).
+    """
+
+    def __init__(
+        self,
+        impl: str = "",
+        profile: str = "ci",
+        seed: int | None = None,
+        progress: Callable[[str], None] | None = None,
+        quiet_terminal: bool = False,
+    ) -> None:
         self.records: dict[str, TestRecord] = {}
+        self.impl, self.profile, self.seed = impl, profile, seed
+        self.progress = progress
+        self.quiet_terminal = quiet_terminal
+        self.rootdir: Path | None = None
+        self.total = 0
+        self.finished = 0
+        self._config: pytest.Config | None = None
         self._started = time.monotonic()
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self._config = config
+        self.rootdir = config.rootpath
+        if not self.impl:
+            self.impl = config.getoption("--impl", default="") or ""
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
             ids = [m.args[0].upper() for m in item.iter_markers("prop") if m.args]
             if ids:
-                self.records[item.nodeid] = TestRecord(item.nodeid, ids)
+                self.records.setdefault(item.nodeid, TestRecord(item.nodeid, ids))
+        self.total = len(self.records)
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item):
-        """Count the examples Hypothesis ran (its statistics hook is cheap; observability is not)."""
-        record = self.records.get(item.nodeid)
-        try:
-            from hypothesis.statistics import collector
-        except ImportError:  # a Hypothesis without it: examples are then reported as 0
-            yield
-            return
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.total = max(self.total, len(ids))
 
-        def note(stats: dict[str, Any]) -> None:
-            if record is not None:
-                record.examples += sum(
-                    len(stats.get(phase, {}).get("test-cases", []))
-                    for phase in ("explicit-phase", "reuse-phase", "generate-phase")
-                )
-
-        with collector.with_value(note):
-            yield
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
+        result = yield
+        if self.quiet_terminal and result and isinstance(result, tuple) and len(result) == 3:
+            category, _letter, word = result
+            return category, "", word  # no dot per test: our progress lines say it
+        return result
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        extra: dict[str, Any] = dict(report.user_properties)
         record = self.records.get(report.nodeid)
         if record is None:
-            return
+            ids = extra.get("tiercheck.properties")
+            if not ids:
+                return
+            record = self.records[report.nodeid] = TestRecord(report.nodeid, list(ids))
         record.seconds += report.duration
+        if report.when == "call":
+            record.examples = int(extra.get("tiercheck.examples", 0))
         if report.skipped:
             record.outcome = "skipped"
             longrepr = report.longrepr
@@ -91,9 +127,38 @@ class VerdictRecorder:
             record.reason = record.reason.removeprefix("Skipped: ")
         elif report.failed:
             record.outcome = "failed"
-            record.failure = report.longreprtext[-6000:]
+            text = report.longreprtext
+            if report.when != "call":
+                text = f"(error in test {report.when})\n{text}"
+            info = parse_failure(text, set(extra.get("tiercheck.fixtures", ())))
+            record.failure = text[-6000:]
+            record.message, record.steps, record.reproduce_failure = info.message, info.steps, info.reproduce_failure
+            record.replay = replay_command(report.nodeid, self.impl, self.profile, self.seed, self.rootdir)
         elif report.when == "call" and record.outcome != "failed":
             record.outcome = "passed"
+        if report.when == "teardown":
+            self.finished += 1
+            if self.progress is not None:
+                self.progress(progress_line(record, self.finished, max(self.total, self.finished)))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.quiet_terminal and self._config is not None:
+            # pytest's own FAILURES/ERRORS sections would repeat what the verdict output prints.
+            self._config.option.tbstyle = "no"
+
+
+_OUTCOME_WORD = {"passed": "pass", "failed": "FAIL", "skipped": "n/a", "not run": "not run"}
+
+
+def progress_line(record: TestRecord, done: int, total: int) -> str:
+    """'[ 3/12] P8   FAIL  properties/test_p6_p7_p8.py::test_P8_lru_eviction  80 examples  15.0 s'."""
+    width = len(str(total))
+    ids = ",".join(record.properties)
+    line = f"[{done:>{width}}/{total}] {ids:<4} {_OUTCOME_WORD.get(record.outcome, record.outcome):<4}  {record.nodeid}"
+    line += f"  {record.examples} examples  {record.seconds:.1f} s"
+    if record.outcome == "skipped" and record.reason:
+        line += f"  ({record.reason[:80]})"
+    return line
 
 
 def summarize(records: list[TestRecord], wanted: list[str] | None = None) -> list[Verdict]:
@@ -108,7 +173,17 @@ def summarize(records: list[TestRecord], wanted: list[str] | None = None) -> lis
         skipped = [r for r in mine if r.outcome == "skipped"]
         if failed:
             v.verdict = "FAIL"
-            v.failures = [{"test": r.nodeid, "detail": r.failure} for r in failed]
+            v.failures = [
+                {
+                    "test": r.nodeid,
+                    "detail": r.failure,
+                    "message": r.message,
+                    "steps": list(r.steps),
+                    "replay": r.replay,
+                    "reproduce_failure": r.reproduce_failure,
+                }
+                for r in failed
+            ]
         elif passed:
             v.verdict = "pass"
             v.reasons = sorted({f"{r.nodeid}: {r.reason}" for r in skipped})
@@ -121,16 +196,49 @@ def summarize(records: list[TestRecord], wanted: list[str] | None = None) -> lis
     return verdicts
 
 
-def write_json(
-    path: Path, impl: str, profile: str, verdicts: list[Verdict], records: list[TestRecord], environment: dict[str, Any]
-) -> None:
-    document = {
+def build_report(
+    impl: str,
+    profile: str,
+    verdicts: list[Verdict],
+    records: list[TestRecord],
+    environment: dict[str, Any],
+    *,
+    seed: int | None = None,
+    derandomized: bool | None = None,
+    duration_seconds: float | None = None,
+    generated_at: str | None = None,
+) -> dict[str, Any]:
+    """The report as a JSON-ready dict (schema_version 1; docs/report-schema.md)."""
+    summary = {name: sum(1 for v in verdicts if v.verdict == name) for name in VERDICTS}
+    document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "impl": impl,
         "profile": profile,
         "environment": environment,
         "verdicts": [asdict(v) for v in verdicts],
         "tests": [asdict(r) for r in records],
+        "outcome": "fail" if summary["FAIL"] else "pass",
+        "summary": summary,
+        "seed": seed,
+        "derandomized": profile == "ci" if derandomized is None else derandomized,
+        "generated_at": generated_at or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if duration_seconds is not None:
+        document["duration_seconds"] = round(duration_seconds, 3)
+    return document
+
+
+def write_json(
+    path: Path,
+    impl: str,
+    profile: str,
+    verdicts: list[Verdict],
+    records: list[TestRecord],
+    environment: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write tiercheck.json; return the document (the other report writers render the same dict)."""
+    document = build_report(impl, profile, verdicts, records, environment, **extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2))
+    return document

@@ -1,0 +1,1 @@
+"""Examples of using tiercheck (not installed with the package: run them from a checkout)."""

@@ -1,0 +1,1 @@
+"""A legacy-shaped cache (`legacy_cache.AdvancedMetadataCache`) and the adapter that puts it under tiercheck."""

@@ -1,0 +1,119 @@
+"""`tiercheck verify` end to end on one quick property (P11, about a second): progress lines, verdict table,
+failure section with a replay command that really replays, the three reports, --baseline, usage errors, -n."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKEN = "variants.method_outside_class:factory"  # fails P11: a method dedented out of its class
+
+
+def tiercheck(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "160", "TERM": "dumb"}
+    env.pop("TIERCHECK_PROFILE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tiercheck.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def passing(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    reports = tmp_path_factory.mktemp("pass")
+    return tiercheck("verify", "--only", "P11", "--report-dir", str(reports)), reports
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    reports = tmp_path_factory.mktemp("fail")
+    return tiercheck("verify", "--impl", BROKEN, "--only", "P11", "--report-dir", str(reports)), reports
+
+
+def test_a_passing_run_prints_progress_and_the_table_and_writes_three_reports(passing):
+    run, reports = passing
+    assert run.returncode == 0, run.stdout + run.stderr
+    progress = re.findall(r"^\[\s*(\d+)/(\d+)\] P11\s+pass\s+properties/test_p11_static\.py::\S+", run.stdout, re.M)
+    assert len(progress) >= 5 and progress[-1][0] == progress[-1][1]  # one line per test, the last says n/n
+    assert re.search(r"P11 .*Method definition correctness.*pass", run.stdout)
+    document = json.loads((reports / "tiercheck.json").read_text())
+    assert document["schema_version"] == 1 and document["outcome"] == "pass" and document["derandomized"] is True
+    assert [v["verdict"] for v in document["verdicts"]] == ["pass"]
+    assert ET.parse(reports / "junit.xml").getroot().find("testsuite").get("failures") == "0"
+    assert "PASS" in (reports / "report.html").read_text()
+
+
+def test_the_report_validates_against_the_schema(passing, failing):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((ROOT / "tiercheck" / "report.schema.json").read_text())
+    for _run, reports in (passing, failing):
+        jsonschema.Draft202012Validator(schema).validate(json.loads((reports / "tiercheck.json").read_text()))
+
+
+def test_a_failure_shows_the_case_and_a_replay_command_that_replays_it(failing, tmp_path):
+    run, reports = failing
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert re.search(r"^\[\s*\d+/\d+\] P11\s+FAIL\s+\S+structurally_sound", run.stdout, re.M)
+    section = run.stdout.split("P11 FAIL: properties/test_p11_static.py::", 1)[1]
+    assert "AssertionError: structural findings:" in section
+    assert "self-at-module-level" in section
+    replay_lines = section.split("Replay (from any shell):", 1)[1].strip().splitlines()
+    document = json.loads((reports / "tiercheck.json").read_text())
+    failure = document["verdicts"][0]["failures"][0]
+    command = failure["replay"]
+    assert replay_lines[0].strip() == command
+    assert f"--impl {BROKEN}" in command and "TIERCHECK_PROFILE=ci" in command
+    assert run.stdout.count("=== FAILURES ===") == 0  # pytest's own section is not repeated
+    replayed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert replayed.returncode == 1, replayed.stdout + replayed.stderr
+    assert "1 failed" in replayed.stdout
+    assert "method_outside_class.py:22: self-at-module-level" in replayed.stdout
+    junit = ET.parse(reports / "junit.xml").getroot().find("testsuite/testcase/failure")
+    assert junit is not None and junit.get("message").startswith("AssertionError: structural findings:")
+    assert command in junit.text
+
+
+def test_baseline_gates_on_new_failures_only(passing, failing, tmp_path):
+    (_run, pass_reports), (_run2, fail_reports) = passing, failing
+    known = tiercheck("verify", "--impl", BROKEN, "--only", "P11", "--baseline", str(fail_reports / "tiercheck.json"))
+    assert known.returncode == 0, known.stdout + known.stderr
+    assert "known failure P11" in known.stdout
+    ratchet = tiercheck(
+        "ratchet", "--baseline", str(pass_reports / "tiercheck.json"), "--current", str(fail_reports / "tiercheck.json")
+    )
+    assert ratchet.returncode == 1 and "REGRESSION P11 (Method definition correctness): newly fails" in ratchet.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--impl", "no_such_module:factory", "--only", "P11"], "cannot import"),
+        (["--only", "P11,Q7"], "unknown property IDs ['Q7']"),
+        (["--only", "P11", "--baseline", "/nonexistent/tiercheck.json"], "cannot read report"),
+    ],
+)
+def test_usage_and_environment_errors_exit_2(args, message):
+    run = tiercheck("verify", *args)
+    assert run.returncode == 2 and message in run.stderr, run.stdout + run.stderr
+
+
+def test_an_impl_in_the_current_directory_is_found(tmp_path):
+    (tmp_path / "mycache.py").write_text("from reference import factory\n")
+    run = tiercheck("verify", "--impl", "mycache:factory", "--only", "P12", "--profile", "quick", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"P12 .*Instantiation.*pass", run.stdout)
+
+
+def test_workers_run_only_the_selected_property(tmp_path):
+    run = tiercheck("verify", "--only", "P11", "-n", "2", "--report-dir", str(tmp_path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    document = json.loads((tmp_path / "tiercheck.json").read_text())
+    assert document["verdicts"][0]["verdict"] == "pass" and document["verdicts"][0]["tests"] >= 5
+    assert all(t["properties"] == ["P11"] for t in document["tests"])

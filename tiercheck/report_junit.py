@@ -1,0 +1,100 @@
+"""junit.xml: one <testcase> per property, for CI systems that show JUnit results.
+
+Rendered from the tiercheck.json document (docs/report-schema.md). A FAIL carries a <failure> per failing test
+(message, counterexample steps, replay command, traceback); not applicable and not run are <skipped> with the
+reason. Test case names are "P8 LRU eviction"; the class name is "tiercheck.<impl>".
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+# Characters XML 1.0 cannot carry at all (a failure text may quote a path with NUL or other controls).
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: Any) -> str:
+    """`text` as a string XML 1.0 can hold: each forbidden character becomes its \\xNN escape."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def failure_text(failure: dict[str, Any]) -> str:
+    """A failing test, as plain text: the test, the counterexample steps, the replay command, the traceback."""
+    parts = [f"test: {failure.get('test', '')}"]
+    steps = failure.get("steps") or []
+    if steps:
+        parts.append("counterexample (shrunk):")
+        parts += [f"  {n}. {step}" for n, step in enumerate(steps, 1)]
+    if failure.get("replay"):
+        parts.append(f"replay: {failure['replay']}")
+    if failure.get("reproduce_failure"):
+        parts.append(f"or decorate the test with: {failure['reproduce_failure']}")
+    parts += ["", failure.get("detail", "")]
+    return "\n".join(parts)
+
+
+def render_junit(document: dict[str, Any]) -> ET.ElementTree:
+    verdicts = document.get("verdicts", [])
+    impl = document.get("impl", "")
+    suite = ET.Element(
+        "testsuite",
+        name=f"tiercheck verify {impl}",
+        tests=str(len(verdicts)),
+        failures=str(sum(1 for v in verdicts if v["verdict"] == "FAIL")),
+        errors="0",
+        skipped=str(sum(1 for v in verdicts if v["verdict"] in ("not applicable", "not run"))),
+        time=f"{sum(float(v.get('seconds', 0)) for v in verdicts):.3f}",
+    )
+    if document.get("generated_at"):
+        suite.set("timestamp", str(document["generated_at"]).removesuffix("Z"))
+    properties = ET.SubElement(suite, "properties")
+    settings = {
+        "impl": impl,
+        "profile": document.get("profile", ""),
+        "seed": "derandomized" if document.get("derandomized") else document.get("seed"),
+        "schema_version": document.get("schema_version"),
+    }
+    settings.update({f"environment.{k}": v for k, v in (document.get("environment") or {}).items()})
+    for name, value in settings.items():
+        if value is not None:
+            ET.SubElement(properties, "property", name=name, value=str(value))
+    for v in verdicts:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"tiercheck.{impl}",
+            name=f"{v['id']} {v.get('title', '')}".strip(),
+            time=f"{float(v.get('seconds', 0)):.3f}",
+        )
+        ET.SubElement(case, "system-out").text = f"verdict: {v['verdict']}; tests: {v.get('tests', 0)}; " + (
+            f"examples: {v.get('examples', 0)}"
+        )
+        if v["verdict"] == "FAIL":
+            for failure in v.get("failures", []):
+                message = failure.get("message") or f"{failure.get('test', '')} failed"
+                element = ET.SubElement(case, "failure", message=message[:500], type="PropertyFailure")
+                element.text = failure_text(failure)
+        elif v["verdict"] == "not applicable":
+            reasons = "; ".join(v.get("reasons", [])) or "not applicable"
+            ET.SubElement(case, "skipped", message=f"not applicable: {reasons}"[:500], type="not applicable")
+        elif v["verdict"] == "not run":
+            ET.SubElement(case, "skipped", message="not run: no test for this property was selected", type="not run")
+    testsuites = ET.Element("testsuites", name="tiercheck")
+    for attribute in ("tests", "failures", "errors", "skipped", "time"):
+        testsuites.set(attribute, suite.get(attribute, "0"))
+    testsuites.append(suite)
+    for element in testsuites.iter():
+        element.attrib.update({k: xml_safe(v) for k, v in element.attrib.items()})
+        if element.text is not None:
+            element.text = xml_safe(element.text)
+    tree = ET.ElementTree(testsuites)
+    ET.indent(tree)
+    return tree
+
+
+def write_junit(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    render_junit(document).write(path, encoding="utf-8", xml_declaration=True)
