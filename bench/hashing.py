@@ -1,0 +1,74 @@
+"""Keys of big files: what hashing the whole content costs next to just reading it, and what a
+repeated get on an unchanged big file costs next to a small one (the stat memo should make the
+size irrelevant once the file is out of the racy window)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from reference import CacheConfig, MetadataCache
+from reference.keys import ContentHasher
+
+from . import timing
+from .paths import TIER, settle
+
+
+def read_bandwidth(path: str, reps: int) -> list[float]:
+    """Seconds to read the whole file (page cache warm), 1 MiB readinto at a time."""
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(view):
+                pass
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def hash_times(path: str, reps: int) -> list[float]:
+    """Seconds for the reference's key of the file, memo empty: stat, blake3 of every byte, stat."""
+    out = []
+    for _ in range(reps):
+        hasher = ContentHasher()
+        t0 = time.perf_counter()
+        hasher.content_id(path)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bandwidth(big: str, reps: int) -> dict[str, float]:
+    size = Path(big).stat().st_size
+    read_bandwidth(big, 1)  # make sure the page cache holds it
+    read_s = float(np.median(read_bandwidth(big, reps)))
+    hash_s = float(np.median(hash_times(big, reps)))
+    return {
+        "size": size,
+        "read_s": read_s,
+        "hash_s": hash_s,
+        "read_gbps": size / read_s / 1e9,
+        "hash_gbps": size / hash_s / 1e9,
+    }
+
+
+def repeated_get(big: str, small: str, metadata: dict, workdir: Path, n: int) -> dict[str, np.ndarray]:
+    """Memory hits on an unchanged big file and on a small one, interleaved, same cache."""
+    cache_dir = tempfile.mkdtemp(prefix="cache-big-", dir=workdir)
+    cache = MetadataCache(CacheConfig(cache_dir=cache_dir, database_url=None, enable_disk=False))
+    try:
+        for path in (big, small):
+            cache.put(path, metadata, TIER)
+        settle(cache, [big, small], cache.config.racy_window_seconds)
+        return {
+            "get big (unchanged)": timing.run(lambda i: cache.get(big, TIER), n),
+            "get 64 KiB (unchanged)": timing.run(lambda i: cache.get(small, TIER), n),
+        }
+    finally:
+        cache.shutdown()
+        shutil.rmtree(cache_dir, ignore_errors=True)
