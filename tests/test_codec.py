@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import sys
 
 import pytest
 import zstandard
@@ -153,3 +155,19 @@ def test_oversized_metadata_refused_on_encode():
     codec = Codec(3, 1000)
     with pytest.raises(InvalidMetadata, match="max_entry_bytes"):
         codec.encode(KEY, dump_metadata({"x": "y" * 2000}), 1.0)
+
+
+def test_serialized_payload_is_right_sized():
+    """The memory tier counts len(data): the bytes object must not carry hidden spare capacity."""
+    payload = dump_metadata({f"field{i}": "value " * 4 for i in range(80)})
+    assert sys.getsizeof(payload.data) <= len(payload.data) + 64
+
+
+@pytest.mark.parametrize(
+    ("bad", "where"),
+    [({"a": [1, {"b": float("nan")}]}, "$.a[1].b"), ({"a": {1: 2}}, "$.a"), ({"t": (1,)}, "$.t")],
+)
+def test_errors_name_the_offending_path(bad, where):
+    """The fast validation hands every problem to the full walk, which names where it is."""
+    with pytest.raises(InvalidMetadata, match=re.escape(where)):
+        dump_metadata(bad)
