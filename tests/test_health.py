@@ -56,3 +56,33 @@ def test_snapshot_reports_last_error():
     h.record_failure("put", ConnectionError("refused"))
     snap = h.snapshot()
     assert snap["healthy"] is False and "refused" in snap["last_error"] and snap["total_failures"] == 1
+
+
+def test_backoff_doubles_step_by_step_before_the_cap():
+    """Mutation testing: a backoff that grew by 4x per failed trial went unnoticed with max_ops=4."""
+    h = TierHealth("disk", max_ops=64, max_seconds=1e9, monotonic=Clock())
+    h.record_failure("put", OSError("full"))
+    gaps = []
+    for _ in range(6):
+        skipped = 0
+        while not h.allow():
+            skipped += 1
+        gaps.append(skipped + 1)
+        h.record_failure("trial", OSError("still full"))
+    assert gaps == [2, 4, 8, 16, 32, 64]
+
+
+def test_snapshot_counts_every_failure_and_names_the_error_type():
+    h = TierHealth("redis", failure_threshold=3)
+    h.record_failure("get", TimeoutError("slow"))
+    h.record_failure("put", ConnectionError("refused"))
+    assert h.snapshot() == {
+        "healthy": True,
+        "consecutive_failures": 2,
+        "total_failures": 2,
+        "readmissions": 0,
+        "last_error": "put: ConnectionError: refused",
+    }
+    h.record_success()
+    h.record_failure("get", OSError("again"))
+    assert h.snapshot()["total_failures"] == 3 and h.snapshot()["consecutive_failures"] == 1

@@ -99,3 +99,10 @@ def test_usage_reports_the_bounds():
     for i in range(2):
         m.put(key(i), 9.0, P)
     assert m.usage() == {"entries": 2, "bytes": 2 * len(P.data), "max_entries": 8, "usage_percent": 25.0}
+
+
+def test_usage_percent_is_rounded_to_two_places():
+    m = MemoryTier(max_entries=3)
+    m.put(key(1), 9.0, P)
+    assert m.usage()["usage_percent"] == 33.33
+    assert MemoryTier(0).usage()["usage_percent"] == 0.0  # a disabled tier reports 0, not a ZeroDivisionError

@@ -36,6 +36,7 @@ warm_counts_requests        warm_cache's look-ups are counted as caller gets    
 legacy_stubs                the legacy module functions are stubs                          E9
 shutdown_leaks_thread       a janitor thread survives shutdown()                           P12
 method_outside_class        a method dedented out of its class, still taking self          P11
+budget_on_cleanup_only      disk budget enforced by cleanup() only, not on put              E10
 
 `CAUGHT_BY` below is the same table as data: module -> the property IDs that must FAIL on it
 (the first is the one designed to catch it).
@@ -79,6 +80,7 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "legacy_stubs": ("E9",),
     "shutdown_leaks_thread": ("P12",),
     "method_outside_class": ("P11",),
+    "budget_on_cleanup_only": ("E10",),
 }
 
 
