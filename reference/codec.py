@@ -91,6 +91,7 @@ def _validate_fast(root: dict) -> bool:
         container, depth = stack.pop()
         if depth >= _MAX_DEPTH:
             raise _Unusual
+        values: Any  # dict values or a list
         if type(container) is dict:
             for k in container:
                 if type(k) is not str:

@@ -135,7 +135,7 @@ class RedisTier:
                 token = self._client.get(self._generation_key)
             except redis.RedisError as exc:
                 raise TierError(f"redis purge after restart: {exc}") from exc
-            self.watcher.generation = token.decode() if token else ""
+            self.watcher.generation = token.decode() if token else ""  # type: ignore[union-attr]  # bytes
             self.watcher.restarted.clear()
 
     def _delete_namespace(self) -> None:
@@ -175,10 +175,10 @@ class RedisTier:
 
     def keys(self) -> Iterator[CacheKey]:
         def collect() -> list[CacheKey]:
-            found = []
+            found: list[CacheKey] = []
             for name in self._client.scan_iter(match=self._match, count=1000):
                 content = name.decode()[len(self._prefix) :]
-                found.extend(CacheKey(content, v.decode()) for v in self._client.hkeys(name))
+                found.extend(CacheKey(content, v.decode()) for v in self._client.hkeys(name))  # type: ignore[union-attr]
             return found
 
         return iter(self._call("scan", collect))
@@ -189,7 +189,7 @@ class RedisTier:
             for name in self._client.scan_iter(match=self._match, count=1000):
                 content = name.decode()[len(self._prefix) :]
                 for variant, blob in self._client.hgetall(name).items():
-                    if is_dead(CacheKey(content, variant.decode()), blob):
+                    if is_dead(CacheKey(content, variant.decode()), blob):  # type: ignore[union-attr,arg-type]
                         removed += self._client.hdel(name, variant)
             return removed
 
@@ -208,7 +208,7 @@ class RedisTier:
         return token
 
     def usage(self) -> dict[str, object]:
-        info = {"run_id": self.watcher.run_id}
+        info: dict[str, object] = {"run_id": self.watcher.run_id}
         try:
             info["used_memory"] = self._client.info("memory").get("used_memory")
         except redis.RedisError as exc:

@@ -43,7 +43,7 @@ class Stats:
 
     def snapshot(self) -> dict[str, float | int]:
         with self._lock:
-            c = dict(self._c)
+            c: dict[str, float | int] = dict(self._c)
         c["hit_rate"] = round(c["hits"] / c["total_requests"], 6) if c["total_requests"] else 0.0
         c["compression_ratio"] = round(c["bytes_stored"] / c["bytes_raw"], 6) if c["bytes_raw"] else 1.0
         c["compression_savings_bytes"] = c["bytes_raw"] - c["bytes_stored"]
