@@ -21,7 +21,6 @@ import pytest
 
 from properties.linearizability import Op, check_history
 from tiercheck.backends import unique_namespace
-from tiercheck.contract import DEFAULT_IMPL
 
 from . import mp_worker
 
@@ -32,11 +31,6 @@ KEYS = 3
 OPS_PER_PROCESS = 40
 START_CLOCK = 1_000_000.0
 TTL = 3600.0
-KNOWN_OVERWRITE_BUG = (
-    "known reference bug (integration report, issue 4): only invalidate/clear_all bump the shared generation, "
-    "so a put on one instance never evicts another instance's memory copy of the old value, which it then "
-    "serves until TTL or eviction; strict, so a fix turns this into a failure that asks to drop the marker"
-)
 
 
 class Worker:
@@ -166,8 +160,6 @@ def test_E6_invalidate_on_one_is_honoured_by_the_others_within_the_window(procs,
 
 def test_E6_overwrite_on_one_is_honoured_by_the_others_within_the_window(procs, files, request):
     """A put of new metadata for the same content supersedes the old entry for every instance."""
-    if request.config.getoption("--impl") == DEFAULT_IMPL:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_OVERWRITE_BUG))
     a, b, _ = procs
     (f,) = files(1)
     window, described = window_ns(b)

@@ -313,7 +313,7 @@ def corrupt_everything(env: Env, how: str, rng: random.Random) -> int:
         client.hset(k, f, corrupt(v, how, rng, rng.choice(fields)[2]))
         count += 1
     for k in client.scan_iter(f"{env.namespace}*"):
-        if client.type(k) == b"string" and not k.endswith(b"generation"):
+        if client.type(k) == b"string" and not k.endswith((b"generation", b"changes")):  # bookkeeping, not entries
             client.set(k, corrupt(client.get(k), how, rng, b"garbage"))
             count += 1
     client.close()

@@ -277,7 +277,7 @@ class MetadataCache:
             if now >= expires_at:
                 self._attempt(store, "remove", store.remove, key.content, key.variant)
                 continue
-            self._promote(key, blob, expires_at, payload, self._stores[:index], stripe, epoch, now)
+            self._promote(key, blob, expires_at, payload, store, self._stores[:index], stripe, epoch, now)
             return store.name, value
         return None
 
@@ -287,20 +287,34 @@ class MetadataCache:
         blob: bytes,
         expires_at: float,
         payload: Payload,
+        source: StoreTier,
         faster: list[StoreTier],
         stripe: int,
         epoch: int,
         now: float,
     ) -> None:
+        """Copy a lower-tier hit into the faster tiers, unless a write to it overlapped the read.
+
+        In this process the epochs tell. Another instance sharing the tiers writes and removes
+        bottom-up (database first, Redis last), so a copy that landed after its removal or
+        overwrite of a faster tier comes after its change of the source too: re-reading the
+        source afterwards and undoing the copy when it changed closes that race.
+        """
         with self._epoch_lock:  # writers move the epoch before they touch memory: this orders us first
             if not self._promotable(stripe, epoch):
                 return
             self._stats.add("evictions", self.memory.put(key, expires_at, payload))
         promoted = [s for s in faster if self._attempt(s, "promote", s.put, key, blob, expires_at, now)[0]]
-        if promoted and not self._promotable(stripe, epoch):  # a write started meanwhile: it must win
-            for store in promoted:
-                if not self._attempt(store, "undo promote", store.remove, key.content, key.variant)[0]:
-                    self._defer(store, key.content, key.variant)
+        if not promoted:
+            return
+        if self._promotable(stripe, epoch):
+            ok, again = self._attempt(source, "recheck", source.get, key)
+            if ok and again == blob:
+                return
+            self.memory.remove(key.content, key.variant)  # a miss is always allowed; a stale copy is not
+        for store in promoted:  # a write started meanwhile: it must win
+            if not self._attempt(store, "undo promote", store.remove, key.content, key.variant)[0]:
+                self._defer(store, key.content, key.variant)
 
     def put(
         self, file_path: str, metadata: dict[str, Any], tier: str = "premium", extraction_time_ms: float = 0
@@ -318,11 +332,12 @@ class MetadataCache:
         with self._writing(key.content):
             evicted = self.memory.put(key, expires_at, payload)
             stored = self.memory.peek(key, now)
-            for store in self._stores:
+            for store in reversed(self._stores):  # bottom-up: see _promote
                 if self._attempt(store, "put", store.put, key, blob, expires_at, now)[0]:
                     stored = True
                 else:
                     self._defer(store, key.content, key.variant)
+        self._announce_change()  # other instances may hold the value this put replaced
         self._stats.add("evictions", evicted)
         if stored:
             self._stats.add("writes")
@@ -348,10 +363,10 @@ class MetadataCache:
         complete = True
         with self._writing(content):
             self.memory.remove(content, variant)
-            for store in self._stores:
+            for store in reversed(self._stores):  # bottom-up: see _promote
                 if not self._attempt(store, "invalidate", store.remove, content, variant)[0]:
                     complete = self._defer(store, content, variant or ALL) and complete
-        self._announce_invalidation()
+        self._announce_change()
         if complete:
             self._stats.add("invalidations")
         return complete
@@ -361,10 +376,10 @@ class MetadataCache:
         self._start()
         with self._writing(None):
             self.memory.clear()
-            for store in self._stores:
+            for store in reversed(self._stores):  # bottom-up: see _promote
                 if not self._attempt(store, "clear", store.clear)[0]:
                     self._defer(store, ALL, ALL)
-        self._announce_invalidation()
+        self._announce_change()
 
     def cleanup(self) -> None:
         """Remove expired and corrupt entries from every tier now, and enforce the disk budget."""
@@ -399,7 +414,7 @@ class MetadataCache:
                     if not self._attempt(store, "remove", store.remove, key.content, key.variant)[0]:
                         self._defer(store, key.content, key.variant)
         if matched:
-            self._announce_invalidation()
+            self._announce_change()
         return len(matched)
 
     def get_stats(self) -> dict[str, Any]:
@@ -515,7 +530,7 @@ class MetadataCache:
             raise CacheClosedError("the cache was shut down; create a new one")
 
     def _sync_generation(self) -> None:
-        """Drop the memory tier when another instance invalidated something (see staleness_seconds)."""
+        """Drop the memory tier when another instance changed something (see staleness_seconds)."""
         if self._coordinator is None:
             return
         tick = time.monotonic()
@@ -529,17 +544,33 @@ class MetadataCache:
                     self.memory.clear()
             self._generation_seen = token
 
-    def _announce_invalidation(self) -> None:
-        if self._coordinator is not None:
-            ok, token = self._attempt(self._coordinator, "bump generation", self._coordinator.bump_generation)
-            if ok:
-                self._generation_seen = token
+    def _announce_change(self) -> None:
+        """Move the shared counter; if it had moved since we last looked, another instance changed
+        something meanwhile and our memory tier may hold what it replaced: drop it."""
+        if self._coordinator is None:
+            return
+        ok, token = self._attempt(self._coordinator, "bump generation", self._coordinator.bump_generation)
+        if not ok:
+            return
+        seen = self._generation_seen
+        if seen is not None and not _follows(token, seen):
+            with self._writing(None):
+                self.memory.clear()
+        self._generation_seen = token
 
     def __enter__(self) -> MetadataCache:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def _follows(token: str, seen: str) -> bool:
+    """Is `token` the counter right after `seen` ("" before the first change)?"""
+    try:
+        return int(token) == int(seen or 0) + 1
+    except ValueError:
+        return False
 
 
 __all__ = ["CacheClosedError", "InvalidMetadata", "MetadataCache"]

@@ -266,20 +266,24 @@ class DatabaseTier:
         self._run("journal", "DELETE FROM tc_journal WHERE ns = ? AND tier = ?", (self.ns, tier))
 
     def bump_generation(self) -> str:
-        token = uuid.uuid4().hex
-        self._run(
+        rows = self._run(
             "bump_generation",
-            "INSERT INTO tc_meta (ns, name, value) VALUES (?, 'generation', ?) "
-            "ON CONFLICT (ns, name) DO UPDATE SET value = excluded.value",
-            (self.ns, token),
+            "INSERT INTO tc_meta (ns, name, value) VALUES (?, 'generation_counter', '1') "
+            "ON CONFLICT (ns, name) DO UPDATE SET value = CAST(CAST(tc_meta.value AS BIGINT) + 1 AS TEXT) "
+            "RETURNING value",
+            (self.ns,),
+            fetch="all",  # read to the end: the statement must be finished before the commit
         )
-        return token
+        return str(rows[0][0])
 
     def read_generation(self) -> str:
         row = self._run(
-            "read_generation", "SELECT value FROM tc_meta WHERE ns = ? AND name = 'generation'", (self.ns,), fetch="one"
+            "read_generation",
+            "SELECT value FROM tc_meta WHERE ns = ? AND name = 'generation_counter'",
+            (self.ns,),
+            fetch="one",
         )
-        return row[0] if row else ""
+        return str(row[0]) if row else ""
 
     def close(self) -> None:
         self._backend.close()

@@ -12,7 +12,6 @@ wrong data; pooled connections are long-lived, so it is rare.)
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -95,7 +94,7 @@ class RedisTier:
     name = "redis"
 
     def __init__(self, url: str, namespace: str, socket_timeout: float, connect_timeout: float) -> None:
-        self.watcher = _RestartWatcher(f"{namespace}:generation", url)
+        self.watcher = _RestartWatcher(f"{namespace}:changes", url)  # a counter (INCR); ":generation" held tokens
         pool = redis.ConnectionPool.from_url(
             url,
             socket_timeout=socket_timeout,
@@ -196,8 +195,7 @@ class RedisTier:
         return self._call("purge", sweep)
 
     def bump_generation(self) -> str:
-        token = uuid.uuid4().hex
-        self._call("bump_generation", self._client.set, self._generation_key, token)
+        token = str(self._call("bump_generation", self._client.incr, self._generation_key))
         self.watcher.generation = token
         return token
 

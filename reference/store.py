@@ -53,9 +53,9 @@ class Coordinator(Protocol):
     """A shared tier that carries the invalidation generation between instances (Redis, database)."""
 
     def bump_generation(self) -> str:
-        """Announce an invalidation; return the new token."""
+        """Announce a change (put, invalidation); return the new counter, as a decimal string."""
         ...
 
     def read_generation(self) -> str:
-        """An opaque token that changes on every invalidation anywhere ("" when never set)."""
+        """The counter, moved by every change anywhere ("" when never set)."""
         ...

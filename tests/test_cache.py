@@ -296,3 +296,71 @@ def test_metadata_cache_defaults_construct_without_io(tmp_path, monkeypatch):
     c = MetadataCache()
     assert not (tmp_path / "xdg").exists()
     c.shutdown()
+
+
+def _store(cache, name):
+    cache._start()
+    return next(s for s in cache._stores if s.name == name)
+
+
+def _two_instances(make_env, fake_redis_url, src):
+    """A and B share Redis, the cache directory and the database; the entry is on disk and in the
+    database only (Redis evicted it), so a get on B goes to disk and promotes into Redis."""
+    env = make_env(redis_url=fake_redis_url)
+    a, b = reference.factory(env), reference.factory(env)
+    assert a.put(src, {"v": 1})
+    _store(a, "redis").remove(store_key(a, src).content)
+    return env, a, b
+
+
+@pytest.mark.parametrize("moment", ["B promotes while A removes disk", "A invalidates while B promotes"])
+def test_promotion_racing_another_instances_invalidate_never_resurrects(make_env, fake_redis_url, src, moment):
+    """Found by the integration suite: B read disk, A's invalidate removed Redis, B's promotion put the
+    entry back into the shared Redis, and after A's successful invalidate everyone was served it."""
+    env, a, b = _two_instances(make_env, fake_redis_url, src)
+    seen = []
+    if moment == "B promotes while A removes disk":
+        disk = _store(a, "disk")
+        real_remove = disk.remove
+
+        def remove_after_b_reads(*args):
+            seen.append(b.get(src))
+            return real_remove(*args)
+
+        disk.remove = remove_after_b_reads
+    else:
+        redis_b = _store(b, "redis")
+        real_put = redis_b.put
+
+        def put_after_a_invalidates(*args):
+            seen.append(a.invalidate(src))
+            return real_put(*args)
+
+        redis_b.put = put_after_a_invalidates
+        seen.append(b.get(src))
+    try:
+        if moment == "B promotes while A removes disk":
+            assert a.invalidate(src) is True
+        assert seen[0] in (True, {"v": 1})  # overlapping the invalidate: the old value or a miss
+        fresh = reference.factory(env)
+        assert fresh.get(src) is None, f"resurrected in {fresh.tiers_holding(src)}"
+        assert fresh.tiers_holding(src) == set()
+        fresh.shutdown()
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
+def test_a_put_on_one_instance_reaches_the_others_memory(make_env, fake_redis_url, src):
+    env = make_env(redis_url=fake_redis_url)
+    a, b = reference.factory(env), reference.factory(env)
+    b.config = b.config.with_changes(staleness_seconds=0.0)  # check the shared counter on every get
+    try:
+        assert a.put(src, {"v": 1}) and b.get(src) == {"v": 1}
+        assert a.put(src, {"v": 2})
+        assert b.get(src) == {"v": 2}
+        assert b.put(src, {"v": 3}) and a.put(src, {"v": 4})  # b's own put must not hide a's
+        assert b.get(src) == {"v": 4}
+    finally:
+        a.shutdown()
+        b.shutdown()
