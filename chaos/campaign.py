@@ -1,0 +1,163 @@
+"""The long chaos campaign: `python -m chaos.campaign --minutes 10 --seed N [--impl pkg.mod:factory]`.
+
+Rounds until the time is up; each round picks (seeded) a world — Redis + SQLite, Redis + PostgreSQL,
+or disk + SQLite without Redis — builds a fresh Env in one shared sandbox (real valkey-server behind
+the chaos proxy, embedded PostgreSQL, a 1 MiB tmpfs for the disk tier when mountable), runs random
+operations and fault cycles with every check of chaos.runner, and every few rounds a batch of E3
+crash kills (external SIGKILL mode). Prints a summary table; exits 1 on any invariant violation.
+The time bound is the only use of the wall clock: no result depends on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import random
+import sys
+import time
+import traceback
+from statistics import median
+
+from rich.console import Console
+from rich.table import Table
+
+from tiercheck.contract import DEFAULT_IMPL, load_factory
+
+from .crash import run_crashes
+from .disk_faults import CorruptEntries
+from .model import Violation
+from .runner import Runner, Summary, build_nemeses
+from .sandbox import Sandbox
+
+WORLDS = (("redis+sqlite", "sqlite", True), ("redis+postgres", "postgres", True), ("disk+sqlite", "sqlite", False))
+
+
+def campaign(impl: str, seed: int, minutes: float, avoid_known: bool, console: Console) -> Summary:
+    factory = load_factory(impl)
+    rng = random.Random(seed)
+    summary = Summary(seed=seed)
+    deadline = time.monotonic() + minutes * 60
+    rounds = 0
+    harness_errors = 0
+    with Sandbox(postgres=True) as sandbox:
+        summary.notes.append(f"disk tier: {sandbox.tmpfs.reason}")
+        while time.monotonic() < deadline:
+            rounds += 1
+            name, database, redis = rng.choice(WORLDS)
+            sandbox.reset_disk()
+            env = sandbox.new_env(database=database, redis=redis, ttl_seconds=rng.choice((120.0, 600.0)))
+            runner = Runner(factory, sandbox, env, rng, summary, avoid_known_bugs=avoid_known)
+            nemeses = build_nemeses(sandbox, env, rng)
+            before = len(summary.violations)
+            try:
+                runner.run_ops(rng.randrange(10, 40))
+                for _ in range(rng.randrange(3, 8)):
+                    if time.monotonic() >= deadline:
+                        break
+                    nemesis = rng.choice(nemeses)
+                    if isinstance(nemesis, CorruptEntries) and not redis:
+                        runner.corruption_cycle(nemesis)
+                    else:
+                        runner.fault_cycle(nemesis, rng.randrange(4, 20))
+                    runner.run_ops(rng.randrange(5, 30))
+                runner.sweep()
+                runner.check_containment()
+            except Exception:  # a harness error: reported, never counted as the implementation's fault
+                harness_errors += 1
+                console.print(f"[red]harness error in round {rounds}[/red]:\n{traceback.format_exc()}")
+            finally:
+                for n in nemeses:
+                    with contextlib.suppress(Exception):
+                        n.heal()
+                runner.close()
+            if runner.trace is not None and len(summary.violations) > before:
+                trace_file = f"/tmp/chaos-trace-{seed}-round-{rounds}.txt"
+                with open(trace_file, "w") as f:
+                    f.write("\n".join([*map(str, summary.violations[before:]), "", *runner.trace]))
+                console.print(f"trace of round {rounds}: {trace_file}")
+            console.print(
+                f"round {rounds:3d} {name:15s} ops={summary.operations:7d} "
+                f"violations +{len(summary.violations) - before}"
+            )
+            if rounds % 4 == 0 and time.monotonic() < deadline:
+                run_crashes(
+                    impl, factory, rng.randrange(2**32), kills=rng.randrange(5, 15), mode="external", summary=summary
+                )
+    left = sandbox.children_left()
+    if left:
+        summary.violations.append(Violation("orphan processes", ", ".join(left)))
+    summary.notes.append(f"{rounds} rounds, {harness_errors} harness errors")
+    return summary
+
+
+def table(summary: Summary, title: str) -> Table:
+    t = Table(title=title)
+    for col in (
+        "fault",
+        "how",
+        "injected",
+        "ops completed during fault",
+        "recoveries",
+        "re-admission ops (median/max)",
+    ):
+        t.add_column(col, justify="left" if col in ("fault", "how") else "right")
+    for kind in sorted(summary.injected):
+        adm = summary.readmission_ops.get(kind, [])
+        done, tried = summary.responsive.get(kind, [0, 0])
+        t.add_row(
+            kind,
+            "real" if summary.real.get(kind) else "injected OSError",
+            str(summary.injected[kind]),
+            f"{done}/{tried}" if tried else "-",
+            str(summary.recoveries.get(kind, 0)),
+            f"{median(adm):g}/{max(adm)}" if adm else "-",
+        )
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m chaos.campaign", description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=None, help="default: random, printed")
+    p.add_argument("--impl", default=DEFAULT_IMPL)
+    p.add_argument(
+        "--include-known-bugs",
+        action="store_true",
+        help="also run the schedules that trigger known reference bugs (chaos.runner.KNOWN_REFERENCE_BUGS)",
+    )
+    args = p.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    console = Console(width=150)
+    logging.disable(logging.ERROR)  # tier failures are expected here: the table tells the story
+    console.print(
+        f"chaos campaign: impl={args.impl} seed={seed} minutes={args.minutes:g} "
+        f"known reference bugs {'included' if args.include_known_bugs else 'avoided'}"
+    )
+    started = time.monotonic()
+    summary = campaign(args.impl, seed, args.minutes, not args.include_known_bugs, console)
+    elapsed = time.monotonic() - started
+    console.print(table(summary, f"chaos campaign seed={seed} impl={args.impl} ({elapsed / 60:.1f} min)"))
+    by_check: dict[str, int] = {}
+    for v in summary.violations:
+        by_check[v.check] = by_check.get(v.check, 0) + 1
+    console.print(f"operations run: {summary.operations}")
+    console.print(
+        f"faults injected: {sum(summary.injected.values())}; recoveries observed: {sum(summary.recoveries.values())}"
+    )
+    console.print(f"E3 crash kills: {dict(summary.crashes)}")
+    console.print(f"invariant violations: {len(summary.violations)} {by_check or ''}")
+    for v in summary.violations[:40]:
+        console.print(f"  {v}", markup=False)
+    for note in summary.notes:
+        console.print(f"note: {note}", markup=False)
+    console.print("same seed, same schedule of rounds and faults; the number of rounds depends on the time bound")
+    console.print(
+        f"replay: python -m chaos.campaign --minutes {args.minutes:g} --seed {seed} --impl {args.impl}"
+        + (" --include-known-bugs" if args.include_known_bugs else "")
+    )
+    return 1 if summary.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""A sandbox for chaos runs: real servers, the proxy, a tmpfs for the disk tier, contract Envs.
+
+Layout under `root`:
+    disk/            a small tmpfs when mountable (else a plain directory)
+    disk/cache-N/    the cache_dir of one Env
+    db-N.sqlite3     the SQLite database of one Env (outside cache_dir: disk faults leave it alone)
+    files/           the source files whose content the keys are made of
+
+Everything started here is stopped in `close()` (also on error); `children_left()` lists any child
+process still alive afterwards, which the tests require to be empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import psutil
+
+from integration import servers
+from tiercheck.backends import FakeClock, unique_namespace
+from tiercheck.contract import Env
+
+from .disk_faults import Tmpfs
+from .proxy import TcpProxy
+
+
+class Sandbox:
+    def __init__(
+        self,
+        *,
+        redis: bool = True,
+        postgres: bool = False,
+        tmpfs: bool = True,
+        tmpfs_size: str = "1m",
+        root: str | None = None,
+    ) -> None:
+        self.root = Path(root or tempfile.mkdtemp(prefix="tiercheck-chaos-"))
+        self.want_redis, self.want_postgres, self.want_tmpfs = redis, postgres, tmpfs
+        self.tmpfs = Tmpfs(self.root / "disk", tmpfs_size)
+        self.redis: servers.ServerHandle | None = None
+        self.postgres: servers.ServerHandle | None = None
+        self.proxy: TcpProxy | None = None
+        self.pids: list[int] = []
+        self._count = 0
+
+    def start(self) -> Sandbox:
+        try:
+            (self.root / "files").mkdir(parents=True, exist_ok=True)
+            if self.want_tmpfs:
+                self.tmpfs.mount()
+            else:
+                (self.root / "disk").mkdir(exist_ok=True)
+                self.tmpfs.reason = "tmpfs not requested"
+            if self.want_redis:
+                self.redis = servers.start_redis(str(self.root))
+                if not self.redis.controllable:
+                    raise servers.Unavailable("the Redis server from the environment cannot be killed by chaos runs")
+                self.pids.append(self.redis.process.pid)  # type: ignore[union-attr]
+                port = int(self.redis.url.rsplit(":", 1)[1].split("/")[0])
+                self.proxy = TcpProxy("127.0.0.1", port).start()
+            if self.want_postgres:
+                self.postgres = servers.start_postgres()
+                if not self.postgres.controllable:
+                    raise servers.Unavailable("the PostgreSQL server from the environment cannot be killed")
+                self.pids.append(self.postgres.process.pid)  # type: ignore[union-attr]
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def redis_url(self) -> str | None:
+        return self.proxy.url() if self.proxy else None
+
+    def new_env(self, *, database: str = "sqlite", redis: bool = True, clock: FakeClock | None = None, **fields) -> Env:
+        """A fresh Env: new cache_dir on the tmpfs, new namespace, database "sqlite" | "postgres" | None."""
+        self._count += 1
+        cache_dir = self.root / "disk" / f"cache-{self._count}"
+        if database == "sqlite":
+            db_url: str | None = f"sqlite:///{self.root / f'db-{self._count}.sqlite3'}"
+        elif database == "postgres":
+            assert self.postgres is not None, "the sandbox was started without PostgreSQL"
+            db_url = self.postgres.url
+        else:
+            db_url = None
+        return Env(
+            cache_dir=str(cache_dir),
+            redis_url=self.redis_url if redis else None,
+            database_url=db_url,
+            namespace=unique_namespace("chaos"),
+            clock=clock or FakeClock(),
+            **fields,
+        )
+
+    def reset_disk(self) -> None:
+        """Empty the tmpfs between rounds (1 MiB fills up over a long campaign)."""
+        base = self.root / "disk"
+        for child in base.iterdir() if base.exists() else ():
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    child.unlink()
+
+    def close(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+        for handle in (self.redis, self.postgres):
+            if handle is not None:
+                if handle.process is not None:
+                    self.pids.append(handle.process.pid)  # the latest one, after any restarts
+                handle.close()
+        self.tmpfs.umount()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def children_left(self) -> list[str]:
+        """Processes this sandbox started that are still alive (zombies count as gone)."""
+        alive = []
+        for pid in self.pids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc = psutil.Process(pid)
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{pid} {proc.name()}")
+        root = str(self.root)
+        for child in psutil.Process(os.getpid()).children(recursive=True):  # anything else started under root
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.status() != psutil.STATUS_ZOMBIE and any(root in arg for arg in child.cmdline()):
+                    alive.append(f"{child.pid} {child.name()}")
+        return sorted(set(alive))

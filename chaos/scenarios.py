@@ -1,0 +1,77 @@
+"""Short, deterministic chaos scenarios (fixed seeds): the default test run and the variant checks use
+these; `chaos.campaign` runs the same machinery for minutes with random seeds."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from tiercheck.contract import Factory
+
+from .disk_faults import CorruptEntries
+from .nemesis import Nemesis
+from .runner import Runner, Summary, build_nemeses
+from .sandbox import Sandbox
+
+Script = list[tuple[str, str, str]]
+
+# scripted fault windows: the operations that make a fault matter
+E1_SCRIPT: Script = [("invalidate", "a", "premium"), ("get", "a", "premium"), ("invalidate", "b", "*")]
+HOSTILE_SCRIPT: Script = [("put", "a", "../../escape"), ("get", "a", "../../escape")]
+WARM_SCRIPT: Script = [("put", name, tier) for name in ("a", "b", "c") for tier in ("premium", "free")]
+
+
+def world(kind: str) -> dict:
+    """Sandbox and Env settings for the tier a fault kind hits."""
+    if kind.startswith("postgres"):
+        return {"sandbox": {"postgres": True}, "env": {"database": "postgres"}}
+    if kind.startswith("disk entry"):
+        return {"sandbox": {"redis": False}, "env": {"database": "sqlite", "redis": False}}
+    return {"sandbox": {}, "env": {"database": "sqlite"}}
+
+
+def run_fault(
+    factory: Factory,
+    kind: str,
+    seed: int,
+    *,
+    cycles: int = 2,
+    ops: int = 10,
+    script: Script | None = None,
+    avoid_known_bugs: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[Summary, list[str]]:
+    """Warm up, then `cycles` fault cycles of the nemesis named `kind`; (summary, orphans left)."""
+    log(f"chaos scenario {kind!r}: seed={seed}")
+    settings = world(kind)
+    rng = random.Random(seed)
+    summary = Summary(seed=seed)
+    with Sandbox(**settings["sandbox"]) as sandbox:
+        env = sandbox.new_env(ttl_seconds=600.0, **settings["env"])
+        summary.notes.append(f"disk: {sandbox.tmpfs.reason}")
+        runner = Runner(factory, sandbox, env, rng, summary, avoid_known_bugs=avoid_known_bugs)
+        nemesis: Nemesis | None = None
+        try:
+            nemesis = _pick(build_nemeses(sandbox, env, rng), kind)
+            runner.run_script(WARM_SCRIPT)
+            runner.run_ops(ops)
+            for _ in range(cycles):
+                if isinstance(nemesis, CorruptEntries):
+                    runner.corruption_cycle(nemesis)
+                else:
+                    runner.fault_cycle(nemesis, ops, script)
+                runner.run_ops(ops)
+            runner.sweep()
+            runner.check_containment()
+        finally:
+            if nemesis is not None:
+                nemesis.heal()
+            runner.close()
+    return summary, sandbox.children_left()
+
+
+def _pick(nemeses: list[Nemesis], kind: str) -> Nemesis:
+    for n in nemeses:
+        if n.kind == kind:
+            return n
+    raise LookupError(f"no nemesis {kind!r} in {[n.kind for n in nemeses]}")

@@ -1,0 +1,86 @@
+"""P5, E1, E2 on real processes — short and deterministic (fixed seeds, printed), for the default run.
+
+Every fault kind gets a few fault cycles against the implementation under test (--impl): inject,
+operations during the fault, heal, re-admission, a read sweep of every key, containment and leak
+checks. `nox -s chaos` runs the long randomized campaign over the same machinery.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .scenarios import E1_SCRIPT, run_fault
+
+REDIS = [
+    "redis SIGKILL",
+    "redis SIGSTOP",
+    "redis restart empty",
+    "redis restart from old RDB",
+    "redis reset mid-reply",
+    "redis latency 2000ms",
+    "redis latency 10ms",
+]
+DISK = ["disk ENOSPC", "disk read-only", "disk EIO", "disk dir removed"]
+CORRUPTION = ["disk entry truncate", "disk entry bitflip", "disk entry swap"]
+SQLITE = ["sqlite locked", "sqlite pages corrupted", "sqlite deleted"]
+POSTGRES = ["postgres backends terminated", "postgres SIGKILL"]
+SEED = 20240501
+
+
+def _check(summary, orphans, kind):
+    print(
+        f"{kind}: seed={summary.seed} ops={summary.operations} real={summary.real.get(kind)} "
+        f"readmission={summary.readmission_ops.get(kind)} responsive={summary.responsive.get(kind)} "
+        f"notes={summary.notes}"
+    )
+    assert not summary.violations, "\n".join(str(v) for v in summary.violations[:10])
+    assert orphans == [], f"processes left behind: {orphans}"
+    assert summary.injected[kind] >= 1
+    assert summary.recoveries[kind] == summary.injected[kind], f"{kind}: the tier did not come back every time"
+
+
+@pytest.mark.prop("P5")
+@pytest.mark.real_redis
+@pytest.mark.parametrize("kind", REDIS)
+def test_P5_redis_process_faults(impl_factory, kind):
+    summary, orphans = run_fault(impl_factory, kind, SEED)
+    _check(summary, orphans, kind)
+    done, tried = summary.responsive[kind]
+    assert done == tried, f"only {done} of {tried} operations completed while {kind} held"
+
+
+@pytest.mark.prop("E1")
+@pytest.mark.real_redis
+@pytest.mark.parametrize("kind", ["redis SIGSTOP", "redis restart from old RDB", "redis SIGKILL"])
+def test_E1_invalidations_during_redis_faults_are_never_undone(impl_factory, kind):
+    summary, orphans = run_fault(impl_factory, kind, SEED + 1, cycles=2, script=E1_SCRIPT)
+    _check(summary, orphans, kind)
+
+
+@pytest.mark.prop("P5")
+@pytest.mark.parametrize("kind", DISK)
+def test_P5_disk_faults(impl_factory, kind):
+    summary, orphans = run_fault(impl_factory, kind, SEED)
+    _check(summary, orphans, kind)
+
+
+@pytest.mark.prop("E2")
+@pytest.mark.parametrize("kind", CORRUPTION)
+def test_E2_disk_entries_altered(impl_factory, kind):
+    summary, orphans = run_fault(impl_factory, kind, SEED)
+    _check(summary, orphans, kind)
+
+
+@pytest.mark.prop("P5")
+@pytest.mark.parametrize("kind", SQLITE)
+def test_P5_sqlite_faults(impl_factory, kind):
+    summary, orphans = run_fault(impl_factory, kind, SEED)
+    _check(summary, orphans, kind)
+
+
+@pytest.mark.prop("P5")
+@pytest.mark.real_postgres
+@pytest.mark.parametrize("kind", POSTGRES)
+def test_P5_postgres_faults(impl_factory, kind):
+    summary, orphans = run_fault(impl_factory, kind, SEED)
+    _check(summary, orphans, kind)

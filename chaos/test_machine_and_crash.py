@@ -1,0 +1,35 @@
+"""The chaos nemeses as Hypothesis rules (P5/E1), and E3 crash consistency with SIGKILLed children."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from .crash import run_crashes
+from .machine import ChaosMachine
+from .sandbox import Sandbox
+
+CRASH_SEED = 3141
+
+
+@pytest.mark.prop("P5")
+@pytest.mark.real_redis
+def test_P5_chaos_machine_on_real_processes(impl_factory):
+    with Sandbox() as sandbox:
+        bound = type("Chaos", (ChaosMachine,), {"factory": staticmethod(impl_factory), "sandbox": sandbox})
+        run_state_machine_as_test(bound, settings=settings(settings.default, max_examples=4, stateful_step_count=15))
+    assert sandbox.children_left() == []
+
+
+@pytest.mark.prop("E3")
+def test_E3_sigkill_at_seeded_points_leaves_old_new_or_miss(impl_factory, request):
+    impl = request.config.getoption("--impl")
+    print(f"E3 crash run: impl={impl} seed={CRASH_SEED} kills=12 mode=self")
+    summary = run_crashes(impl, impl_factory, CRASH_SEED, kills=12, mode="self")
+    print(dict(summary.crashes))
+    assert not summary.violations, "\n".join(str(v) for v in summary.violations[:10])
+    assert sum(summary.crashes.values()) == 12
+    assert summary.crashes["killed between operations"] < 12  # the kills landed inside operations
+    assert not [c for c in psutil.Process().children(recursive=True) if "crash_child" in " ".join(c.cmdline())]

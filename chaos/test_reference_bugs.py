@@ -1,0 +1,50 @@
+"""Bugs the chaos suites found in reference/, as minimal reproducers through the contract.
+
+Marked xfail(strict=True) for the reference only: when the reference is fixed the test XPASSes and
+fails, so the marker must then be removed; any other --impl is simply checked.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from integration import servers
+from tiercheck.backends import FakeClock, unique_namespace
+from tiercheck.contract import DEFAULT_IMPL, Env
+
+E1_REASON = (
+    "reference bug: a new cache instance trusts a Redis server it never saw before; Redis restored from an RDB "
+    "taken before a successful invalidate resurrects the entry (run_id/generation are only compared within one "
+    "instance's lifetime and are not kept durably)"
+)
+
+
+@pytest.mark.prop("E1")
+@pytest.mark.real_redis
+def test_E1_invalidate_then_restart_cache_and_redis_from_older_rdb(impl_factory, request, tmp_path):
+    if request.config.getoption("--impl") == DEFAULT_IMPL:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=E1_REASON))
+    handle = servers.start_redis(str(tmp_path))
+    try:
+        env = Env(
+            cache_dir=str(tmp_path / "cache"),
+            redis_url=handle.url,
+            database_url=f"sqlite:///{tmp_path}/db.sqlite3",
+            namespace=unique_namespace("bug"),
+            clock=FakeClock(),
+        )
+        src = tmp_path / "f"
+        src.write_bytes(b"content")
+        cache = impl_factory(env)
+        assert cache.put(str(src), {"v": "old"})
+        snapshot = servers.snapshot_redis(handle)  # an RDB that holds the entry
+        assert cache.invalidate(str(src)) is True  # Redis up: removed from every tier, success reported
+        cache.shutdown()  # the service restarts ...
+        servers.restore_redis(handle, snapshot)  # ... and Redis comes back from the older RDB
+        cache = impl_factory(env)
+        try:
+            assert cache.get(str(src)) is None, "an invalidation that reported success was undone"
+        finally:
+            cache.shutdown()
+    finally:
+        handle.close()
