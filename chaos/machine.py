@@ -24,6 +24,7 @@ KINDS = [
     "redis SIGSTOP",
     "redis restart empty",
     "redis reset mid-reply",
+    "redis partition",
     "disk ENOSPC",
     "disk read-only",
     "disk dir removed",

@@ -53,6 +53,7 @@ class TcpProxy:
         self.stats = ProxyStats()
         self._latency = 0.0
         self._reset_replies = False
+        self._partitioned = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
@@ -125,6 +126,13 @@ class TcpProxy:
     def reset_mid_reply(self, enabled: bool = True) -> None:
         self._reset_replies = enabled
 
+    def partition(self, enabled: bool = True) -> None:
+        """A network partition: open connections are reset, new ones refused, and nothing sent reaches
+        the server (unlike a paused server, which applies the commands it buffered once it resumes)."""
+        self._partitioned = enabled
+        if enabled:
+            self.reset_all()
+
     def reset_all(self) -> None:
         """RST every open connection now (returns once done)."""
         if self._loop is None:
@@ -155,11 +163,15 @@ class TcpProxy:
     def heal(self) -> None:
         self._latency = 0.0
         self._reset_replies = False
+        self._partitioned = False
 
     # --- the pumps --------------------------------------------------------------------------------
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
+        if self._partitioned:
+            _rst(client_w)
+            return
         try:
             up_r, up_w = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -194,6 +206,10 @@ class TcpProxy:
                 data = await reader.read(_CHUNK)
                 if not data:
                     break
+                if self._partitioned:  # bytes already read when the partition began: dropped, never delivered
+                    for w in pair:
+                        _rst(w)
+                    return
                 if self._latency:
                     await asyncio.sleep(self._latency)  # the toxic itself, not a synchronisation
                 if downstream and self._reset_replies:

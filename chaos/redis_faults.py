@@ -142,6 +142,22 @@ class ProxyReset(Nemesis):
         self.proxy.reset_mid_reply(False)
 
 
+class ProxyPartition(Nemesis):
+    """The network between cache and Redis drops everything: Redis never sees what was sent meanwhile."""
+
+    kind = "redis partition"
+    tier = "redis"
+
+    def __init__(self, proxy: TcpProxy) -> None:
+        self.proxy = proxy
+
+    def inject(self) -> None:
+        self.proxy.partition(True)
+
+    def heal(self) -> None:
+        self.proxy.partition(False)
+
+
 class ProxyLatency(Nemesis):
     """Every chunk delayed by `seconds` in both directions (above a client timeout: timeouts fire)."""
 

@@ -17,6 +17,7 @@ REDIS = [
     "redis restart empty",
     "redis restart from old RDB",
     "redis reset mid-reply",
+    "redis partition",
     "redis latency 2000ms",
     "redis latency 10ms",
 ]

@@ -138,3 +138,24 @@ def test_redis_client_sees_connection_errors_on_partial_replies(redis_server):
             client.delete("chaos-proxy-big")
         finally:
             client.close()
+
+
+def test_partition_resets_open_connections_refuses_new_ones_and_delivers_nothing(proxy):
+    with _connect(proxy) as s:
+        s.sendall(b"a")
+        assert _recv_exactly(s, 1) == b"a"
+        proxy.partition(True)
+        with pytest.raises((ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            s.sendall(b"b")
+            if not s.recv(1):
+                raise ConnectionResetError("EOF")
+    up_before = proxy.stats.bytes_up
+    with _connect(proxy) as s, pytest.raises((ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        s.sendall(b"lost")
+        if not s.recv(1):
+            raise ConnectionResetError("EOF")
+    assert proxy.stats.bytes_up == up_before, "bytes crossed a partition"
+    proxy.heal()
+    with _connect(proxy) as s:
+        s.sendall(b"ok")
+        assert _recv_exactly(s, 2) == b"ok"

@@ -1,7 +1,8 @@
-"""Bugs the chaos suites found in reference/, as minimal reproducers through the contract.
+"""Bugs the chaos suites found in reference/, kept as minimal reproducers through the contract.
 
-Marked xfail(strict=True) for the reference only: when the reference is fixed the test XPASSes and
-fails, so the marker must then be removed; any other --impl is simply checked.
+Found: a new cache instance trusted a Redis server it had never seen; Redis restored from an RDB
+taken before a successful invalidate resurrected the entry. Fixed by the Redis floor the reference
+keeps in its journals; the test now guards every implementation against it.
 """
 
 from __future__ import annotations
@@ -10,20 +11,12 @@ import pytest
 
 from integration import servers
 from tiercheck.backends import FakeClock, unique_namespace
-from tiercheck.contract import DEFAULT_IMPL, Env
-
-E1_REASON = (
-    "reference bug: a new cache instance trusts a Redis server it never saw before; Redis restored from an RDB "
-    "taken before a successful invalidate resurrects the entry (run_id/generation are only compared within one "
-    "instance's lifetime and are not kept durably)"
-)
+from tiercheck.contract import Env
 
 
 @pytest.mark.prop("E1")
 @pytest.mark.real_redis
-def test_E1_invalidate_then_restart_cache_and_redis_from_older_rdb(impl_factory, request, tmp_path):
-    if request.config.getoption("--impl") == DEFAULT_IMPL:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=E1_REASON))
+def test_E1_invalidate_then_restart_cache_and_redis_from_older_rdb(impl_factory, tmp_path):
     handle = servers.start_redis(str(tmp_path))
     try:
         env = Env(

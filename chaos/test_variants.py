@@ -18,7 +18,8 @@ CASES = {
     "errors_escape": ("redis SIGSTOP", None, {"exception escaped"}),
     "decode_errors_as_empty": ("disk entry bitflip", None, {"wrong value"}),
     "no_checksum": ("disk entry swap", None, {"wrong value"}),
-    "no_repair_journal": ("redis SIGSTOP", E1_SCRIPT, {"resurrection"}),
+    # a partition, not a pause: a paused Redis applies the buffered removal when it resumes
+    "no_repair_journal": ("redis partition", E1_SCRIPT, {"resurrection"}),
     "pickle_disk": ("disk entry truncate", None, {"corrupt entry kept", "healthy tiers keep storing"}),
     "raw_tier_filenames": ("redis reset mid-reply", HOSTILE_SCRIPT, {"containment"}),
 }

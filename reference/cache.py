@@ -64,6 +64,7 @@ class MetadataCache:
         self._repair_locks: dict[str, threading.Lock] = {}
         self._setup_errors: dict[str, str] = {}
         self._coordinator: Any = None
+        self._redis_floor = 0  # from the journals at start: see _catch_up
         self._generation_seen: str | None = None
         self._generation_checked = float("-inf")
         self._epochs = [0] * _EPOCH_STRIPES
@@ -127,6 +128,9 @@ class MetadataCache:
             by_name = {s.name: s for s in self._stores}
             self._coordinator = by_name.get("redis") or by_name.get("database")
             self._load_journal()
+            if any(s.name == "redis" for s in self._stores):
+                floors = [self._attempt(j, "journal", j.floor_get) for j in self._journals()]
+                self._redis_floor = max((value for ok, value in floors if ok), default=0)
             self._started = True
 
     def _journals(self, excluding: str | None = None) -> list[Any]:
@@ -151,6 +155,8 @@ class MetadataCache:
         if not health.allow():
             return False, None
         if self._pending[store.name] and not self._repair(store):
+            return False, None
+        if self._redis_floor and store.name == "redis" and not self._catch_up(store):
             return False, None
         try:
             result = fn(*args)
@@ -193,6 +199,34 @@ class MetadataCache:
                     self._attempt(journal, "journal", journal.journal_discard, store.name)
             log.info("tier %s repaired: %d pending removals applied", store.name, len(todo))
             return done
+
+    def _catch_up(self, store: StoreTier) -> bool:
+        """Before Redis serves: if it shows an older change counter than the journals' floor, it lost
+        removals while no instance watched it (E1), and its namespace is purged."""
+        with self._repair_locks[store.name]:
+            floor = self._redis_floor
+            if not floor:
+                return True
+            try:
+                purged = store.catch_up(floor)  # type: ignore[attr-defined]
+            except Exception as exc:
+                self._tier_failed(store, "catch up", exc)
+                return False
+            if purged:
+                log.warning("redis is behind the journal (counter < %d): restored from an older state; purged", floor)
+            self._redis_floor = 0
+            return True
+
+    def _lift_floor(self) -> None:
+        """Before a removal: bump the Redis counter and record the value durably, so that a Redis that
+        later shows an older counter (restored from a snapshot taken before the removal) is purged."""
+        redis_store = next((s for s in self._stores if s.name == "redis"), None)
+        if redis_store is None:
+            return
+        ok, token = self._attempt(redis_store, "bump generation", redis_store.bump_generation)  # type: ignore[attr-defined]
+        if ok:
+            for journal in self._journals():
+                self._attempt(journal, "journal", journal.floor_raise, int(token))
 
     def _defer(self, store: StoreTier, content: str, variant: str) -> bool:
         """Record a removal the tier owes; True when the record is durable (survives a restart)."""
@@ -360,6 +394,7 @@ class MetadataCache:
                 log.info("cannot invalidate %r: %s", file_path, exc)
                 return False
         self._start()
+        self._lift_floor()
         complete = True
         with self._writing(content):
             self.memory.remove(content, variant)
@@ -374,6 +409,7 @@ class MetadataCache:
     def clear_all(self) -> None:
         self._check_open()
         self._start()
+        self._lift_floor()
         with self._writing(None):
             self.memory.clear()
             for store in reversed(self._stores):  # bottom-up: see _promote
@@ -407,10 +443,12 @@ class MetadataCache:
             ok, found = self._attempt(store, "scan", lambda s=store: list(s.keys()))
             keys.update(found if ok else ())
         matched = [k for k in keys if fnmatch.fnmatchcase(str(k), pattern)]
+        if matched:
+            self._lift_floor()
         for key in matched:
             with self._writing(key.content):
                 self.memory.remove(key.content, key.variant)
-                for store in self._stores:
+                for store in reversed(self._stores):  # bottom-up: see _promote
                     if not self._attempt(store, "remove", store.remove, key.content, key.variant)[0]:
                         self._defer(store, key.content, key.variant)
         if matched:

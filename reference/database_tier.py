@@ -265,6 +265,22 @@ class DatabaseTier:
     def journal_discard(self, tier: str) -> None:
         self._run("journal", "DELETE FROM tc_journal WHERE ns = ? AND tier = ?", (self.ns, tier))
 
+    def floor_get(self) -> int:
+        """The Redis change counter below which a Redis has lost removals made here (0: none)."""
+        row = self._run(
+            "journal", "SELECT value FROM tc_meta WHERE ns = ? AND name = 'redis_floor'", (self.ns,), fetch="one"
+        )
+        return int(row[0]) if row and str(row[0]).isdigit() else 0
+
+    def floor_raise(self, value: int) -> None:
+        self._run(
+            "journal",
+            "INSERT INTO tc_meta (ns, name, value) VALUES (?, 'redis_floor', ?) ON CONFLICT (ns, name) DO UPDATE "
+            "SET value = CASE WHEN CAST(excluded.value AS BIGINT) > CAST(tc_meta.value AS BIGINT) "
+            "THEN excluded.value ELSE tc_meta.value END",
+            (self.ns, str(value)),
+        )
+
     def bump_generation(self) -> str:
         rows = self._run(
             "bump_generation",

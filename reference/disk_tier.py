@@ -271,5 +271,28 @@ class DiskTier:
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
 
+    def floor_get(self) -> int:
+        """The Redis change counter below which a Redis has lost removals made here (0: none)."""
+        try:
+            names = os.listdir(self.journal_root) if self.journal_root.exists() else []
+        except OSError as exc:
+            raise TierError(f"disk journal: {exc}") from exc
+        return max((int(n[6:]) for n in names if n.startswith("floor-") and n[6:].isdigit()), default=0)
+
+    def floor_raise(self, value: int) -> None:
+        """One file per value, created atomically: concurrent raises never lose the higher one."""
+        try:
+            if value <= self.floor_get():
+                return
+            self.journal_root.mkdir(parents=True, exist_ok=True)
+            with open(self.journal_root / f"floor-{value}", "wb") as f:
+                if self.fsync:
+                    os.fsync(f.fileno())
+            for name in os.listdir(self.journal_root):
+                if name.startswith("floor-") and name[6:].isdigit() and int(name[6:]) < value:
+                    (self.journal_root / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise TierError(f"disk journal: {exc}") from exc
+
     def close(self) -> None:
         """Nothing stays open between operations."""

@@ -137,6 +137,25 @@ class RedisTier:
             self.watcher.generation = token.decode() if token else ""  # type: ignore[union-attr]  # bytes
             self.watcher.restarted.clear()
 
+    def catch_up(self, floor: int) -> bool:
+        """A server whose change counter is below `floor` has lost removals made before (it came back
+        from an older snapshot, or empty, while no instance was watching it): purge the namespace and
+        lift the counter. True if it purged."""
+
+        def check() -> bool:
+            value = self._client.get(self._generation_key)
+            current = int(value) if value is not None and value.isdigit() else -1
+            if current >= floor:
+                return False
+            self._delete_namespace()
+            if current < 0:
+                self._client.set(self._generation_key, floor)
+            else:
+                self._client.incrby(self._generation_key, floor - current)
+            return True
+
+        return self._call("catch up", check)
+
     def _delete_namespace(self) -> None:
         batch: list[bytes] = []
         for name in self._client.scan_iter(match=self._match, count=1000):

@@ -48,6 +48,12 @@ class Journal(Protocol):
 
     def journal_discard(self, tier: str) -> None: ...
 
+    def floor_get(self) -> int:
+        """The Redis change counter below which a Redis has lost removals made here (0: none)."""
+        ...
+
+    def floor_raise(self, value: int) -> None: ...
+
 
 class Coordinator(Protocol):
     """A shared tier that carries the invalidation generation between instances (Redis, database)."""

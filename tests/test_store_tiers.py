@@ -158,6 +158,21 @@ def test_database_journal_and_generation(tmp_path):
     assert tier.read_generation() == ""
     token = tier.bump_generation()
     assert tier.read_generation() == token != tier.bump_generation()
+    assert [tier.bump_generation() for _ in range(2)] == ["3", "4"]  # a counter: gaps show others' changes
+    check_floor(tier)
+
+
+def check_floor(journal):
+    assert journal.floor_get() == 0
+    journal.floor_raise(7)
+    journal.floor_raise(5)  # never lowered
+    assert journal.floor_get() == 7
+    journal.floor_raise(9)
+    assert journal.floor_get() == 9
+
+
+def test_disk_floor(tmp_path):
+    check_floor(DiskTier(str(tmp_path / "cache"), 1 << 20))
 
 
 @pytest.mark.real_postgres
@@ -168,6 +183,7 @@ def test_postgres_tier(postgres_server, namespace):
         tier.journal_add("redis", K1.content, ALL)
         assert tier.journal_load() == [("redis", K1.content, ALL)]
         assert tier.read_generation() != tier.bump_generation()
+        check_floor(tier)
     finally:
         tier.close()
 
@@ -179,6 +195,10 @@ def test_redis_tier(any_redis_url, namespace):
         assert tier.read_generation() == ""
         token = tier.bump_generation()
         assert tier.read_generation() == token
+        tier.put(K1, b"one", 9.0, 0.0)
+        assert tier.catch_up(1) is False and tier.get(K1) == b"one"  # not behind: kept
+        assert tier.catch_up(5) is True and tier.get(K1) is None  # behind the floor: purged, lifted
+        assert tier.read_generation() == "5" and tier.catch_up(5) is False
     finally:
         tier.close()
 
