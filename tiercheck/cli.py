@@ -26,7 +26,7 @@ from .report_html import write_html
 from .report_junit import write_junit
 from .verdicts import Verdict, VerdictRecorder, summarize, write_json
 
-SUITES = ("properties",)
+SUITES = ("properties", "chaos", "integration")  # chaos and integration start real servers from the wheels
 PROFILES = ("quick", "ci", "nightly")
 
 
@@ -71,6 +71,8 @@ def verify(args: argparse.Namespace) -> int:
         "tiercheck.pytest_plugin",
         "-p",
         "tiercheck.recording",
+        "-p",
+        "integration.fixtures",  # real-server fixtures (also when run outside a checkout, with no conftest.py)
         "-p",
         "no:cacheprovider",
         "--impl",
