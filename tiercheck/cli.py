@@ -90,6 +90,8 @@ def verify(args: argparse.Namespace) -> int:
         pytest_args.append(f"--hypothesis-seed={seed}")
     if args.workers:
         pytest_args += ["-n", str(args.workers)]
+    if args.fail_fast:
+        pytest_args.append("--exitfirst")
     import pytest
 
     seed_note = "derandomized (fixed per test)" if derandomized else f"--hypothesis-seed={seed}"
@@ -223,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         "--report-dir", help="write tiercheck.json, junit.xml and report.html here (schema: docs/report-schema.md)"
     )
     v.add_argument("-n", "--workers", type=int, default=0, help="pytest-xdist workers (0: in-process)")
+    v.add_argument(
+        "--fail-fast", action="store_true", help="stop at the first failing test (properties not reached: not run)"
+    )
     v.add_argument("--seed", type=int, help="Hypothesis seed for the quick and nightly profiles (default: random)")
     v.add_argument(
         "--baseline",
