@@ -69,6 +69,7 @@ def variant_times() -> list[dict]:
                     ids[0],
                     "--report-dir",
                     report_dir,
+                    "--fail-fast",
                 ],
                 {"TIERCHECK_PROFILE": "ci", "TIERCHECK_SHRINK": "0"},
             )
@@ -134,7 +135,7 @@ def render(h: dict) -> str:
         f"{m['median']:g}, max {m['max']}; {m['at_least_20']:.0%} reach 20 steps; {m['zero']} run none "
         "(`tests/test_machine_steps.py` requires at least half at 20+ and none at 0).",
         "",
-        "Time to catch each broken variant: `tiercheck verify --impl variants.<name>:factory --only <ID>`, ci "
+        "Time to catch each broken variant: `tiercheck verify --impl variants.<name>:factory --only <ID> --fail-fast`, ci "
         "profile, `TIERCHECK_SHRINK=0` (shrinking changes how a counterexample reads, not whether it is found).",
         "",
         "| variant | property | verdict | exit | time (s) |",
