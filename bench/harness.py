@@ -135,8 +135,9 @@ def render(h: dict) -> str:
         f"{m['median']:g}, max {m['max']}; {m['at_least_20']:.0%} reach 20 steps; {m['zero']} run none "
         "(`tests/test_machine_steps.py` requires at least half at 20+ and none at 0).",
         "",
-        "Time to catch each broken variant: `tiercheck verify --impl variants.<name>:factory --only <ID> --fail-fast`, ci "
-        "profile, `TIERCHECK_SHRINK=0` (shrinking changes how a counterexample reads, not whether it is found).",
+        "Time to catch each broken variant: `tiercheck verify --impl variants.<name>:factory --only <ID> "
+        "--fail-fast`, ci profile, `TIERCHECK_SHRINK=0` (shrinking changes how a counterexample reads, not "
+        "whether it is found).",
         "",
         "| variant | property | verdict | exit | time (s) |",
         "|---|---|---|---:|---:|",
