@@ -86,3 +86,25 @@ def test_snapshot_counts_every_failure_and_names_the_error_type():
     h.record_success()
     h.record_failure("get", OSError("again"))
     assert h.snapshot()["total_failures"] == 3 and h.snapshot()["consecutive_failures"] == 1
+
+
+def test_the_first_delay_in_seconds_alone_readmits():
+    """One call after the delay must be let through by the clock, before any op-count backoff is due."""
+    clock = Clock()
+    h = TierHealth("database", max_ops=10**9, max_seconds=0.5, monotonic=clock)
+    h.record_failure("get", OSError("locked"))
+    clock.t += 0.019
+    assert not h.allow()
+    h = TierHealth("database", max_ops=10**9, max_seconds=0.5, monotonic=clock)
+    h.record_failure("get", OSError("locked"))
+    clock.t += 0.021
+    assert h.allow()  # the first call after 20 ms: the op count (2) is not due yet
+
+
+def test_a_tier_turning_unhealthy_is_logged_with_tier_operation_and_error(caplog):
+    h = TierHealth("redis")
+    with caplog.at_level("WARNING", logger="reference.health"):
+        h.record_failure("put", ConnectionError("refused"))
+    (record,) = caplog.records
+    assert record.name == "reference.health"
+    assert record.getMessage() == "tier redis unhealthy after put failed: put: ConnectionError: refused"

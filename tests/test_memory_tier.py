@@ -106,3 +106,9 @@ def test_usage_percent_is_rounded_to_two_places():
     m.put(key(1), 9.0, P)
     assert m.usage()["usage_percent"] == 33.33
     assert MemoryTier(0).usage()["usage_percent"] == 0.0  # a disabled tier reports 0, not a ZeroDivisionError
+
+
+def test_peek_and_byte_bound_boundaries():
+    m = MemoryTier(max_entries=10, max_bytes=len(P.data))
+    assert m.put(key(1), 5.0, P) == 0 and m.peek(key(1), 4.999)  # exactly max_bytes: kept
+    assert not m.peek(key(1), 5.0)  # dead at exactly expires_at
