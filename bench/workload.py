@@ -15,7 +15,28 @@ import orjson
 SOURCE_BYTES = 64 * 1024
 METADATA_BYTES = 2048
 _MAKES = ["Canon", "Nikon", "Sony", "Fujifilm", "Apple", "Google", "Panasonic", "Leica"]
-_WORDS = ["harbour", "sunset", "portrait", "family", "city", "night", "street", "mountain", "lake", "wedding", "concert", "market", "forest", "beach", "snow", "bridge", "cathedral", "museum", "garden", "train"]
+_WORDS = [
+    "harbour",
+    "sunset",
+    "portrait",
+    "family",
+    "city",
+    "night",
+    "street",
+    "mountain",
+    "lake",
+    "wedding",
+    "concert",
+    "market",
+    "forest",
+    "beach",
+    "snow",
+    "bridge",
+    "cathedral",
+    "museum",
+    "garden",
+    "train",
+]
 
 
 def make_metadata(rng: random.Random, i: int, target: int = METADATA_BYTES) -> dict:

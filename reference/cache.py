@@ -363,15 +363,20 @@ class MetadataCache:
         now = self.config.clock()
         expires_at = now + self.config.ttl_seconds
         blob = self._codec.encode(str(key), payload, expires_at)
+        announced = None
         with self._writing(key.content):
             evicted = self.memory.put(key, expires_at, payload)
             stored = self.memory.peek(key, now)
             for store in reversed(self._stores):  # bottom-up: see _promote
-                if self._attempt(store, "put", store.put, key, blob, expires_at, now)[0]:
+                # the coordinator announces the change in the same round trip when it can (Redis: one MULTI)
+                write = getattr(store, "put_and_announce", None) if store is self._coordinator else None
+                ok, result = self._attempt(store, "put", write or store.put, key, blob, expires_at, now)
+                if ok:
                     stored = True
+                    announced = result if write else announced
                 else:
                     self._defer(store, key.content, key.variant)
-        self._announce_change()  # other instances may hold the value this put replaced
+        self._announce_change(announced)  # other instances may hold the value this put replaced
         self._stats.add("evictions", evicted)
         if stored:
             self._stats.add("writes")
@@ -582,14 +587,15 @@ class MetadataCache:
                     self.memory.clear()
             self._generation_seen = token
 
-    def _announce_change(self) -> None:
-        """Move the shared counter; if it had moved since we last looked, another instance changed
-        something meanwhile and our memory tier may hold what it replaced: drop it."""
+    def _announce_change(self, token: str | None = None) -> None:
+        """Move the shared counter (unless `token` says it was moved already); if it had moved since we last
+        looked, another instance changed something meanwhile and our memory tier may hold what it replaced."""
         if self._coordinator is None:
             return
-        ok, token = self._attempt(self._coordinator, "bump generation", self._coordinator.bump_generation)
-        if not ok:
-            return
+        if token is None:
+            ok, token = self._attempt(self._coordinator, "bump generation", self._coordinator.bump_generation)
+            if not ok:
+                return
         seen = self._generation_seen
         if seen is not None and not _follows(token, seen):
             with self._writing(None):

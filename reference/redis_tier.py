@@ -181,6 +181,22 @@ class RedisTier:
 
         self._call("put", write)
 
+    def put_and_announce(self, key: CacheKey, blob: bytes, expires_at: float, now: float) -> str:
+        """put() and bump_generation() in one round trip (one MULTI): a put's announcement costs nothing extra."""
+        backstop_ms = int(max(expires_at - now, 0) * 1000 * _BACKSTOP_FACTOR) + _BACKSTOP_SLACK_MS
+        name = self._hash_key(key.content)
+
+        def write() -> str:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(name, key.variant, blob)
+            pipe.pexpire(name, backstop_ms)
+            pipe.incr(self._generation_key)
+            return str(pipe.execute()[-1])
+
+        token = self._call("put", write)
+        self.watcher.generation = token
+        return token
+
     def remove(self, content: str, variant: str | None = None) -> None:
         name = self._hash_key(content)
         if variant is None:
