@@ -170,19 +170,15 @@ class RedisTier:
         return self._call("get", self._client.hget, self._hash_key(key.content), key.variant)
 
     def put(self, key: CacheKey, blob: bytes, expires_at: float, now: float) -> None:
-        backstop_ms = int(max(expires_at - now, 0) * 1000 * _BACKSTOP_FACTOR) + _BACKSTOP_SLACK_MS
-        name = self._hash_key(key.content)
-
-        def write() -> None:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hset(name, key.variant, blob)
-            pipe.pexpire(name, backstop_ms)
-            pipe.execute()
-
-        self._call("put", write)
+        self._write(key, blob, expires_at, now, announce=False)
 
     def put_and_announce(self, key: CacheKey, blob: bytes, expires_at: float, now: float) -> str:
         """put() and bump_generation() in one round trip (one MULTI): a put's announcement costs nothing extra."""
+        token = self._write(key, blob, expires_at, now, announce=True)
+        self.watcher.generation = token
+        return token
+
+    def _write(self, key: CacheKey, blob: bytes, expires_at: float, now: float, announce: bool) -> str:
         backstop_ms = int(max(expires_at - now, 0) * 1000 * _BACKSTOP_FACTOR) + _BACKSTOP_SLACK_MS
         name = self._hash_key(key.content)
 
@@ -190,12 +186,11 @@ class RedisTier:
             pipe = self._client.pipeline(transaction=True)
             pipe.hset(name, key.variant, blob)
             pipe.pexpire(name, backstop_ms)
-            pipe.incr(self._generation_key)
+            if announce:
+                pipe.incr(self._generation_key)
             return str(pipe.execute()[-1])
 
-        token = self._call("put", write)
-        self.watcher.generation = token
-        return token
+        return self._call("put", write)
 
     def remove(self, content: str, variant: str | None = None) -> None:
         name = self._hash_key(content)
