@@ -10,9 +10,7 @@ import sqlite3
 
 import psycopg
 
-from integration import servers
-
-from .nemesis import Nemesis
+from .nemesis import Nemesis, ServerKill
 
 PAGE = 4096
 
@@ -114,21 +112,8 @@ class PgTerminateBackends(Nemesis):
         self.terminated += sum(1 for (ok,) in rows if ok)
 
 
-class PgKill(Nemesis):
+class PgKill(ServerKill):
     """SIGKILL the PostgreSQL server (its whole process group); heal restarts it (crash recovery)."""
 
     kind = "postgres SIGKILL"
     tier = "database"
-
-    def __init__(self, handle: servers.ServerHandle) -> None:
-        self.handle = handle
-        self.down = False
-
-    def inject(self) -> None:
-        self.handle.kill()
-        self.down = True
-
-    def heal(self) -> None:
-        if self.down:
-            self.handle.restart()
-            self.down = False

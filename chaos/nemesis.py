@@ -77,3 +77,20 @@ class Wrapped(Nemesis):
 
     def heal(self) -> None:
         self.inner.heal()
+
+
+class ServerKill(Nemesis):
+    """SIGKILL a server the run started (a `integration.servers.ServerHandle`); heal restarts it."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.down = False
+
+    def inject(self) -> None:
+        self.handle.kill()
+        self.down = True
+
+    def heal(self) -> None:
+        if self.down:
+            self.handle.restart()
+            self.down = False

@@ -10,7 +10,7 @@ import psutil
 
 from integration import servers
 
-from .nemesis import Nemesis
+from .nemesis import Nemesis, ServerKill
 from .proxy import TcpProxy
 
 
@@ -25,7 +25,7 @@ def process_stopped(handle: servers.ServerHandle) -> bool:
         return False
 
 
-class RedisKill(Nemesis):
+class RedisKill(ServerKill):
     """SIGKILL the server; heal restarts it on the same port from whatever RDB it last saved
     (possibly one taken before later invalidations: the old-data case comes for free)."""
 
@@ -33,19 +33,6 @@ class RedisKill(Nemesis):
     tier = "redis"
     destroys_data = True
     stale_data = True  # comes back from the last RDB saved, which may predate invalidations
-
-    def __init__(self, handle: servers.ServerHandle) -> None:
-        self.handle = handle
-        self.down = False
-
-    def inject(self) -> None:
-        self.handle.kill()
-        self.down = True
-
-    def heal(self) -> None:
-        if self.down:
-            self.handle.restart()
-            self.down = False
 
 
 class RedisPause(Nemesis):
