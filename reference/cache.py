@@ -140,7 +140,7 @@ class MetadataCache:
         for journal in self._journals():
             try:
                 records = journal.journal_load()
-            except TierError as exc:
+            except Exception as exc:  # a tier failing at start is logged, never raised (P5)
                 log.warning("tier %s: cannot read the repair journal: %s", journal.name, exc)
                 continue
             for tier, content, variant in records:

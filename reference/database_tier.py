@@ -102,6 +102,9 @@ class _SqliteBackend:
             if not isinstance(exc, sqlite3.OperationalError) and _looks_corrupt(exc):
                 self._quarantine()
             raise
+        except UnicodeDecodeError as exc:  # a corrupt file can hand sqlite3 text that is not UTF-8
+            self._quarantine()
+            raise sqlite3.DatabaseError(f"database disk image is malformed (undecodable text: {exc})") from exc
         finally:
             if conn is not None:
                 if ok and generation == self._generation and self._idle.qsize() < _POOL_IDLE:

@@ -364,3 +364,40 @@ def test_a_put_on_one_instance_reaches_the_others_memory(make_env, fake_redis_ur
     finally:
         a.shutdown()
         b.shutdown()
+
+
+@pytest.mark.parametrize("seed", range(6, 12))
+def test_a_corrupted_sqlite_file_is_quarantined_and_the_database_tier_comes_back(make_env, tmp_path, seed):
+    """Found by the chaos campaign: corrupt pages can make sqlite3 raise UnicodeDecodeError (seed 8 here),
+    which escaped put() from the journal load at start and kept the database tier out for good."""
+    import random
+
+    from chaos.db_faults import SqliteCorruptPages
+
+    env = make_env()
+    db_path = env.database_url.removeprefix("sqlite:///")
+    rng = random.Random(seed)
+    cache = reference.factory(env)
+    paths = []
+    for i in range(rng.choice([5, 50, 300])):
+        path = tmp_path / f"g{i}"
+        path.write_bytes(b"g%d" % i)
+        paths.append(str(path))
+        cache.put(str(path), {"pad": "z" * rng.choice([50, 500, 3000])})
+    SqliteCorruptPages(db_path, random.Random(seed)).inject()
+    try:
+        for path in paths[:20]:
+            cache.get(path)
+            cache.put(path, {"v": 1})
+    finally:
+        cache.shutdown()
+    cache = reference.factory(env)
+    try:
+        probe = tmp_path / "probe"
+        probe.write_bytes(b"probe")
+        for _ in range(70):  # well past the breaker's longest backoff in operations (32)
+            cache.put(str(probe), {"v": 3})
+            cache.get(str(probe))
+        assert "database" in cache.tiers_holding(str(probe))
+    finally:
+        cache.shutdown()
