@@ -99,7 +99,7 @@ class _SqliteBackend:
             yield conn
             ok = True
         except sqlite3.DatabaseError as exc:
-            if not isinstance(exc, sqlite3.OperationalError) and _looks_corrupt(exc):
+            if _looks_corrupt(exc):  # some corruption arrives as OperationalError ("unsupported file format")
                 self._quarantine()
             raise
         except UnicodeDecodeError as exc:  # a corrupt file can hand sqlite3 text that is not UTF-8
@@ -138,7 +138,7 @@ class _SqliteBackend:
 
 def _looks_corrupt(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return "malformed" in text or "not a database" in text or "corrupt" in text
+    return any(sign in text for sign in ("malformed", "not a database", "corrupt", "unsupported file format"))
 
 
 class _PostgresBackend:

@@ -246,3 +246,22 @@ def test_redis_down_raises_tier_error(fake_redis_server, namespace):
     finally:
         fake_redis_server.start()
         tier.close()
+
+
+def test_sqlite_with_an_unsupported_file_format_is_quarantined(tmp_path):
+    """Found by the chaos campaign: a corrupted header byte reads as OperationalError("unsupported file
+    format"), which was not recognised as corruption, so the database tier never came back."""
+    tier = sqlite_tier(tmp_path)
+    tier.put(K1, b"one", 9.0, 0.0)
+    tier.close()
+    path = str(tmp_path / "db.sqlite3")
+    with open(path, "r+b") as f:
+        f.seek(44)  # the header's schema format number: 1 to 4; anything higher is "unsupported"
+        f.write((9).to_bytes(4, "big"))
+    tier = sqlite_tier(tmp_path)
+    with pytest.raises(TierError, match="unsupported file format"):
+        tier.get(K1)
+    assert tier.get(K1) is None  # moved aside; a fresh file serves (a miss, never the corrupt data)
+    tier.put(K1, b"two", 9.0, 0.0)
+    assert tier.get(K1) == b"two"
+    assert any(".corrupt-" in name for name in os.listdir(tmp_path))
