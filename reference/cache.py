@@ -64,6 +64,7 @@ class MetadataCache:
         self._repair_locks: dict[str, threading.Lock] = {}
         self._setup_errors: dict[str, str] = {}
         self._coordinator: Any = None
+        self._redis: Any = None  # the Redis tier, if any: its change counter guards against old snapshots
         self._redis_floor = 0  # from the journals at start: see _catch_up
         self._generation_seen: str | None = None
         self._generation_checked = float("-inf")
@@ -126,9 +127,10 @@ class MetadataCache:
                 self._pending[name] = set()
                 self._repair_locks[name] = threading.Lock()
             by_name = {s.name: s for s in self._stores}
-            self._coordinator = by_name.get("redis") or by_name.get("database")
+            self._redis = by_name.get("redis")
+            self._coordinator = self._redis or by_name.get("database")
             self._load_journal()
-            if any(s.name == "redis" for s in self._stores):
+            if self._redis is not None:
                 floors = [self._attempt(j, "journal", j.floor_get) for j in self._journals()]
                 self._redis_floor = max((value for ok, value in floors if ok), default=0)
             self._started = True
@@ -220,13 +222,13 @@ class MetadataCache:
     def _lift_floor(self) -> None:
         """Before a removal: bump the Redis counter and record the value durably, so that a Redis that
         later shows an older counter (restored from a snapshot taken before the removal) is purged."""
-        redis_store = next((s for s in self._stores if s.name == "redis"), None)
-        if redis_store is None:
+        if self._redis is None:
             return
-        ok, token = self._attempt(redis_store, "bump generation", redis_store.bump_generation)  # type: ignore[attr-defined]
+        ok, token = self._attempt(self._redis, "bump generation", self._redis.bump_generation)
         if ok:
             for journal in self._journals():
                 self._attempt(journal, "journal", journal.floor_raise, int(token))
+            self._saw_change(token)  # our own bump: the announcement after the removal must follow it
 
     def _defer(self, store: StoreTier, content: str, variant: str) -> bool:
         """Record a removal the tier owes; True when the record is durable (survives a restart)."""
@@ -596,6 +598,10 @@ class MetadataCache:
             ok, token = self._attempt(self._coordinator, "bump generation", self._coordinator.bump_generation)
             if not ok:
                 return
+        self._saw_change(token)
+
+    def _saw_change(self, token: str) -> None:
+        """Our own bump returned `token`: a gap since the last one we saw means another instance changed something."""
         seen = self._generation_seen
         if seen is not None and not _follows(token, seen):
             with self._writing(None):

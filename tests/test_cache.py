@@ -401,3 +401,13 @@ def test_a_corrupted_sqlite_file_is_quarantined_and_the_database_tier_comes_back
         assert "database" in cache.tiers_holding(str(probe))
     finally:
         cache.shutdown()
+
+
+def test_invalidating_one_entry_keeps_the_others_in_memory(cache, src, tmp_path):
+    """An instance's own bumps (one before a removal, one after) are not another instance's change."""
+    other = tmp_path / "other.jpg"
+    other.write_bytes(b"other")
+    assert cache.put(src, {"keep": True}) and cache.put(str(other), {"drop": True})
+    assert cache.invalidate(str(other)) and cache.invalidate(str(other), "free")
+    assert cache.get(src) == {"keep": True}
+    assert cache.get_stats()["memory_hits"] == 1
