@@ -14,6 +14,7 @@ import numpy as np
 from reference import MetadataCache
 
 from .paths import FULL, TIER, config, settle
+from .scaling import run_op
 from .services import Services
 from .workload import Workload
 
@@ -39,14 +40,8 @@ def run(svc: Services, wl: Workload, workdir: Path) -> tuple[dict[str, np.ndarra
         wall0 = time.perf_counter()
         busy = 0
         for kind, i in wl.ops:
-            path = wl.cold[-1 - i] if i < 0 else wl.files[i]
             t0 = clock()
-            if kind == "get":
-                cache.get(path, TIER)
-            elif kind == "put":
-                cache.put(path, wl.metadata[i], TIER)
-            else:
-                cache.invalidate(path)
+            run_op(cache, wl, kind, i)
             dt = clock() - t0
             busy += dt
             if kind == "get":

@@ -55,15 +55,20 @@ def _child(cfg: CacheConfig, wl: Workload, ops: list[tuple[str, int]], barrier, 
     results.put((len(ops), t0, t1, {k: stats[k] - base[k] for k in ("hits", "misses", "memory_hits", "redis_hits")}))
 
 
+def run_op(cache: MetadataCache, wl: Workload, kind: str, i: int) -> None:
+    """One operation of the mixed list: i >= 0 a workload file, i < 0 a never-cached one."""
+    path = wl.cold[-1 - i] if i < 0 else wl.files[i]
+    if kind == "get":
+        cache.get(path, TIER)
+    elif kind == "put":
+        cache.put(path, wl.metadata[i], TIER)
+    else:
+        cache.invalidate(path)
+
+
 def run_ops(cache: MetadataCache, wl: Workload, ops: list[tuple[str, int]]) -> None:
     for kind, i in ops:
-        path = wl.cold[-1 - i] if i < 0 else wl.files[i]
-        if kind == "get":
-            cache.get(path, TIER)
-        elif kind == "put":
-            cache.put(path, wl.metadata[i], TIER)
-        else:
-            cache.invalidate(path)
+        run_op(cache, wl, kind, i)
 
 
 def processes(
