@@ -6,6 +6,8 @@ Three rules carry the correctness argument:
 - A write (put, invalidate, clear_all) that a tier could not apply is recorded as a pending
   repair for that tier, in memory and durably in the disk/database journal; the tier is not
   read again until the repair has been applied. So an outage can never bring old data back.
+  The repaired tier marks the records it applied, so a record that a journal could not forget
+  is never applied again over newer data.
 - Writes to one content are serialized (striped locks), so a put is never half-applied
   around a concurrent invalidate.
 - Promotions are conditional on no write to the same content having overlapped the read
@@ -20,6 +22,7 @@ import fnmatch
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,7 +36,7 @@ from .keys import CacheKey, ContentHasher, UnreadableFile, tier_variant
 from .memory_tier import MemoryTier
 from .redis_tier import RedisTier
 from .stats import Stats
-from .store import ALL, StoreTier, TierError
+from .store import ALL, Repair, StoreTier, TierError
 
 log = logging.getLogger("reference.cache")
 
@@ -59,7 +62,8 @@ class MetadataCache:
         self._stats = Stats()
         self._stores: list[StoreTier] = []
         self._health: dict[str, TierHealth] = {}
-        self._pending: dict[str, set[tuple[str, str]]] = {}
+        self._pending: dict[str, dict[tuple[str, str], set[str]]] = {}  # (content, variant) -> journal rids
+        self._repairing: dict[str, set[str]] = {}  # rids a repair in progress is applying
         self._pending_lock = threading.Lock()
         self._repair_locks: dict[str, threading.Lock] = {}
         self._setup_errors: dict[str, str] = {}
@@ -124,14 +128,15 @@ class MetadataCache:
                     continue
                 self._stores.append(store)
                 self._health[name] = health
-                self._pending[name] = set()
+                self._pending[name] = {}
+                self._repairing[name] = set()
                 self._repair_locks[name] = threading.Lock()
             by_name = {s.name: s for s in self._stores}
             self._redis = by_name.get("redis")
             self._coordinator = self._redis or by_name.get("database")
             self._load_journal()
             if self._redis is not None:
-                floors = [self._attempt(j, "journal", j.floor_get) for j in self._journals()]
+                floors = [self._journal(j, "journal", j.floor_get) for j in self._journals()]
                 self._redis_floor = max((value for ok, value in floors if ok), default=0)
             self._started = True
 
@@ -145,9 +150,9 @@ class MetadataCache:
             except Exception as exc:  # a tier failing at start is logged, never raised (P5)
                 log.warning("tier %s: cannot read the repair journal: %s", journal.name, exc)
                 continue
-            for tier, content, variant in records:
+            for tier, repair in records:
                 if tier in self._pending:
-                    self._pending[tier].add((content, variant))
+                    self._pending[tier].setdefault((repair.content, repair.variant), set()).add(repair.rid)
 
     # --- using a tier safely -----------------------------------------------------------------
 
@@ -177,29 +182,61 @@ class MetadataCache:
             log.debug("tier %s %s failed: %s", store.name, operation, exc)
         self._health[store.name].record_failure(operation, exc)
 
+    def _journal(self, journal: Any, operation: str, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        """Like _attempt, without the journal tier's own pending repairs: a journal touches no entries."""
+        health = self._health[journal.name]
+        if not health.allow():
+            return False, None
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            self._tier_failed(journal, operation, exc)
+            return False, None
+        health.record_success()
+        return True, result
+
     def _repair(self, store: StoreTier) -> bool:
-        """Apply the tier's pending removals before it may serve again; True when none are left."""
-        with self._repair_locks[store.name]:
+        """Apply the tier's pending removals before it may serve again; True when none are left.
+
+        Records the tier marks as applied are not applied again: a journal that could not forget
+        them (read-only disk, database down) must not replay them over newer data after a restart."""
+        name = store.name
+        with self._repair_locks[name]:
             with self._pending_lock:
-                todo = set(self._pending[store.name])
+                todo = {cv: set(rids) for cv, rids in self._pending[name].items()}
+                rids = set().union(*todo.values()) if todo else set()
+                self._repairing[name] = rids
             if not todo:
                 return True
             try:
-                if (ALL, ALL) in todo:
+                applied = store.repairs_applied(rids)
+                removals = [cv for cv, cv_rids in todo.items() if cv_rids - applied]
+                if (ALL, ALL) in removals:
                     store.clear()
                 else:
-                    for content, variant in todo:
+                    for content, variant in removals:
                         store.remove(content, None if variant == ALL else variant)
+                store.mark_repaired(rids - applied, time.time())
             except Exception as exc:
                 self._tier_failed(store, "repair", exc)
                 return False
+            finally:
+                with self._pending_lock:
+                    self._repairing[name] = set()
             with self._pending_lock:
-                self._pending[store.name] -= todo
-                done = not self._pending[store.name]
-            if done:
-                for journal in self._journals(excluding=store.name):
-                    self._attempt(journal, "journal", journal.journal_discard, store.name)
-            log.info("tier %s repaired: %d pending removals applied", store.name, len(todo))
+                pending = self._pending[name]
+                for cv, cv_rids in todo.items():
+                    left = pending.get(cv, set()) - cv_rids
+                    if left:
+                        pending[cv] = left
+                    else:
+                        pending.pop(cv, None)
+                done = not pending
+            records = [Repair(content, variant, rid) for (content, variant), cv_rids in todo.items() for rid in cv_rids]
+            for journal in self._journals(excluding=name):
+                self._journal(journal, "journal", journal.journal_discard, name, records)
+            before = len(todo) - len(removals)
+            log.info("tier %s repaired: %d removals applied, %d applied before", name, len(removals), before)
             return done
 
     def _catch_up(self, store: StoreTier) -> bool:
@@ -227,16 +264,19 @@ class MetadataCache:
         ok, token = self._attempt(self._redis, "bump generation", self._redis.bump_generation)
         if ok:
             for journal in self._journals():
-                self._attempt(journal, "journal", journal.floor_raise, int(token))
+                self._journal(journal, "journal", journal.floor_raise, int(token))
             self._saw_change(token)  # our own bump: the announcement after the removal must follow it
 
     def _defer(self, store: StoreTier, content: str, variant: str) -> bool:
         """Record a removal the tier owes; True when the record is durable (survives a restart)."""
         with self._pending_lock:
-            self._pending[store.name].add((content, variant))
+            rids = self._pending[store.name].setdefault((content, variant), set())
+            reusable = rids - self._repairing[store.name]  # one record per removal while the tier is out
+            rid = min(reusable) if reusable else uuid.uuid4().hex
+            rids.add(rid)
         durable = False
         for journal in self._journals(excluding=store.name):
-            ok, _ = self._attempt(journal, "journal", journal.journal_add, store.name, content, variant)
+            ok, _ = self._journal(journal, "journal", journal.journal_add, store.name, Repair(content, variant, rid))
             durable = durable or ok
         return durable
 

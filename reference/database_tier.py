@@ -14,11 +14,11 @@ import queue
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from .keys import CacheKey
-from .store import IsDead, TierError
+from .store import REPAIR_MARK_SECONDS, IsDead, Repair, TierError
 
 _POOL_IDLE = 8
 
@@ -28,9 +28,12 @@ _SCHEMA = [
         expires_at {real} NOT NULL, blob {blob} NOT NULL,
         PRIMARY KEY (ns, content, variant)){suffix}""",
     "CREATE INDEX IF NOT EXISTS tc_entries_expiry ON tc_entries (ns, expires_at)",
-    """CREATE TABLE IF NOT EXISTS tc_journal (
-        ns TEXT NOT NULL, tier TEXT NOT NULL, content TEXT NOT NULL, variant TEXT NOT NULL,
-        PRIMARY KEY (ns, tier, content, variant)){suffix}""",
+    """CREATE TABLE IF NOT EXISTS tc_repairs (
+        ns TEXT NOT NULL, tier TEXT NOT NULL, rid TEXT NOT NULL, content TEXT NOT NULL, variant TEXT NOT NULL,
+        PRIMARY KEY (ns, tier, rid)){suffix}""",
+    """CREATE TABLE IF NOT EXISTS tc_repaired (
+        ns TEXT NOT NULL, rid TEXT NOT NULL, applied_at {real} NOT NULL,
+        PRIMARY KEY (ns, rid)){suffix}""",
     """CREATE TABLE IF NOT EXISTS tc_meta (
         ns TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
         PRIMARY KEY (ns, name)){suffix}""",
@@ -134,6 +137,12 @@ class _SqliteBackend:
     def close(self) -> None:
         with self._lock:
             self._drop_all()
+
+
+def _chunks(items: list[str], size: int = 300) -> Iterator[list[str]]:
+    """Statements with a bounded number of parameters (SQLite allows 999 in older builds)."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def _looks_corrupt(exc: BaseException) -> bool:
@@ -252,21 +261,52 @@ class DatabaseTier:
 
     # --- journal and coordination ---------------------------------------------------------
 
-    def journal_add(self, tier: str, content: str, variant: str) -> None:
+    def journal_add(self, tier: str, repair: Repair) -> None:
         self._run(
             "journal",
-            "INSERT INTO tc_journal (ns, tier, content, variant) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (self.ns, tier, content, variant),
+            "INSERT INTO tc_repairs (ns, tier, rid, content, variant) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (self.ns, tier, repair.rid, repair.content, repair.variant),
         )
 
-    def journal_load(self) -> list[tuple[str, str, str]]:
+    def journal_load(self) -> list[tuple[str, Repair]]:
         rows = self._run(
-            "journal", "SELECT tier, content, variant FROM tc_journal WHERE ns = ?", (self.ns,), fetch="all"
+            "journal", "SELECT tier, content, variant, rid FROM tc_repairs WHERE ns = ?", (self.ns,), fetch="all"
         )
-        return [tuple(r) for r in rows]
+        return [(tier, Repair(content, variant, rid)) for tier, content, variant, rid in rows]
 
-    def journal_discard(self, tier: str) -> None:
-        self._run("journal", "DELETE FROM tc_journal WHERE ns = ? AND tier = ?", (self.ns, tier))
+    def journal_discard(self, tier: str, repairs: Collection[Repair]) -> None:
+        for chunk in _chunks([r.rid for r in repairs]):
+            self._run(
+                "journal",
+                f"DELETE FROM tc_repairs WHERE ns = ? AND tier = ? AND rid IN ({', '.join('?' * len(chunk))})",
+                (self.ns, tier, *chunk),
+            )
+
+    def repairs_applied(self, rids: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(rids)):
+            rows = self._run(
+                "repair marks",
+                f"SELECT rid FROM tc_repaired WHERE ns = ? AND rid IN ({', '.join('?' * len(chunk))})",
+                (self.ns, *chunk),
+                fetch="all",
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    def mark_repaired(self, rids: Collection[str], now: float) -> None:
+        self._run(
+            "repair marks",
+            "DELETE FROM tc_repaired WHERE ns = ? AND applied_at < ?",
+            (self.ns, now - REPAIR_MARK_SECONDS),
+        )
+        for chunk in _chunks(list(rids)):
+            self._run(
+                "repair marks",
+                f"INSERT INTO tc_repaired (ns, rid, applied_at) VALUES {', '.join(['(?, ?, ?)'] * len(chunk))} "
+                "ON CONFLICT DO NOTHING",
+                tuple(value for rid in chunk for value in (self.ns, rid, now)),
+            )
 
     def floor_get(self) -> int:
         """The Redis change counter below which a Redis has lost removals made here (0: none)."""

@@ -2,7 +2,9 @@
 
 Layout under cache_dir: `entries/<content[:2]>/<content>/<variant>`, names made only of hex
 digests, so no path or tier string can reach outside cache_dir. A size budget is kept by
-evicting the least recently used files after every put and in cleanup.
+evicting the least recently used files after every put and in cleanup. Beside the entries:
+`journal/<tier>/<content>.<variant>.<rid>`, removals other tiers owe, and `repaired/<rid>.<time>`,
+the journal records this tier has applied.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from .keys import CacheKey
-from .store import ALL, IsDead, TierError
+from .store import ALL, REPAIR_MARK_SECONDS, IsDead, Repair, TierError
 
 _HEX = frozenset("0123456789abcdef")
 _STALE_TEMP_SECONDS = 60.0  # a temp file this old belongs to a put that crashed
@@ -34,6 +36,7 @@ class DiskTier:
     def __init__(self, cache_dir: str, max_bytes: int, fsync: bool = True) -> None:
         self.root = Path(cache_dir) / "entries"
         self.journal_root = Path(cache_dir) / "journal"
+        self.marks_root = Path(cache_dir) / "repaired"
         self.max_bytes = max_bytes
         self.fsync = fsync
         self._lock = threading.Lock()
@@ -230,15 +233,13 @@ class DiskTier:
 
     # --- the journal of other tiers' pending repairs -------------------------------------
 
-    def _journal_path(self, tier: str, content: str, variant: str) -> Path:
-        return (
-            self.journal_root
-            / tier
-            / ("ALL" if content == ALL else f"{content}.{'ALL' if variant == ALL else variant}")
-        )
+    def _journal_path(self, tier: str, repair: Repair) -> Path:
+        content = "ALL" if repair.content == ALL else repair.content
+        variant = "ALL" if repair.variant == ALL else repair.variant
+        return self.journal_root / tier / f"{content}.{variant}.{repair.rid}"
 
-    def journal_add(self, tier: str, content: str, variant: str) -> None:
-        path = self._journal_path(tier, content, variant)
+    def journal_add(self, tier: str, repair: Repair) -> None:
+        path = self._journal_path(tier, repair)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "wb") as f:
@@ -247,29 +248,58 @@ class DiskTier:
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
 
-    def journal_load(self) -> list[tuple[str, str, str]]:
+    def journal_load(self) -> list[tuple[str, Repair]]:
         records = []
         try:
             tiers = [p for p in self.journal_root.iterdir() if p.is_dir()] if self.journal_root.exists() else []
             for tier_dir in tiers:
                 for record in tier_dir.iterdir():
-                    if record.name == "ALL":
-                        records.append((tier_dir.name, ALL, ALL))
-                        continue
-                    content, _, variant = record.name.partition(".")
-                    if _is_hex(content) and (variant == "ALL" or _is_hex(variant)):
-                        records.append((tier_dir.name, content, ALL if variant == "ALL" else variant))
+                    content, variant, rid = (record.name.split(".") + ["", ""])[:3]
+                    if all(part == "ALL" or _is_hex(part) for part in (content, variant)) and _is_hex(rid):
+                        repair = Repair(ALL if content == "ALL" else content, ALL if variant == "ALL" else variant, rid)
+                        records.append((tier_dir.name, repair))
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
         return records
 
-    def journal_discard(self, tier: str) -> None:
+    def journal_discard(self, tier: str, repairs: Collection[Repair]) -> None:
         try:
-            shutil.rmtree(self.journal_root / tier)
-        except FileNotFoundError:
-            pass
+            for repair in repairs:
+                self._journal_path(tier, repair).unlink(missing_ok=True)
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
+
+    # --- repairs this tier has applied (files `repaired/<rid>.<unix time>`) ----------------
+
+    def _marks(self) -> dict[str, int]:
+        try:
+            names = os.listdir(self.marks_root)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise TierError(f"disk repair marks: {exc}") from exc
+        marks = {}
+        for name in names:
+            rid, _, stamp = name.partition(".")
+            if _is_hex(rid) and stamp.isdigit():
+                marks[rid] = int(stamp)
+        return marks
+
+    def repairs_applied(self, rids: Collection[str]) -> set[str]:
+        return set(rids) & self._marks().keys()
+
+    def mark_repaired(self, rids: Collection[str], now: float) -> None:
+        try:
+            self.marks_root.mkdir(parents=True, exist_ok=True)
+            for rid, stamp in self._marks().items():
+                if stamp < now - REPAIR_MARK_SECONDS:
+                    (self.marks_root / f"{rid}.{stamp}").unlink(missing_ok=True)
+            for rid in rids:
+                with open(self.marks_root / f"{rid}.{int(now)}", "wb") as f:
+                    if self.fsync:
+                        os.fsync(f.fileno())
+        except OSError as exc:
+            raise TierError(f"disk repair marks: {exc}") from exc
 
     def floor_get(self) -> int:
         """The Redis change counter below which a Redis has lost removals made here (0: none)."""

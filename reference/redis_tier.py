@@ -12,7 +12,7 @@ wrong data; pooled connections are long-lived, so it is rare.)
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import redis
@@ -20,7 +20,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from .keys import CacheKey
-from .store import IsDead, TierError
+from .store import REPAIR_MARK_SECONDS, IsDead, TierError
 
 _BACKSTOP_FACTOR = 2.0  # native expiry only as a backstop: well after the entry's own expiry
 _BACKSTOP_SLACK_MS = 60_000
@@ -109,6 +109,7 @@ class RedisTier:
         self._prefix = f"{namespace}:e:"
         self._match = _escape_glob(self._prefix) + "*"
         self._generation_key = self.watcher.generation_key
+        self._repaired_key = f"{namespace}:repaired"  # journal records applied here: see StoreTier.mark_repaired
         self._purge_lock = threading.Lock()
 
     def _hash_key(self, content: str) -> str:
@@ -201,6 +202,28 @@ class RedisTier:
 
     def clear(self) -> None:
         self._call("clear", self._delete_namespace)
+
+    def repairs_applied(self, rids: Collection[str]) -> set[str]:
+        ordered = list(rids)
+
+        def look() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for rid in ordered:
+                pipe.zscore(self._repaired_key, rid)
+            return pipe.execute()
+
+        scores = self._call("repair marks", look) if ordered else []
+        return {rid for rid, score in zip(ordered, scores, strict=True) if score is not None}
+
+    def mark_repaired(self, rids: Collection[str], now: float) -> None:
+        def mark() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zremrangebyscore(self._repaired_key, "-inf", f"({now - REPAIR_MARK_SECONDS}")
+            if rids:
+                pipe.zadd(self._repaired_key, dict.fromkeys(rids, now))
+            pipe.execute()
+
+        self._call("repair marks", mark)
 
     def keys(self) -> Iterator[CacheKey]:
         def collect() -> list[CacheKey]:

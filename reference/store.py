@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Protocol
+from collections.abc import Callable, Collection, Iterator
+from typing import NamedTuple, Protocol
 
 from .keys import CacheKey
 
@@ -12,9 +12,21 @@ ALL = "*"
 
 IsDead = Callable[[CacheKey, bytes], bool]
 
+REPAIR_MARK_SECONDS = 86_400.0
+"""How long a tier remembers an applied repair: longer than any instance keeps a record it loaded
+from a journal before another instance applied it."""
+
 
 class TierError(Exception):
     """A tier could not do what was asked (down, hung, full, corrupt). Never reaches the caller."""
+
+
+class Repair(NamedTuple):
+    """A removal a tier owes (its journal record); `rid` tells two records of the same removal apart."""
+
+    content: str  # ALL: every entry
+    variant: str  # ALL: every variant of the content
+    rid: str
 
 
 class StoreTier(Protocol):
@@ -36,17 +48,27 @@ class StoreTier(Protocol):
 
     def usage(self) -> dict[str, object]: ...
 
+    def repairs_applied(self, rids: Collection[str]) -> set[str]:
+        """Which of these journal records this tier has applied already (see `mark_repaired`)."""
+        ...
+
+    def mark_repaired(self, rids: Collection[str], now: float) -> None:
+        """Remember, in the tier itself, that these records were applied: a journal that could not
+        forget them (read-only, down) must not replay them later over newer data. Marks older than
+        `now - REPAIR_MARK_SECONDS` are dropped."""
+        ...
+
     def close(self) -> None: ...
 
 
 class Journal(Protocol):
     """A durable tier that can also keep other tiers' pending repairs (disk, database)."""
 
-    def journal_add(self, tier: str, content: str, variant: str) -> None: ...
+    def journal_add(self, tier: str, repair: Repair) -> None: ...
 
-    def journal_load(self) -> list[tuple[str, str, str]]: ...
+    def journal_load(self) -> list[tuple[str, Repair]]: ...
 
-    def journal_discard(self, tier: str) -> None: ...
+    def journal_discard(self, tier: str, repairs: Collection[Repair]) -> None: ...
 
     def floor_get(self) -> int:
         """The Redis change counter below which a Redis has lost removals made here (0: none)."""

@@ -411,3 +411,50 @@ def test_invalidating_one_entry_keeps_the_others_in_memory(cache, src, tmp_path)
     assert cache.invalidate(str(other)) and cache.invalidate(str(other), "free")
     assert cache.get(src) == {"keep": True}
     assert cache.get_stats()["memory_hits"] == 1
+
+
+def _fail(*_args, **_kwargs):
+    raise reference.store.TierError("injected")
+
+
+@pytest.mark.parametrize("removal", ["invalidate", "clear_all"])
+def test_a_journal_that_cannot_forget_a_repair_never_replays_it_over_newer_data(
+    make_env, src, tmp_path, monkeypatch, removal
+):
+    """Found by the chaos campaign: the database missed a removal (journaled on disk), was repaired,
+    but the read-only disk could not discard the record; after a restart the record was applied
+    again and removed what had been stored since (a clear_all record: the whole namespace)."""
+    from reference.database_tier import DatabaseTier
+    from reference.disk_tier import DiskTier
+
+    env = make_env()
+    c = reference.factory(env)
+    assert c.put(src, {"v": 1})
+    monkeypatch.setattr(DatabaseTier, "remove", _fail)
+    monkeypatch.setattr(DatabaseTier, "clear", _fail)
+    if removal == "invalidate":
+        assert c.invalidate(src) is True  # durable: the database owes the removal, recorded on disk
+    else:
+        c.clear_all()
+    assert c.get_stats()["pending_repairs"]["database"] == 1
+    monkeypatch.undo()  # the database is back ...
+    monkeypatch.setattr(DiskTier, "journal_discard", _fail)  # ... and the disk turns read-only
+    newer = tmp_path / "newer"
+    newer.write_bytes(b"stored after the repair")
+    for _ in range(40):  # the database is tried again within retry_max_ops, repaired first
+        c.get(src)
+    assert c.get_stats()["pending_repairs"]["database"] == 0
+    assert c.put(str(newer), {"v": 2}) and "database" in c.tiers_holding(str(newer))
+    c.shutdown()
+
+    again = reference.factory(env)  # a restart: the stale record is still in the disk journal
+    assert again.get(src) is None  # the removal itself holds
+    assert again.get(str(newer)) == {"v": 2}
+    assert "database" in again.tiers_holding(str(newer))
+    again.shutdown()
+    monkeypatch.undo()  # the disk is writable again: the next start forgets the record for good
+    third = reference.factory(env)
+    assert third.get(str(newer)) == {"v": 2}
+    disk = next(s for s in third._stores if s.name == "disk")
+    assert [t for t, _ in disk.journal_load() if t == "database"] == []
+    third.shutdown()

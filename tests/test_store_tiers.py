@@ -12,7 +12,7 @@ from reference.database_tier import DatabaseTier
 from reference.disk_tier import DiskTier
 from reference.keys import CacheKey
 from reference.redis_tier import RedisTier
-from reference.store import ALL, TierError
+from reference.store import ALL, REPAIR_MARK_SECONDS, Repair, TierError
 
 K1 = CacheKey("a1" * 32, "b1" * 16)
 K2 = CacheKey("a1" * 32, "b2" * 16)
@@ -72,16 +72,43 @@ def test_disk_directory_removed_heals(tmp_path):
     assert tier.get(K1) == b"again"
 
 
+R1 = Repair(K1.content, K1.variant, "0a" * 16)
+R2 = Repair(K2.content, ALL, "0b" * 16)
+R3 = Repair(ALL, ALL, "0c" * 16)
+R4 = Repair(K1.content, K1.variant, "0d" * 16)  # the same removal, recorded by another instance
+
+
+def check_journal(journal) -> None:
+    """Records are kept per rid, survive a new instance, and are discarded one by one."""
+    for record in (R1, R2, R4):
+        journal.journal_add("redis", record)
+    journal.journal_add("redis", R1)  # idempotent
+    journal.journal_add("disk", R3)
+    assert sorted(journal.journal_load()) == sorted([("redis", R1), ("redis", R2), ("redis", R4), ("disk", R3)])
+    journal.journal_discard("redis", [R1, R2])
+    journal.journal_discard("disk", [R1])  # another tier's record of the same rid stays
+    assert sorted(journal.journal_load()) == sorted([("redis", R4), ("disk", R3)])
+
+
+def check_repair_marks(tier) -> None:
+    """A tier remembers which journal records it applied, for REPAIR_MARK_SECONDS."""
+    rids = {R1.rid, R2.rid, R3.rid}
+    assert tier.repairs_applied(rids) == set()
+    tier.mark_repaired([R1.rid, R2.rid], 1000.0)
+    assert tier.repairs_applied(rids) == {R1.rid, R2.rid}
+    tier.clear()  # the marks are not entries: clear_all keeps them
+    tier.mark_repaired([R3.rid], 1000.0 + REPAIR_MARK_SECONDS - 1)
+    assert tier.repairs_applied(rids) == rids
+    tier.mark_repaired([], 1001.0 + REPAIR_MARK_SECONDS)  # marks older than the retention go
+    assert tier.repairs_applied(rids) == {R3.rid}
+    assert tier.repairs_applied([]) == set()
+
+
 def test_disk_journal(tmp_path):
-    tier = DiskTier(str(tmp_path), max_bytes=1 << 20)
-    tier.journal_add("redis", K1.content, K1.variant)
-    tier.journal_add("redis", K2.content, ALL)
-    tier.journal_add("database", ALL, ALL)
-    assert sorted(tier.journal_load()) == sorted(
-        [("redis", K1.content, K1.variant), ("redis", K2.content, ALL), ("database", ALL, ALL)]
-    )
-    tier.journal_discard("redis")
-    assert tier.journal_load() == [("database", ALL, ALL)]
+    check_journal(DiskTier(str(tmp_path), max_bytes=1 << 20))
+    check_repair_marks(DiskTier(str(tmp_path), max_bytes=1 << 20))
+    reopened = DiskTier(str(tmp_path), max_bytes=1 << 20)  # durable: a new instance finds the records left
+    assert sorted(reopened.journal_load()) == sorted([("redis", R4), ("disk", R3)])
 
 
 def sqlite_tier(tmp_path, ns="ns") -> DatabaseTier:
@@ -150,11 +177,9 @@ def test_sqlite_sql_injection_in_namespace_is_data(tmp_path):
 
 def test_database_journal_and_generation(tmp_path):
     tier = sqlite_tier(tmp_path)
-    tier.journal_add("redis", K1.content, ALL)
-    tier.journal_add("redis", K1.content, ALL)  # idempotent
-    assert tier.journal_load() == [("redis", K1.content, ALL)]
-    tier.journal_discard("redis")
-    assert tier.journal_load() == []
+    check_journal(tier)
+    check_repair_marks(tier)
+    assert sorted(sqlite_tier(tmp_path).journal_load()) == sorted([("redis", R4), ("disk", R3)])  # durable
     assert tier.read_generation() == ""
     token = tier.bump_generation()
     assert tier.read_generation() == token != tier.bump_generation()
@@ -180,8 +205,8 @@ def test_postgres_tier(postgres_server, namespace):
     tier = DatabaseTier(postgres_server.url, namespace, None, 1.0)
     try:
         exercise(tier)
-        tier.journal_add("redis", K1.content, ALL)
-        assert tier.journal_load() == [("redis", K1.content, ALL)]
+        check_journal(tier)
+        check_repair_marks(tier)
         assert tier.read_generation() != tier.bump_generation()
         check_floor(tier)
     finally:
@@ -199,6 +224,7 @@ def test_redis_tier(any_redis_url, namespace):
         assert tier.catch_up(1) is False and tier.get(K1) == b"one"  # not behind: kept
         assert tier.catch_up(5) is True and tier.get(K1) is None  # behind the floor: purged, lifted
         assert tier.read_generation() == "5" and tier.catch_up(5) is False
+        check_repair_marks(tier)
     finally:
         tier.close()
 
