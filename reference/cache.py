@@ -138,6 +138,7 @@ class MetadataCache:
             if self._redis is not None:
                 floors = [self._journal(j, "journal", j.floor_get) for j in self._journals()]
                 self._redis_floor = max((value for ok, value in floors if ok), default=0)
+                self._redis.floor = self._redis_floor
             self._started = True
 
     def _journals(self, excluding: str | None = None) -> list[Any]:
@@ -265,6 +266,7 @@ class MetadataCache:
         if ok:
             for journal in self._journals():
                 self._journal(journal, "journal", journal.floor_raise, int(token))
+            self._redis.floor = max(self._redis.floor, int(token))
             self._saw_change(token)  # our own bump: the announcement after the removal must follow it
 
     def _defer(self, store: StoreTier, content: str, variant: str) -> bool:

@@ -111,6 +111,7 @@ class RedisTier:
         self._generation_key = self.watcher.generation_key
         self._repaired_key = f"{namespace}:repaired"  # journal records applied here: see StoreTier.mark_repaired
         self._purge_lock = threading.Lock()
+        self.floor = 0  # the highest change counter the cache's journals recorded (see catch_up)
 
     def _hash_key(self, content: str) -> str:
         return self._prefix + content
@@ -132,6 +133,7 @@ class RedisTier:
                 return
             try:
                 self._delete_namespace()
+                self._lift_counter(self.floor)  # else a later instance takes the clean server for an old one
                 token = self._client.get(self._generation_key)
             except redis.RedisError as exc:
                 raise TierError(f"redis purge after restart: {exc}") from exc
@@ -149,13 +151,20 @@ class RedisTier:
             if current >= floor:
                 return False
             self._delete_namespace()
-            if current < 0:
-                self._client.set(self._generation_key, floor)
-            else:
-                self._client.incrby(self._generation_key, floor - current)
+            self._lift_counter(floor)
             return True
 
         return self._call("catch up", check)
+
+    def _lift_counter(self, floor: int) -> None:
+        value = self._client.get(self._generation_key)
+        current = int(value) if value is not None and value.isdigit() else -1
+        if current >= floor:
+            return
+        if current < 0:
+            self._client.set(self._generation_key, floor)
+        else:
+            self._client.incrby(self._generation_key, floor - current)  # concurrent INCRs only add
 
     def _delete_namespace(self) -> None:
         batch: list[bytes] = []

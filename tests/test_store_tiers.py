@@ -252,13 +252,18 @@ def test_redis_restart_with_old_data_is_purged(redis_server, namespace):
         tier.put(K1, b"old", 9.0, 0.0)
         snapshot = snapshot_redis(redis_server)
         tier.remove(K1.content)
-        tier.bump_generation()
+        tier.floor = int(tier.bump_generation()) + 40  # what the cache's journals recorded
         restore_redis(redis_server, snapshot)  # the server comes back holding K1 again
         assert redis.Redis.from_url(redis_server.url).hget(f"{namespace}:e:{K1.content}", K1.variant) == b"old"
         with pytest.raises(TierError, match="restarted"):
             tier.get(K1)
         assert tier.get(K1) is None
         assert redis.Redis.from_url(redis_server.url).exists(f"{namespace}:e:{K1.content}") == 0
+        # The purge lifted the counter to the journals' floor: a new instance starting from those
+        # journals must not take the clean server for an old one and purge what was stored since.
+        tier.put(K2, b"new", 9.0, 0.0)
+        assert int(tier.read_generation()) >= tier.floor
+        assert tier.catch_up(tier.floor) is False and tier.get(K2) == b"new"
     finally:
         tier.close()
 
