@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import random
 import sys
 import time
@@ -129,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     console = Console(width=150)
-    logging.disable(logging.ERROR)  # tier failures are expected here: the table tells the story
+    if os.environ.get("CHAOS_TRACE"):  # the implementation's log lines go into the traces, not the console
+        logging.getLogger().addHandler(logging.NullHandler())
+    else:
+        logging.disable(logging.ERROR)  # tier failures are expected here: the table tells the story
     console.print(
         f"chaos campaign: impl={args.impl} seed={seed} minutes={args.minutes:g} "
         f"known reference bugs {'included' if args.include_known_bugs else 'avoided'}"
@@ -146,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         f"faults injected: {sum(summary.injected.values())}; recoveries observed: {sum(summary.recoveries.values())}"
     )
     console.print(f"E3 crash kills: {dict(summary.crashes)}")
+    if summary.latent_damage_skips:
+        console.print(
+            "tiers left out of 'healthy tiers keep their data' while an earlier fault's damage was still in "
+            f"their backend (SQLite quick_check failing): {dict(summary.latent_damage_skips)}"
+        )
     console.print(f"invariant violations: {len(summary.violations)} {by_check or ''}")
     for v in summary.violations[:40]:
         console.print(f"  {v}", markup=False)

@@ -74,6 +74,20 @@ class SqliteCorruptPages(Nemesis):
                     f.seek(min(offset, max(0, size - 1)))
                     f.write(self.rng.randbytes(min(512, max(1, size - f.tell()))))
 
+    def still_damaged(self) -> bool:
+        """SQLite's own quick_check, read-only: the corruption stays until the implementation reads a
+        damaged page and replaces the file (the reference moves it aside and starts afresh)."""
+        if not os.path.exists(self.path):
+            return False
+        try:
+            connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2)
+            try:
+                return connection.execute("PRAGMA quick_check").fetchall() != [("ok",)]
+            finally:
+                connection.close()
+        except sqlite3.Error:  # "file is not a database", "malformed": damaged
+            return True
+
 
 class SqliteDeleted(Nemesis):
     """The database file (with its -wal and -shm) is deleted."""

@@ -59,6 +59,12 @@ class Nemesis:
         """Release what the nemesis holds (heals first)."""
         self.heal()
 
+    def still_damaged(self) -> bool:
+        """After heal: whether damage the fault left in the backend is still there, waiting for the
+        implementation to find it (corrupt pages nobody has read yet). While it is, the tier may still
+        lose its data to that damage, and checks that other faults leave its data alone skip it."""
+        return False
+
     def describe(self) -> str:
         return f"{self.kind} ({'real' if self.real else 'injected OSError fallback'})"
 

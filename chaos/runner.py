@@ -18,6 +18,7 @@ Checks (each a `Violation` in the summary, never an exception that stops the run
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import threading
@@ -69,6 +70,7 @@ class Summary:
     violations: list[Violation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     crashes: Counter = field(default_factory=Counter)
+    latent_damage_skips: Counter = field(default_factory=Counter)  # "kind (tier)" -> checks that skipped it
 
     def merge(self, other: Summary) -> None:
         self.operations += other.operations
@@ -83,6 +85,7 @@ class Summary:
             cur[1] += tried
         self.violations.extend(other.violations)
         self.crashes.update(other.crashes)
+        self.latent_damage_skips.update(other.latent_damage_skips)
         for note in other.notes:
             if note not in self.notes:
                 self.notes.append(note)
@@ -149,8 +152,15 @@ class Runner:
         self.check_leaks = check_leaks
         self.avoid_known = avoid_known_bugs and bool(KNOWN_REFERENCE_BUGS)
         self.sentinel_expires = 0.0
+        self.damaged: dict[str, Nemesis] = {}  # tier -> the fault whose damage is still in its backend
         self.armed = False
         self.trace: list[str] | None = [] if os.environ.get("CHAOS_TRACE") else None
+        self._trace_logs: _TraceLogs | None = None
+        if self.trace is not None:  # the implementation's own log lines, between the operations
+            self._trace_logs = _TraceLogs(self)
+            self._root_level = logging.getLogger().level
+            logging.getLogger().addHandler(self._trace_logs)
+            logging.getLogger().setLevel(min(self._root_level or logging.INFO, logging.INFO))
         self.baseline = None
         if check_leaks:  # warm up imports, pools and lazily opened descriptors first
             warm = self.factory(env)
@@ -380,6 +390,12 @@ class Runner:
             return
         path, before = sentinel
         keep = (before & expected) - {"memory"}  # memory may be dropped any time (restart, coherence)
+        for tier, earlier in list(self.damaged.items()):
+            if not earlier.still_damaged():
+                del self.damaged[tier]
+            elif tier in keep:  # it may lose everything to that damage at any read: not a healthy tier
+                keep.discard(tier)
+                self.summary.latent_damage_skips[f"{earlier.kind} ({tier})"] += 1
         held = self.call("tiers_holding", self.cache.tiers_holding, path)
         if isinstance(held, set | frozenset) and not keep <= held:
             self.violation(
@@ -485,6 +501,8 @@ class Runner:
             self.active = None
             nemesis.heal()
             self.armed = False
+        if nemesis.still_damaged():
+            self.damaged[nemesis.tier] = nemesis
         self.readmission(nemesis)
         if sentinel is not None:  # every entry left on disk must belong to a key the sweep reads
             self.call("invalidate", self.cache.invalidate, sentinel[0])
@@ -514,9 +532,26 @@ class Runner:
         with contextlib.suppress(Exception):
             self.cache.shutdown()
         self._settle()
+        if self._trace_logs is not None:
+            logging.getLogger().removeHandler(self._trace_logs)
+            logging.getLogger().setLevel(self._root_level)
         if self.baseline is not None:
             for problem in checks.leaked(self.baseline, checks.resources()):
                 self.violation("leak after shutdown", problem)
 
 
 _RAISED = object()
+
+
+class _TraceLogs(logging.Handler):
+    """CHAOS_TRACE: log records of INFO and above go into the trace, so a violation's trace shows
+    what the implementation did (repairs, purges, failures) between the operations."""
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__(logging.INFO)
+        self.runner = runner
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.runner.trace is not None:
+            msg = record.getMessage().replace("\n", " ")
+            self.runner.trace.append(f"{self.runner.step:5d}   log {record.levelname} {record.name}: {msg:.200}")

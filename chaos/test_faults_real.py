@@ -85,3 +85,28 @@ def test_P5_sqlite_faults(impl_factory, kind):
 def test_P5_postgres_faults(impl_factory, kind):
     summary, orphans = run_fault(impl_factory, kind, SEED)
     _check(summary, orphans, kind)
+
+
+def test_sqlite_corruption_is_reported_as_damage_until_the_file_is_replaced(tmp_path):
+    """The healthy-tier check skips a database whose corrupt pages nobody has read yet: the damage
+    must be seen while it is in the file, and no longer once the file was moved aside and re-created."""
+    import os
+    import random
+    import sqlite3
+
+    from .db_faults import SqliteCorruptPages
+
+    path = str(tmp_path / "db.sqlite3")
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+    connection.executemany("INSERT INTO t VALUES (?, ?)", [(i, os.urandom(900)) for i in range(200)])
+    connection.commit()
+    connection.close()
+    nemesis = SqliteCorruptPages(path, random.Random(7), pages=8)
+    assert not nemesis.still_damaged()
+    nemesis.inject()
+    assert nemesis.still_damaged()
+    os.replace(path, path + ".corrupt")  # what the reference does when it reads a damaged page
+    assert not nemesis.still_damaged()
+    sqlite3.connect(path).execute("CREATE TABLE t (k INTEGER PRIMARY KEY)").connection.close()
+    assert not nemesis.still_damaged()
