@@ -64,6 +64,8 @@ class MetadataCache:
         self._health: dict[str, TierHealth] = {}
         self._pending: dict[str, dict[tuple[str, str], set[str]]] = {}  # (content, variant) -> journal rids
         self._repairing: dict[str, set[str]] = {}  # rids a repair in progress is applying
+        self._unread: set[str] = set()  # journals that could not be read yet: see _may_serve
+        self._unread_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._repair_locks: dict[str, threading.Lock] = {}
         self._setup_errors: dict[str, str] = {}
@@ -149,11 +151,40 @@ class MetadataCache:
             try:
                 records = journal.journal_load()
             except Exception as exc:  # a tier failing at start is logged, never raised (P5)
-                log.warning("tier %s: cannot read the repair journal: %s", journal.name, exc)
+                log.warning(
+                    "tier %s: cannot read the repair journal (other tiers serve once it is): %s", journal.name, exc
+                )
+                self._unread.add(journal.name)
                 continue
+            self._merge_journal(records)
+
+    def _merge_journal(self, records: list[tuple[str, Repair]]) -> None:
+        with self._pending_lock:
             for tier, repair in records:
                 if tier in self._pending:
                     self._pending[tier].setdefault((repair.content, repair.variant), set()).add(repair.rid)
+
+    def _may_serve(self, store: StoreTier) -> bool:
+        """A tier serves reads only once every journal that may hold removals it owes has been read:
+        one unreadable at start (database down, disk failing) may hold the removal of an entry the tier
+        still has. Writes go on meanwhile; a removal read later is applied before the next operation."""
+        if not self._unread:
+            return True
+        with self._unread_lock:
+            for journal in self._journals():
+                if journal.name not in self._unread:
+                    continue
+                ok, records = self._journal(journal, "journal", journal.journal_load)
+                if not ok:
+                    continue
+                self._merge_journal(records)
+                if self._redis is not None:
+                    ok, floor = self._journal(journal, "journal", journal.floor_get)
+                    if ok and floor > self._redis.floor:
+                        self._redis.floor = self._redis_floor = floor  # Redis is checked again before it serves
+                self._unread.discard(journal.name)
+                log.info("tier %s: repair journal read; other tiers serve again", journal.name)
+            return not (self._unread - {store.name})
 
     # --- using a tier safely -----------------------------------------------------------------
 
@@ -341,6 +372,8 @@ class MetadataCache:
         stripe = self._stripe(key.content)
         epoch = self._epochs[stripe]
         for index, store in enumerate(self._stores):
+            if not self._may_serve(store):
+                continue
             ok, blob = self._attempt(store, "get", store.get, key)
             if not ok or blob is None:
                 continue

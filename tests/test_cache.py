@@ -458,3 +458,37 @@ def test_a_journal_that_cannot_forget_a_repair_never_replays_it_over_newer_data(
     disk = next(s for s in third._stores if s.name == "disk")
     assert [t for t, _ in disk.journal_load() if t == "database"] == []
     third.shutdown()
+
+
+def test_a_journal_unreadable_at_start_keeps_the_other_tiers_from_serving_until_it_is_read(
+    make_env, src, tmp_path, monkeypatch
+):
+    """The disk failed an invalidation, recorded in the database's journal; a restart while the
+    database cannot be read must not let the disk serve the invalidated entry (it did: E1)."""
+    from reference.database_tier import DatabaseTier
+    from reference.disk_tier import DiskTier
+
+    env = make_env()
+    c = reference.factory(env)
+    other = tmp_path / "other"
+    other.write_bytes(b"another file")
+    assert c.put(src, {"v": 1}) and c.put(str(other), {"v": "other"})
+    monkeypatch.setattr(DiskTier, "remove", _fail)
+    assert c.invalidate(src) is True  # durable: the removal the disk owes is in the database journal
+    c.shutdown()
+    monkeypatch.undo()
+
+    monkeypatch.setattr(DatabaseTier, "journal_load", _fail)  # the database is down at the restart
+    monkeypatch.setattr(DatabaseTier, "get", _fail)
+    again = reference.factory(env)
+    assert again.get(src) is None  # the disk still holds v1, but may not serve it yet
+    assert again.get(str(other)) is None  # nor anything else: it cannot know which removals it owes
+    assert again.put(str(other), {"v": "newer"}) and "disk" in again.tiers_holding(str(other))  # writes go on
+    monkeypatch.undo()  # the database is back: its journal is read, the removal applied, the disk serves
+    for _ in range(40):  # within retry_max_ops the database is tried again
+        assert again.get(src) is None
+    assert "disk" not in again.tiers_holding(src)
+    again.memory.clear()
+    assert again.get(str(other)) == {"v": "newer"}
+    assert again.get_stats()["disk_hits"] == 1
+    again.shutdown()
