@@ -9,6 +9,7 @@ tier can be re-admitted once the fault is over.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import sqlite3
@@ -19,6 +20,8 @@ from typing import Any
 
 from .keys import CacheKey
 from .store import REPAIR_MARK_SECONDS, IsDead, Repair, TierError
+
+log = logging.getLogger("reference.database")
 
 _POOL_IDLE = 8
 
@@ -59,6 +62,7 @@ class _SqliteBackend:
         self._generation = 0  # bumped when the file is replaced: older connections are dropped
         self._inode: int | None = None
         self._schema_ready = False
+        self._salvaged: list[tuple[str, list[tuple]]] = []  # from a quarantined file, for the next one
 
     def _open(self) -> sqlite3.Connection:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -70,6 +74,9 @@ class _SqliteBackend:
             if not self._schema_ready:
                 for statement in _SCHEMA:
                     conn.execute(statement.format(real="REAL", blob="BLOB", suffix=" WITHOUT ROWID"))
+                salvaged, self._salvaged = self._salvaged, []
+                for statement, rows in salvaged:
+                    conn.executemany(statement, rows)
                 self._schema_ready = True
         except BaseException:
             conn.close()
@@ -126,17 +133,56 @@ class _SqliteBackend:
             conn.close()
 
     def _quarantine(self) -> None:
-        """Move a corrupt file aside so the next operation starts a fresh one."""
+        """Move a corrupt file aside so the next operation starts a fresh one, which gets what can still
+        be read of the old one's repair journal and counters (a lost removal could bring old data back)."""
         with self._lock:
             self._drop_all()
-            for suffix in ("", "-wal", "-shm"):
+            moved = f"{self.path}.corrupt-{uuid.uuid4().hex[:8]}"
+            for suffix in ("", "-wal", "-shm"):  # one name for all three: the WAL stays with its file
                 with contextlib.suppress(OSError):
-                    os.replace(self.path + suffix, f"{self.path}.corrupt-{uuid.uuid4().hex[:8]}{suffix}")
+                    os.replace(self.path + suffix, moved + suffix)
             self._inode = None
+            self._salvaged = _salvage(moved)
 
     def close(self) -> None:
         with self._lock:
             self._drop_all()
+
+
+_SALVAGE = (
+    (
+        "SELECT ns, tier, rid, content, variant FROM tc_repairs",
+        "INSERT INTO tc_repairs (ns, tier, rid, content, variant) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    ),
+    ("SELECT ns, rid, applied_at FROM tc_repaired", "INSERT INTO tc_repaired VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+    (
+        "SELECT ns, name, value FROM tc_meta",
+        "INSERT INTO tc_meta (ns, name, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    ),
+)
+
+
+def _salvage(path: str) -> list[tuple[str, list[tuple]]]:
+    """The rows of the journal tables a corrupt file still gives, for its replacement (entries are not
+    worth the risk: they are a cache)."""
+    salvaged: list[tuple[str, list[tuple]]] = []
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+    except sqlite3.Error as exc:
+        log.error("database %s is corrupt; its repair journal is lost: %s", path, exc)
+        return salvaged
+    try:
+        for select, insert in _SALVAGE:
+            rows: list[tuple] = []
+            try:
+                for row in connection.execute(select):
+                    rows.append(tuple(row))
+            except (sqlite3.Error, UnicodeDecodeError) as exc:  # keep what was read before the damage
+                log.error("database %s is corrupt; %r salvaged %d rows, then: %s", path, select, len(rows), exc)
+            salvaged.append((insert, rows))
+    finally:
+        connection.close()
+    return salvaged
 
 
 def _chunks(items: list[str], size: int = 300) -> Iterator[list[str]]:

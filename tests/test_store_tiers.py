@@ -296,3 +296,34 @@ def test_sqlite_with_an_unsupported_file_format_is_quarantined(tmp_path):
     tier.put(K1, b"two", 9.0, 0.0)
     assert tier.get(K1) == b"two"
     assert any(".corrupt-" in name for name in os.listdir(tmp_path))
+
+
+def test_sqlite_quarantine_carries_the_repair_journal_to_the_new_file(tmp_path):
+    """A corrupt file is moved aside and a fresh one started; the removals its journal held for other
+    tiers (and the Redis floor) are copied over, else a restart could let those tiers serve old data."""
+    tier = sqlite_tier(tmp_path)
+    tier.put(K1, b"entry", 9.0, 0.0)
+    tier.journal_add("disk", R1)
+    tier.mark_repaired([R2.rid], 1000.0)
+    tier.floor_raise(42)
+    tier._backend._quarantine()  # what reading a damaged page does (the damage itself: tests above)
+    assert tier.get(K1) is None  # entries are not carried over: the fresh file starts empty
+    assert tier.journal_load() == [("disk", R1)]
+    assert tier.repairs_applied([R1.rid, R2.rid]) == {R2.rid}
+    assert tier.floor_get() == 42
+    moved = [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert len({name.split("-wal")[0].split("-shm")[0] for name in moved}) == 1  # one name, WAL beside it
+
+
+def test_sqlite_quarantine_of_an_unreadable_file_starts_empty(tmp_path):
+    tier = sqlite_tier(tmp_path)
+    tier.journal_add("disk", R1)
+    tier.close()
+    with open(tmp_path / "db.sqlite3", "r+b") as f:
+        f.write(b"\0" * 100)  # the header: nothing can be read
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"db.sqlite3{suffix}").unlink(missing_ok=True)
+    again = sqlite_tier(tmp_path)
+    with pytest.raises(TierError):
+        again.journal_load()
+    assert again.journal_load() == []  # quarantined, logged as lost, and a fresh file serves
