@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             r["processes"] = scaling.processes(svc.redis_url, wl, workdir, (1, 2), r["ops_per_process"])
             r["micro"] = profiling.micro(svc.redis_url, wl.metadata[0], n)
             r["latency_so_far"] = lat
-            r["profiles"] = profiles(r["targets"], svc, wl, workdir, 300 if args.quick else 3_000, r)
+            profile_dir = args.out.resolve().parent / "bench" / "profiles"  # the report links them relative to itself
+            r["profiles"] = profiles(r["targets"], svc, wl, workdir, 300 if args.quick else 3_000, r, profile_dir)
         say("memory footprint")
         r["footprint"] = footprint.measure(10_000 if args.quick else 100_000)
         say("compression levels")
@@ -176,10 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def profiles(found: list[targets.Target], svc, wl, workdir: Path, n: int, r: dict) -> list[str]:
+def profiles(found: list[targets.Target], svc, wl, workdir: Path, n: int, r: dict, out_dir: Path) -> list[str]:
     """pyinstrument over each missed latency target's reference path; the other targets get a note."""
-    out_dir = ROOT / "bench" / "profiles"
-    out_dir.mkdir(exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.txt"):
         old.unlink()
     lines: list[str] = []
