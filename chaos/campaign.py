@@ -155,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             "tiers left out of 'healthy tiers keep their data' while an earlier fault's damage was still in "
             f"their backend (SQLite quick_check failing): {dict(summary.latent_damage_skips)}"
         )
+    if summary.unconfirmed_removals:
+        console.print(
+            "successful invalidates and clear_alls while the disk and the database were both out (not held to E1: "
+            f"nothing durable could record them): {summary.unconfirmed_removals}"
+        )
     console.print(f"invariant violations: {len(summary.violations)} {by_check or ''}")
     for v in summary.violations[:40]:
         console.print(f"  {v}", markup=False)

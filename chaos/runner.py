@@ -5,9 +5,11 @@ Checks (each a `Violation` in the summary, never an exception that stops the run
 - no wrong value: every get is checked against `chaos.model.Model` (latest put or a miss; never an
   invalidated, cleared, expired or other key's value);
 - no resurrection after invalidate or clear_all (the model's `removed` values), including after
-  Redis restarts from an RDB snapshot taken before the invalidation;
+  Redis restarts from an RDB snapshot taken before the invalidation — except removals made while
+  the disk and the database were both out, which nothing durable could record (`confirmed`);
 - healthy tiers keep their data and keep storing while another tier fails (through
-  `tiers_holding`, when the implementation has it);
+  `tiers_holding`, when the implementation has it); a tier still carrying an earlier fault's
+  damage (a SQLite file with corrupt pages nobody has read yet) is not a healthy tier;
 - the failed tier is used again within READMISSION_OPS operations after it heals;
 - the cache stays responsive while a server hangs: every operation of the fault window completes
   while the server is still stopped (counted, never timed);
@@ -71,6 +73,7 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     crashes: Counter = field(default_factory=Counter)
     latent_damage_skips: Counter = field(default_factory=Counter)  # "kind (tier)" -> checks that skipped it
+    unconfirmed_removals: int = 0  # successful removals while every durable tier was out (Runner.confirmed)
 
     def merge(self, other: Summary) -> None:
         self.operations += other.operations
@@ -86,6 +89,7 @@ class Summary:
         self.violations.extend(other.violations)
         self.crashes.update(other.crashes)
         self.latent_damage_skips.update(other.latent_damage_skips)
+        self.unconfirmed_removals += other.unconfirmed_removals
         for note in other.notes:
             if note not in self.notes:
                 self.notes.append(note)
@@ -279,12 +283,33 @@ class Runner:
         ok = self.call("invalidate", self.cache.invalidate, self.paths[name], which)
         if ok is not _RAISED and not isinstance(ok, bool):
             self.violation("contract", f"invalidate returned {ok!r}, not a bool")
-        self.model.invalidate(self.content[name], list(TIERS) if which is None else [which], ok is True)
+        self.model.invalidate(self.content[name], list(TIERS) if which is None else [which], self.confirmed(ok))
 
     def op_clear_all(self, name: str, tier: str) -> None:
         self.call("clear_all", self.cache.clear_all)
-        self.model.clear_all()  # clear_all promises removal from every tier, outage or not
+        if self.confirmed(True):
+            self.model.clear_all()  # clear_all promises removal from every tier, outage or not
         self.cleared = True
+
+    def confirmed(self, reported: Any) -> bool:
+        """Whether a removal that reported success (clear_all always does) is held to E1. Not while the
+        disk and the database are both out: then no implementation has anywhere to record it that
+        outlives a restart (a journal written into a damaged SQLite file is lost with the file), so it
+        counts like an invalidate that returned False: the old values stay possible."""
+        if reported is not True:
+            return False
+        if self.durable_tiers_out():
+            self.summary.unconfirmed_removals += 1
+            return False
+        return True
+
+    def durable_tiers_out(self) -> bool:
+        """Whether every enabled durable tier (disk, database) is failing now: the active fault, or the
+        damage an earlier fault left that the implementation has not found yet."""
+        durable = self.enabled & {"disk", "database"}
+        out = {self.active.tier} if self.active is not None else set()
+        out |= {tier for tier, nemesis in self.damaged.items() if nemesis.still_damaged()}
+        return bool(durable) and durable <= out
 
     def op_cleanup(self, name: str, tier: str) -> None:
         self.call("cleanup", self.cache.cleanup)
@@ -378,6 +403,12 @@ class Runner:
         ok = self.call("put", self.cache.put, self.probe_path, {"probe": self.step})
         if ok is True:
             held = self.call("tiers_holding", self.cache.tiers_holding, self.probe_path)
+            if isinstance(held, set | frozenset) and expected - held == {"memory"}:
+                # An implementation may empty its memory tier when it learns another instance changed
+                # something (the reference does when the shared change counter jumps, e.g. after the
+                # database holding it was deleted): memory keeps storing if the next put lands there.
+                self.call("put", self.cache.put, self.probe_path, {"probe": self.step, "again": True})
+                held = self.call("tiers_holding", self.cache.tiers_holding, self.probe_path)
             if isinstance(held, set | frozenset) and not expected <= held:
                 self.violation(
                     "healthy tiers keep storing",
@@ -432,7 +463,7 @@ class Runner:
             if op == "invalidate":  # scripted: exactly this tier name (or every one with tier "*")
                 which = None if tier == "*" else tier
                 ok = self.call("invalidate", self.cache.invalidate, self.paths[name], which)
-                self.model.invalidate(self.content[name], list(TIERS) if which is None else [which], ok is True)
+                self.model.invalidate(self.content[name], list(TIERS) if which is None else [which], self.confirmed(ok))
             else:
                 getattr(self, f"op_{op}")(name, tier)
 
@@ -518,7 +549,7 @@ class Runner:
         with open(scratch, "wb") as f:
             f.write(content)
         ok = self.call("invalidate", self.cache.invalidate, scratch, tier)
-        self.model.invalidate(content, [tier], ok is True)
+        self.model.invalidate(content, [tier], self.confirmed(ok))
 
     def check_containment(self) -> None:
         now = self._outside()
