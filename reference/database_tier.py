@@ -14,6 +14,7 @@ import os
 import queue
 import sqlite3
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Collection, Iterator
 from typing import Any
@@ -162,12 +163,19 @@ _SALVAGE = (
 )
 
 
+def _read_only_uri(path: str) -> str:
+    """`file:` URI of a path, read-only. One leading slash: "//tmp/x" (sqlite:////tmp/x) would make
+    "tmp" the URI's authority, which SQLite refuses."""
+    absolute = "/" + os.path.abspath(path).lstrip("/")
+    return f"file:{urllib.parse.quote(absolute)}?mode=ro"
+
+
 def _salvage(path: str) -> list[tuple[str, list[tuple]]]:
     """The rows of the journal tables a corrupt file still gives, for its replacement (entries are not
     worth the risk: they are a cache)."""
     salvaged: list[tuple[str, list[tuple]]] = []
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        connection = sqlite3.connect(_read_only_uri(path), uri=True, timeout=1)
     except sqlite3.Error as exc:
         log.error("database %s is corrupt; its repair journal is lost: %s", path, exc)
         return salvaged

@@ -298,10 +298,12 @@ def test_sqlite_with_an_unsupported_file_format_is_quarantined(tmp_path):
     assert any(".corrupt-" in name for name in os.listdir(tmp_path))
 
 
-def test_sqlite_quarantine_carries_the_repair_journal_to_the_new_file(tmp_path):
+@pytest.mark.parametrize("prefix", ["", "/"])  # "/": the path sqlite:////tmp/x gives, //tmp/x
+def test_sqlite_quarantine_carries_the_repair_journal_to_the_new_file(tmp_path, prefix):
     """A corrupt file is moved aside and a fresh one started; the removals its journal held for other
     tiers (and the Redis floor) are copied over, else a restart could let those tiers serve old data."""
-    tier = sqlite_tier(tmp_path)
+    path = prefix + str(tmp_path / "db.sqlite3")
+    tier = DatabaseTier(f"sqlite:///{path}", "ns", path, 0.2)
     tier.put(K1, b"entry", 9.0, 0.0)
     tier.journal_add("disk", R1)
     tier.mark_repaired([R2.rid], 1000.0)
