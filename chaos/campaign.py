@@ -155,10 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             "tiers left out of 'healthy tiers keep their data' while an earlier fault's damage was still in "
             f"their backend (SQLite quick_check failing): {dict(summary.latent_damage_skips)}"
         )
-    if summary.unconfirmed_removals:
+    if summary.unconfirmed:
         console.print(
-            "successful invalidates and clear_alls while the disk and the database were both out (not held to E1: "
-            f"nothing durable could record them): {summary.unconfirmed_removals}"
+            "successful puts, invalidates and clear_alls while the disk and the database were both out (old values "
+            f"allowed back after them: nothing durable could record what a failed tier owed): {summary.unconfirmed}"
         )
     console.print(f"invariant violations: {len(summary.violations)} {by_check or ''}")
     for v in summary.violations[:40]:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import random
 import sqlite3
+import urllib.parse
 
 import psycopg
 
@@ -80,7 +81,8 @@ class SqliteCorruptPages(Nemesis):
         if not os.path.exists(self.path):
             return False
         try:
-            connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2)
+            absolute = "/" + os.path.abspath(self.path).lstrip("/")  # "//tmp/x" would read as host "tmp"
+            connection = sqlite3.connect(f"file:{urllib.parse.quote(absolute)}?mode=ro", uri=True, timeout=2)
             try:
                 return connection.execute("PRAGMA quick_check").fetchall() != [("ok",)]
             finally:

@@ -6,7 +6,8 @@ Checks (each a `Violation` in the summary, never an exception that stops the run
   invalidated, cleared, expired or other key's value);
 - no resurrection after invalidate or clear_all (the model's `removed` values), including after
   Redis restarts from an RDB snapshot taken before the invalidation — except removals made while
-  the disk and the database were both out, which nothing durable could record (`confirmed`);
+  the disk and the database were both out, which nothing durable could record (`confirmed`; the
+  same for the old values a put replaced);
 - healthy tiers keep their data and keep storing while another tier fails (through
   `tiers_holding`, when the implementation has it); a tier still carrying an earlier fault's
   damage (a SQLite file with corrupt pages nobody has read yet) is not a healthy tier;
@@ -73,7 +74,7 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     crashes: Counter = field(default_factory=Counter)
     latent_damage_skips: Counter = field(default_factory=Counter)  # "kind (tier)" -> checks that skipped it
-    unconfirmed_removals: int = 0  # successful removals while every durable tier was out (Runner.confirmed)
+    unconfirmed: int = 0  # successful writes while every durable tier was out (Runner.confirmed)
 
     def merge(self, other: Summary) -> None:
         self.operations += other.operations
@@ -89,7 +90,7 @@ class Summary:
         self.violations.extend(other.violations)
         self.crashes.update(other.crashes)
         self.latent_damage_skips.update(other.latent_damage_skips)
-        self.unconfirmed_removals += other.unconfirmed_removals
+        self.unconfirmed += other.unconfirmed
         for note in other.notes:
             if note not in self.notes:
                 self.notes.append(note)
@@ -262,7 +263,7 @@ class Runner:
             return
         if not isinstance(ok, bool):
             self.violation("contract", f"put returned {ok!r}, not a bool")
-        self.model.put((self.content[name], tier), value, ok is True, self.clock())
+        self.model.put((self.content[name], tier), value, self.confirmed(ok), self.clock())
 
     def op_get(self, name: str, tier: str) -> None:
         self.check_get((self.content[name], tier), self.paths[name])
@@ -292,14 +293,15 @@ class Runner:
         self.cleared = True
 
     def confirmed(self, reported: Any) -> bool:
-        """Whether a removal that reported success (clear_all always does) is held to E1. Not while the
-        disk and the database are both out: then no implementation has anywhere to record it that
-        outlives a restart (a journal written into a damaged SQLite file is lost with the file), so it
-        counts like an invalidate that returned False: the old values stay possible."""
+        """Whether a write that reported success (clear_all always does) is held to it: the old values
+        never come back. Not while the disk and the database are both out: then no implementation has
+        anywhere to record that a tier still owes the old value's removal so that it outlives a restart
+        (a journal written into a damaged SQLite file is lost with the file), so the write counts like
+        one that returned False: the old values stay possible."""
         if reported is not True:
             return False
         if self.durable_tiers_out():
-            self.summary.unconfirmed_removals += 1
+            self.summary.unconfirmed += 1
             return False
         return True
 

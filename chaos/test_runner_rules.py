@@ -23,13 +23,13 @@ def _runner(enabled: set[str], active: Nemesis | None = None, damaged: dict | No
 ALL_TIERS = {"memory", "redis", "disk", "database"}
 
 
-def test_a_removal_is_held_to_E1_unless_every_durable_tier_is_out():
+def test_a_write_is_held_to_its_success_unless_every_durable_tier_is_out():
     assert _runner(ALL_TIERS).confirmed(True)
     assert not _runner(ALL_TIERS).confirmed(False)
     assert _runner(ALL_TIERS, _Fault("disk")).confirmed(True)  # the database can still record it
     assert _runner(ALL_TIERS, _Fault("redis"), {"database": _Fault("database", True)}).confirmed(True)
     both = _runner(ALL_TIERS, _Fault("disk"), {"database": _Fault("database", True)})
-    assert not both.confirmed(True) and both.summary.unconfirmed_removals == 1
+    assert not both.confirmed(True) and both.summary.unconfirmed == 1
     healed = _runner(ALL_TIERS, _Fault("disk"), {"database": _Fault("database", False)})
     assert healed.confirmed(True)  # the damage was found and replaced: the database records again
     no_introspection = _runner(set(), _Fault("disk"), {"database": _Fault("database", True)})
