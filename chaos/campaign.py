@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary.latent_damage_skips:
         console.print(
             "tiers left out of 'healthy tiers keep their data' while an earlier fault's damage was still in "
-            f"their backend (SQLite quick_check failing): {dict(summary.latent_damage_skips)}"
+            f"their backend (a SQLite file corrupted earlier, not yet replaced): {dict(summary.latent_damage_skips)}"
         )
     if summary.unconfirmed:
         console.print(

@@ -61,7 +61,7 @@ class Nemesis:
 
     def still_damaged(self) -> bool:
         """After heal: whether damage the fault left in the backend is still there, waiting for the
-        implementation to find it (corrupt pages nobody has read yet). While it is, the tier may still
+        implementation to find it (a corrupted SQLite file still in use). While it is, the tier may still
         lose its data to that damage, and checks that other faults leave its data alone skip it."""
         return False
 

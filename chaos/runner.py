@@ -10,7 +10,7 @@ Checks (each a `Violation` in the summary, never an exception that stops the run
   same for the old values a put replaced);
 - healthy tiers keep their data and keep storing while another tier fails (through
   `tiers_holding`, when the implementation has it); a tier still carrying an earlier fault's
-  damage (a SQLite file with corrupt pages nobody has read yet) is not a healthy tier;
+  damage (a corrupted SQLite file the implementation has not replaced yet) is not a healthy tier;
 - the failed tier is used again within READMISSION_OPS operations after it heals;
 - the cache stays responsive while a server hangs: every operation of the fault window completes
   while the server is still stopped (counted, never timed);

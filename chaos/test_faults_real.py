@@ -88,8 +88,9 @@ def test_P5_postgres_faults(impl_factory, kind):
 
 
 def test_sqlite_corruption_is_reported_as_damage_until_the_file_is_replaced(tmp_path):
-    """The healthy-tier check skips a database whose corrupt pages nobody has read yet: the damage
-    must be seen while it is in the file, and no longer once the file was moved aside and re-created."""
+    """The healthy-tier check skips a database the campaign corrupted until the implementation has
+    replaced the file: the damage can surface long after the fault (a first read of the page, a
+    checkpoint copying corrupted WAL frames), so it lasts as long as the file does."""
     import os
     import random
     import sqlite3
@@ -103,11 +104,11 @@ def test_sqlite_corruption_is_reported_as_damage_until_the_file_is_replaced(tmp_
     connection.commit()
     connection.close()
     nemesis = SqliteCorruptPages(path, random.Random(7), pages=8)
-    double_slash = SqliteCorruptPages("/" + path, random.Random(7))  # what sqlite:////tmp/x gives
-    assert not nemesis.still_damaged() and not double_slash.still_damaged()
+    assert not nemesis.still_damaged()
     nemesis.inject()
-    assert nemesis.still_damaged() and double_slash.still_damaged()
+    assert nemesis.still_damaged()
+    assert SqliteCorruptPages("/" + path, random.Random(7)).still_damaged() is False  # never injected
     os.replace(path, path + ".corrupt")  # what the reference does when it reads a damaged page
     assert not nemesis.still_damaged()
     sqlite3.connect(path).execute("CREATE TABLE t (k INTEGER PRIMARY KEY)").connection.close()
-    assert not nemesis.still_damaged()
+    assert not nemesis.still_damaged()  # a new file at the same path
