@@ -158,6 +158,7 @@ class Runner:
         self.avoid_known = avoid_known_bugs and bool(KNOWN_REFERENCE_BUGS)
         self.sentinel_expires = 0.0
         self.damaged: dict[str, Nemesis] = {}  # tier -> the fault whose damage is still in its backend
+        self.damaged_at_sentinel: dict[str, Nemesis] = {}
         self.armed = False
         self.trace: list[str] | None = [] if os.environ.get("CHAOS_TRACE") else None
         self._trace_logs: _TraceLogs | None = None
@@ -423,10 +424,10 @@ class Runner:
             return
         path, before = sentinel
         keep = (before & expected) - {"memory"}  # memory may be dropped any time (restart, coherence)
-        for tier, earlier in list(self.damaged.items()):
-            if not earlier.still_damaged():
-                del self.damaged[tier]
-            elif tier in keep:  # it may lose everything to that damage at any read: not a healthy tier
+        # A tier damaged when the sentinel was stored may lose everything to that damage at any read
+        # (the restart that finds it may already have replaced the file): not a healthy tier.
+        for tier, earlier in self.damaged_at_sentinel.items():
+            if tier in keep:
                 keep.discard(tier)
                 self.summary.latent_damage_skips[f"{earlier.kind} ({tier})"] += 1
         held = self.call("tiers_holding", self.cache.tiers_holding, path)
@@ -516,6 +517,8 @@ class Runner:
             self.armed = True
             self.invalidate_something()  # an invalidate the snapshot predates: the E1 case
             self.run_ops(3)
+        self.damaged = {tier: n for tier, n in self.damaged.items() if n.still_damaged()}
+        self.damaged_at_sentinel = dict(self.damaged)
         sentinel = self.put_sentinel()
         self.active = nemesis
         try:
