@@ -170,7 +170,9 @@ class MetadataCache:
         still has. Writes go on meanwhile; a removal read later is applied before the next operation."""
         if not self._unread:
             return True
-        with self._unread_lock:
+        if not self._unread_lock.acquire(blocking=False):  # another thread is reading it: no waiting
+            return not (self._unread - {store.name})
+        try:
             for journal in self._journals():
                 if journal.name not in self._unread:
                     continue
@@ -185,6 +187,8 @@ class MetadataCache:
                 self._unread.discard(journal.name)
                 log.info("tier %s: repair journal read; other tiers serve again", journal.name)
             return not (self._unread - {store.name})
+        finally:
+            self._unread_lock.release()
 
     # --- using a tier safely -----------------------------------------------------------------
 
