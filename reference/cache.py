@@ -71,7 +71,7 @@ class MetadataCache:
         self._setup_errors: dict[str, str] = {}
         self._coordinator: Any = None
         self._redis: Any = None  # the Redis tier, if any: its change counter guards against old snapshots
-        self._redis_floor = 0  # from the journals at start: see _catch_up
+        self._redis_unchecked = False  # a journal showed a floor Redis has not been checked against: _catch_up
         self._generation_seen: str | None = None
         self._generation_checked = float("-inf")
         self._epochs = [0] * _EPOCH_STRIPES
@@ -136,33 +136,30 @@ class MetadataCache:
             by_name = {s.name: s for s in self._stores}
             self._redis = by_name.get("redis")
             self._coordinator = self._redis or by_name.get("database")
-            self._load_journal()
-            if self._redis is not None:
-                floors = [self._journal(j, "journal", j.floor_get) for j in self._journals()]
-                self._redis_floor = max((value for ok, value in floors if ok), default=0)
-                self._redis.floor = self._redis_floor
+            for journal in self._journals():
+                if not self._read_journal(journal):
+                    log.warning("tier %s: cannot read the repair journal (other tiers serve once it is)", journal.name)
+                    self._unread.add(journal.name)
             self._started = True
 
     def _journals(self, excluding: str | None = None) -> list[Any]:
         return [s for s in self._stores if s.name in ("disk", "database") and s.name != excluding]
 
-    def _load_journal(self) -> None:
-        for journal in self._journals():
-            try:
-                records = journal.journal_load()
-            except Exception as exc:  # a tier failing at start is logged, never raised (P5)
-                log.warning(
-                    "tier %s: cannot read the repair journal (other tiers serve once it is): %s", journal.name, exc
-                )
-                self._unread.add(journal.name)
-                continue
-            self._merge_journal(records)
-
-    def _merge_journal(self, records: list[tuple[str, Repair]]) -> None:
+    def _read_journal(self, journal: Any) -> bool:
+        """Add a journal's records to the pending repairs, and its floor to Redis's; False if unreadable."""
+        ok, records = self._journal(journal, "journal", journal.journal_load)
+        if not ok:
+            return False
         with self._pending_lock:
             for tier, repair in records:
                 if tier in self._pending:
                     self._pending[tier].setdefault((repair.content, repair.variant), set()).add(repair.rid)
+        if self._redis is not None:
+            ok, floor = self._journal(journal, "journal", journal.floor_get)
+            if ok and floor > self._redis.floor:
+                self._redis.floor = floor
+                self._redis_unchecked = True  # Redis is checked against it before it serves again
+        return True
 
     def _may_serve(self, store: StoreTier) -> bool:
         """A tier serves reads only once every journal that may hold removals it owes has been read:
@@ -174,18 +171,9 @@ class MetadataCache:
             return not (self._unread - {store.name})
         try:
             for journal in self._journals():
-                if journal.name not in self._unread:
-                    continue
-                ok, records = self._journal(journal, "journal", journal.journal_load)
-                if not ok:
-                    continue
-                self._merge_journal(records)
-                if self._redis is not None:
-                    ok, floor = self._journal(journal, "journal", journal.floor_get)
-                    if ok and floor > self._redis.floor:
-                        self._redis.floor = self._redis_floor = floor  # Redis is checked again before it serves
-                self._unread.discard(journal.name)
-                log.info("tier %s: repair journal read; other tiers serve again", journal.name)
+                if journal.name in self._unread and self._read_journal(journal):
+                    self._unread.discard(journal.name)
+                    log.info("tier %s: repair journal read; other tiers serve again", journal.name)
             return not (self._unread - {store.name})
         finally:
             self._unread_lock.release()
@@ -199,7 +187,7 @@ class MetadataCache:
             return False, None
         if self._pending[store.name] and not self._repair(store):
             return False, None
-        if self._redis_floor and store.name == "redis" and not self._catch_up(store):
+        if self._redis_unchecked and store is self._redis and not self._catch_up(store):
             return False, None
         try:
             result = fn(*args)
@@ -254,12 +242,11 @@ class MetadataCache:
                         store.remove(content, None if variant == ALL else variant)
                 store.mark_repaired(rids - applied, time.time())
             except Exception as exc:
-                self._tier_failed(store, "repair", exc)
-                return False
-            finally:
                 with self._pending_lock:
                     self._repairing[name] = set()
-            with self._pending_lock:
+                self._tier_failed(store, "repair", exc)
+                return False
+            with self._pending_lock:  # in one step: a deferral must not reuse a rid this repair is retiring
                 pending = self._pending[name]
                 for cv, cv_rids in todo.items():
                     left = pending.get(cv, set()) - cv_rids
@@ -267,6 +254,7 @@ class MetadataCache:
                         pending[cv] = left
                     else:
                         pending.pop(cv, None)
+                self._repairing[name] = set()
                 done = not pending
             records = [Repair(content, variant, rid) for (content, variant), cv_rids in todo.items() for rid in cv_rids]
             for journal in self._journals(excluding=name):
@@ -279,17 +267,18 @@ class MetadataCache:
         """Before Redis serves: if it shows an older change counter than the journals' floor, it lost
         removals while no instance watched it (E1), and its namespace is purged."""
         with self._repair_locks[store.name]:
-            floor = self._redis_floor
-            if not floor:
+            if not self._redis_unchecked:
                 return True
+            self._redis_unchecked = False  # before reading the floor: a higher one found meanwhile sets it again
+            floor = self._redis.floor
             try:
                 purged = store.catch_up(floor)  # type: ignore[attr-defined]
             except Exception as exc:
+                self._redis_unchecked = True
                 self._tier_failed(store, "catch up", exc)
                 return False
             if purged:
                 log.warning("redis is behind the journal (counter < %d): restored from an older state; purged", floor)
-            self._redis_floor = 0
             return True
 
     def _lift_floor(self) -> None:

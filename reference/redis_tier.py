@@ -133,7 +133,7 @@ class RedisTier:
                 return
             try:
                 self._delete_namespace()
-                self._lift_counter(self.floor)  # else a later instance takes the clean server for an old one
+                self._lift_counter(self.floor, self._counter())  # else a later instance takes it for an old one
                 token = self._client.get(self._generation_key)
             except redis.RedisError as exc:
                 raise TierError(f"redis purge after restart: {exc}") from exc
@@ -146,19 +146,21 @@ class RedisTier:
         lift the counter. True if it purged."""
 
         def check() -> bool:
-            value = self._client.get(self._generation_key)
-            current = int(value) if value is not None and value.isdigit() else -1
+            current = self._counter()
             if current >= floor:
                 return False
             self._delete_namespace()
-            self._lift_counter(floor)
+            self._lift_counter(floor, current)
             return True
 
         return self._call("catch up", check)
 
-    def _lift_counter(self, floor: int) -> None:
+    def _counter(self) -> int:
+        """The change counter on the server; -1 when it has none."""
         value = self._client.get(self._generation_key)
-        current = int(value) if value is not None and value.isdigit() else -1
+        return int(value) if value is not None and value.isdigit() else -1
+
+    def _lift_counter(self, floor: int, current: int) -> None:
         if current >= floor:
             return
         if current < 0:
