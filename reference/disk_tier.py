@@ -238,13 +238,17 @@ class DiskTier:
         variant = "ALL" if repair.variant == ALL else repair.variant
         return self.journal_root / tier / f"{content}.{variant}.{repair.rid}"
 
+    def _touch(self, path: Path) -> None:
+        """An empty marker file (journal record, repair mark, floor), durable when fsync is on."""
+        with open(path, "wb") as f:
+            if self.fsync:
+                os.fsync(f.fileno())
+
     def journal_add(self, tier: str, repair: Repair) -> None:
         path = self._journal_path(tier, repair)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as f:
-                if self.fsync:
-                    os.fsync(f.fileno())
+            self._touch(path)
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
 
@@ -295,9 +299,7 @@ class DiskTier:
                 if stamp < now - REPAIR_MARK_SECONDS:
                     (self.marks_root / f"{rid}.{stamp}").unlink(missing_ok=True)
             for rid in rids:
-                with open(self.marks_root / f"{rid}.{int(now)}", "wb") as f:
-                    if self.fsync:
-                        os.fsync(f.fileno())
+                self._touch(self.marks_root / f"{rid}.{int(now)}")
         except OSError as exc:
             raise TierError(f"disk repair marks: {exc}") from exc
 
@@ -315,9 +317,7 @@ class DiskTier:
             if value <= self.floor_get():
                 return
             self.journal_root.mkdir(parents=True, exist_ok=True)
-            with open(self.journal_root / f"floor-{value}", "wb") as f:
-                if self.fsync:
-                    os.fsync(f.fileno())
+            self._touch(self.journal_root / f"floor-{value}")
             for name in os.listdir(self.journal_root):
                 if name.startswith("floor-") and name[6:].isdigit() and int(name[6:]) < value:
                     (self.journal_root / name).unlink(missing_ok=True)
