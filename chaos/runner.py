@@ -157,8 +157,8 @@ class Runner:
         self.check_leaks = check_leaks
         self.avoid_known = avoid_known_bugs and bool(KNOWN_REFERENCE_BUGS)
         self.sentinel_expires = 0.0
-        self.damaged: dict[str, Nemesis] = {}  # tier -> the fault whose damage is still in its backend
-        self.damaged_at_sentinel: dict[str, Nemesis] = {}
+        # tier -> the fault whose damage was still in its backend when this fault cycle's sentinel was stored
+        self.damaged: dict[str, Nemesis] = {}
         self.armed = False
         self.trace: list[str] | None = [] if os.environ.get("CHAOS_TRACE") else None
         self._trace_logs: _TraceLogs | None = None
@@ -426,7 +426,7 @@ class Runner:
         keep = (before & expected) - {"memory"}  # memory may be dropped any time (restart, coherence)
         # A tier damaged when the sentinel was stored may lose everything to that damage at any read
         # (the restart that finds it may already have replaced the file): not a healthy tier.
-        for tier, earlier in self.damaged_at_sentinel.items():
+        for tier, earlier in self.damaged.items():
             if tier in keep:
                 keep.discard(tier)
                 self.summary.latent_damage_skips[f"{earlier.kind} ({tier})"] += 1
@@ -517,8 +517,7 @@ class Runner:
             self.armed = True
             self.invalidate_something()  # an invalidate the snapshot predates: the E1 case
             self.run_ops(3)
-        self.damaged = {tier: n for tier, n in self.damaged.items() if n.still_damaged()}
-        self.damaged_at_sentinel = dict(self.damaged)
+        self.damaged = {tier: n for tier, n in self.damaged.items() if n.still_damaged()}  # fixed for this cycle
         sentinel = self.put_sentinel()
         self.active = nemesis
         try:
