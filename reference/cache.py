@@ -137,19 +137,28 @@ class MetadataCache:
             self._redis = by_name.get("redis")
             self._coordinator = self._redis or by_name.get("database")
             for journal in self._journals():
-                if not self._read_journal(journal):
-                    log.warning("tier %s: cannot read the repair journal (other tiers serve once it is)", journal.name)
+                if not self._read_journal(journal, at_start=True):
                     self._unread.add(journal.name)
             self._started = True
 
     def _journals(self, excluding: str | None = None) -> list[Any]:
         return [s for s in self._stores if s.name in ("disk", "database") and s.name != excluding]
 
-    def _read_journal(self, journal: Any) -> bool:
-        """Add a journal's records to the pending repairs, and its floor to Redis's; False if unreadable."""
-        ok, records = self._journal(journal, "journal", journal.journal_load)
-        if not ok:
-            return False
+    def _read_journal(self, journal: Any, at_start: bool = False) -> bool:
+        """Add a journal's records to the pending repairs, and its floor to Redis's; False if unreadable.
+
+        At start a failure is not held against the tier's health: a corrupt SQLite file is replaced by
+        that very failure, and the fresh one must take the next write."""
+        if at_start:
+            try:
+                records = journal.journal_load()
+            except Exception as exc:  # logged, never raised (P5)
+                log.warning("tier %s: cannot read the repair journal (others serve once it is): %s", journal.name, exc)
+                return False
+        else:
+            ok, records = self._journal(journal, "journal", journal.journal_load)
+            if not ok:
+                return False
         with self._pending_lock:
             for tier, repair in records:
                 if tier in self._pending:
