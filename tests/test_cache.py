@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -492,3 +493,26 @@ def test_a_journal_unreadable_at_start_keeps_the_other_tiers_from_serving_until_
     assert again.get(str(other)) == {"v": "newer"}
     assert again.get_stats()["disk_hits"] == 1
     again.shutdown()
+
+
+def test_a_sqlite_file_found_corrupt_at_start_takes_the_next_put(make_env, src, tmp_path):
+    """The read of the journal at start finds the corruption and replaces the file; that failure must
+    not back the database tier off, or the fresh file misses the next writes (seen in a campaign)."""
+    env = make_env()
+    cache = reference.factory(env)
+    assert cache.put(src, {"v": 1})
+    cache.shutdown()
+    db_path = env.database_url.removeprefix("sqlite:///")
+    with open(db_path, "r+b") as f:
+        f.write(b"\xff" * 100)  # the header: "file is not a database"
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(db_path + suffix)
+    again = reference.factory(env)
+    try:
+        other = tmp_path / "other"
+        other.write_bytes(b"stored after the restart")
+        assert again.put(str(other), {"v": 2})
+        assert "database" in again.tiers_holding(str(other))
+    finally:
+        again.shutdown()
