@@ -104,10 +104,101 @@ def missing_methods(cache: object) -> list[str]:
     return sorted(n for n in names if not callable(getattr(cache, n, None)))
 
 
+DATABASE_KINDS = ("sqlite", "postgresql")
+
+DEFAULT_READMISSION_SECONDS = 5.0
+"""How long after a healed fault a tier must be used again, when the implementation declares nothing (P5)."""
+
+DEFAULT_STALENESS_SECONDS = 1.0
+"""How long another instance may still serve an invalidated entry, when nothing is declared (E6)."""
+
+CAPABILITIES_ATTRIBUTE = "tiercheck_capabilities"
+"""The optional attribute of a cache object that declares its capabilities and bounds (docs/contract.md)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an implementation supports and the bounds it promises (SPEC section 2, "Declared capabilities").
+
+    A cache object may carry this, or a plain mapping with the same keys (so an implementation need not
+    import tiercheck), as its `tiercheck_capabilities` attribute. Anything left out takes the documented
+    default; the defaults for `introspection` and `legacy_api` are read from the contract's own methods
+    (`tiers_holding`, `legacy_module`), never from how an implementation stores its data.
+    """
+
+    tiers: tuple[str, ...] = TIER_NAMES
+    database_kinds: tuple[str, ...] = DATABASE_KINDS
+    introspection: bool = False
+    legacy_api: bool = False
+    readmission_seconds: float = DEFAULT_READMISSION_SECONDS
+    staleness_seconds: float = DEFAULT_STALENESS_SECONDS
+
+    def has_tier(self, name: str) -> bool:
+        return name in self.tiers
+
+    def accepts_database(self, database_url: str | None) -> bool:
+        """Whether a `database_url` of this kind can back the database tier (None: no database tier, fine)."""
+        if database_url is None:
+            return True
+        kind = "postgresql" if database_url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        return self.has_tier("database") and kind in self.database_kinds
+
+
+_FIELDS = {f for f in Capabilities.__dataclass_fields__}
+
+
+def capabilities(cache: object) -> Capabilities:
+    """The capabilities `cache` declares, with the documented defaults filled in.
+
+    Raises ImplementationError for a declaration that cannot be read (unknown keys, unknown tier or database
+    names, bounds that are not positive numbers), naming what to fix.
+    """
+    declared: Any = getattr(cache, CAPABILITIES_ATTRIBUTE, None)
+    inferred = {
+        "introspection": callable(getattr(cache, "tiers_holding", None)),
+        "legacy_api": getattr(cache, "legacy_module", None) is not None,
+    }
+    if declared is None:
+        return Capabilities(**inferred)
+    if isinstance(declared, Capabilities):
+        fields = {name: getattr(declared, name) for name in _FIELDS}
+    elif isinstance(declared, Mapping):
+        unknown = sorted(set(declared) - _FIELDS)
+        if unknown:
+            raise ImplementationError(
+                f"{CAPABILITIES_ATTRIBUTE} has unknown keys {unknown}; known: {', '.join(sorted(_FIELDS))}"
+            )
+        fields = {**inferred, **dict(declared)}
+    else:
+        raise ImplementationError(
+            f"{CAPABILITIES_ATTRIBUTE} must be a mapping or tiercheck.contract.Capabilities, "
+            f"got {type(declared).__name__}"
+        )
+    fields["tiers"] = tuple(fields.get("tiers", TIER_NAMES))
+    fields["database_kinds"] = tuple(fields.get("database_kinds", DATABASE_KINDS))
+    bad_tiers = [t for t in fields["tiers"] if t not in TIER_NAMES]
+    bad_kinds = [k for k in fields["database_kinds"] if k not in DATABASE_KINDS]
+    if bad_tiers or bad_kinds:
+        raise ImplementationError(
+            f"{CAPABILITIES_ATTRIBUTE}: unknown tiers {bad_tiers} or database kinds {bad_kinds}; "
+            f"tiers are {', '.join(TIER_NAMES)}, database kinds {', '.join(DATABASE_KINDS)}"
+        )
+    for bound in ("readmission_seconds", "staleness_seconds"):
+        value = fields.get(bound, getattr(Capabilities, bound))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+            raise ImplementationError(f"{CAPABILITIES_ATTRIBUTE}: {bound} must be a number of seconds >= 0")
+    return Capabilities(**fields)
+
+
 def has_capability(cache: object, name: str) -> bool:
-    """Optional capabilities: 'tiers_holding' (introspection), 'legacy' (module API)."""
-    if name == "tiers_holding":
-        return callable(getattr(cache, "tiers_holding", None))
-    if name == "legacy":
-        return getattr(cache, "legacy_module", None) is not None
+    """'tiers_holding' (introspection), 'legacy' (module API), a tier name, or a database kind."""
+    caps = capabilities(cache)
+    if name in ("tiers_holding", "introspection"):
+        return caps.introspection and callable(getattr(cache, "tiers_holding", None))
+    if name in ("legacy", "legacy_api"):
+        return caps.legacy_api and getattr(cache, "legacy_module", None) is not None
+    if name in TIER_NAMES:
+        return caps.has_tier(name)
+    if name in DATABASE_KINDS:
+        return caps.has_tier("database") and name in caps.database_kinds
     raise ValueError(f"unknown capability {name!r}")

@@ -134,7 +134,34 @@ def open_cache(impl_factory: Factory, make_env):
             cache.shutdown()
 
 
+_WHAT = {
+    "tiers_holding": "tiers_holding() introspection",
+    "legacy": "the legacy module API",
+    "postgresql": "a PostgreSQL database tier",
+    "sqlite": "a SQLite database tier",
+}
+
+
 def require(cache: object, capability: str) -> None:
-    """Skip as not applicable (with the reason) when the implementation lacks a capability."""
+    """Skip as not applicable (with the reason) when the implementation lacks a capability.
+
+    `capability` is one of `tiercheck.contract.has_capability`'s names: 'tiers_holding', 'legacy', a tier
+    name ('redis', 'disk', ...) or a database kind ('sqlite', 'postgresql').
+    """
     if not has_capability(cache, capability):
-        pytest.skip(f"not applicable: the implementation does not provide {capability!r}")
+        what = _WHAT.get(capability, f"a {capability} tier")
+        pytest.skip(f"not applicable: the implementation does not declare {what}")
+
+
+@pytest.fixture
+def measure(request: pytest.FixtureRequest):
+    """Record a measured figure (not judged) for the report: `measure("memory_share_two_instances", 0.84)`.
+
+    Each call adds ("tiercheck.measure", {"name", "value", "unit"}) to the test's user_properties; the runner
+    gathers them into tiercheck.json ("measurements") and report.html beside the verdicts.
+    """
+
+    def record(name: str, value: float, unit: str = "") -> None:
+        request.node.user_properties.append(("tiercheck.measure", {"name": name, "value": value, "unit": unit}))
+
+    return record

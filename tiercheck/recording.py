@@ -68,7 +68,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     if ids:
         # A report's user_properties is the item's list (shared by its setup, call and teardown reports):
         # replace our entries rather than append, so each report carries them exactly once.
-        props = [(k, v) for k, v in item.user_properties if not str(k).startswith("tiercheck.")]
+        ours = ("tiercheck.properties", "tiercheck.fixtures", "tiercheck.examples")
+        props = [(k, v) for k, v in item.user_properties if k not in ours]
         props += [
             ("tiercheck.properties", ids),
             ("tiercheck.fixtures", sorted(getattr(item, "fixturenames", ()))),
