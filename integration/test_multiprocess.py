@@ -84,7 +84,7 @@ def mp_shared(request):
 
 
 @pytest.fixture
-def procs(mp_shared, redis_server, real_database_url, tmp_path):
+def procs(mp_shared, redis_server, real_database_url, tmp_path, impl_factory):  # built in the workers
     """Three processes, each with a fresh instance over the same backends and cache_dir."""
     workers, clock = mp_shared
     clock.value = START_CLOCK

@@ -64,7 +64,7 @@ def run_child(impl: str, tmp_path, redis_url: str = "", database_url: str = "") 
 
 
 @pytest.mark.prop("P12")
-def test_P12_clean_environment_no_backends(request, tmp_path):
+def test_P12_clean_environment_no_backends(request, tmp_path, impl_factory):
     report = run_child(request.config.getoption("--impl"), tmp_path)
     print(f"P12: import + construction took {report['seconds']:.3f}s")
     assert not report["import_connects"], f"connections at import: {report['import_connects']}"
@@ -76,7 +76,7 @@ def test_P12_clean_environment_no_backends(request, tmp_path):
 
 
 @pytest.mark.prop("P12")
-def test_P12_connects_only_to_configured_backends(request, tmp_path, fake_redis_server):
+def test_P12_connects_only_to_configured_backends(request, tmp_path, impl_factory, fake_redis_server):
     db = f"sqlite:///{tmp_path}/db.sqlite3"
     report = run_child(request.config.getoption("--impl"), tmp_path, fake_redis_server.url, db)
     assert not report["import_connects"], f"connections at import: {report['import_connects']}"

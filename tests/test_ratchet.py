@@ -10,6 +10,8 @@ import pytest
 from tiercheck.cli import main
 from tiercheck.ratchet import ReportError, check_report, compare, load_report
 
+pytestmark = pytest.mark.selftest
+
 
 def report(**verdicts: str) -> dict:
     return {
@@ -108,7 +110,7 @@ def test_a_different_implementation_is_noted():
     [
         "{not json",
         "[]",
-        json.dumps({"schema_version": 2, "verdicts": []}),
+        json.dumps({"schema_version": 3, "verdicts": []}),
         json.dumps({"schema_version": 1}),
         json.dumps({"schema_version": "1", "verdicts": []}),
         json.dumps({"schema_version": True, "verdicts": []}),
@@ -134,6 +136,12 @@ def test_missing_file_exits_2(tmp_path, capsys):
     )
     assert code == 2
     assert "cannot read report" in capsys.readouterr().err
+
+
+def test_a_version_1_baseline_gates_a_version_2_run(tmp_path, capsys):
+    current = {**report(P1="FAIL", P2="pass"), "schema_version": 2}
+    code, out = ratchet(tmp_path, report(P1="pass", P2="pass"), current, capsys)
+    assert code == 1 and "REGRESSION P1 (Cache consistency): newly fails" in out
 
 
 def test_load_report_and_check_report():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -9,10 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tiercheck.ratchet import check_report
 from tiercheck.replay import parse_failure, replay_command
 from tiercheck.report_html import render_html
 from tiercheck.report_junit import render_junit, write_junit
 from tiercheck.verdicts import TestRecord, build_report, summarize, write_json
+
+pytestmark = pytest.mark.selftest
+
+Record = functools.partial(TestRecord, exercised_implementation=True)  # a test that built the implementation
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "tiercheck" / "report.schema.json").read_text())
@@ -57,11 +63,11 @@ def records() -> list[TestRecord]:
     plain = parse_failure(PLAIN_FAILURE)
     replay = replay_command("properties/test_p6_p7_p8.py::test_P8_lru_eviction", "v.x:factory", "ci", None, "/src")
     return [
-        TestRecord("properties/a.py::test_P1", ["P1"], "passed", examples=100, seconds=1.5),
-        TestRecord("properties/a.py::test_P2", ["P2"], "skipped", reason="not applicable: no tiers_holding()"),
-        TestRecord("properties/a.py::test_P3_a", ["P3"], "passed", examples=3, seconds=0.2),
-        TestRecord("properties/a.py::test_P3_b", ["P3"], "skipped", reason="needs redis"),
-        TestRecord(
+        Record("properties/a.py::test_P1", ["P1"], "passed", examples=100, seconds=1.5),
+        Record("properties/a.py::test_P2", ["P2"], "skipped", reason="not applicable: no tiers_holding()"),
+        Record("properties/a.py::test_P3_a", ["P3"], "passed", examples=3, seconds=0.2),
+        Record("properties/a.py::test_P3_b", ["P3"], "skipped", reason="needs redis"),
+        Record(
             "properties/test_p6_p7_p8.py::test_P8_lru_eviction",
             ["P8"],
             "failed",
@@ -73,10 +79,8 @@ def records() -> list[TestRecord]:
             replay=replay,
             reproduce_failure=given.reproduce_failure,
         ),
-        TestRecord("properties/m.py::test_P9", ["P9", "P2"], "failed", failure=MACHINE_FAILURE, steps=machine.steps),
-        TestRecord(
-            "properties/s.py::test_P11", ["P11"], "failed", failure=PLAIN_FAILURE + "\x00", message=plain.message
-        ),
+        Record("properties/m.py::test_P9", ["P9", "P2"], "failed", failure=MACHINE_FAILURE, steps=machine.steps),
+        Record("properties/s.py::test_P11", ["P11"], "failed", failure=PLAIN_FAILURE + "\x00", message=plain.message),
     ]
 
 
@@ -181,6 +185,20 @@ def test_summarize_folds_records_into_verdicts():
     assert "--impl v.x:factory" in failure["replay"] and failure["reproduce_failure"].startswith("@reproduce_failure(")
 
 
+def test_only_tests_that_exercised_the_implementation_decide_a_verdict():
+    harness_pass = TestRecord("tests/t.py::test_checker", ["P4"], "passed")  # never built a cache
+    selftest_fail = TestRecord("tests/t.py::test_self", ["P4"], "failed", exercised_implementation=True, selftest=True)
+    skipped = Record("properties/t.py::test_P4_threads", ["P4"], "skipped", reason="not applicable: no threads")
+    (alone,) = summarize([harness_pass, selftest_fail], ["P4"])
+    assert alone.verdict == "not run" and alone.tests == 0 and alone.not_counted == 2
+    assert "no test that exercised the implementation ran" in alone.reasons[0]
+    (na,) = summarize([harness_pass, selftest_fail, skipped], ["P4"])
+    assert na.verdict == "not applicable" and na.reasons == ["not applicable: no threads"] and na.tests == 1
+    (ok,) = summarize([harness_pass, Record("properties/t.py::test_P4_b", ["P4"], "passed"), skipped], ["P4"])
+    assert ok.verdict == "pass" and ok.not_counted == 1
+    assert ok.reasons == ["properties/t.py::test_P4_threads: not applicable: no threads"]
+
+
 def test_written_json_validates_against_the_schema(tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     recs = records()
@@ -190,7 +208,7 @@ def test_written_json_validates_against_the_schema(tmp_path):
     assert on_disk == document
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     jsonschema.Draft202012Validator(SCHEMA).validate(on_disk)
-    assert on_disk["schema_version"] == 1 and on_disk["seed"] == 5 and on_disk["derandomized"] is False
+    assert on_disk["schema_version"] == 2 and on_disk["seed"] == 5 and on_disk["derandomized"] is False
     assert on_disk["summary"] == {"pass": 1, "FAIL": 2, "not applicable": 0, "not run": 1}
     assert on_disk["outcome"] == "fail"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", on_disk["generated_at"])
@@ -211,12 +229,16 @@ def test_a_first_version_1_report_still_validates():
                    "examples": 3, "seconds": 1.0}],
     }  # fmt: skip
     jsonschema.Draft202012Validator(SCHEMA).validate(old)
+    assert check_report(old) == []  # and `tiercheck ratchet` still reads it
 
 
 @pytest.mark.parametrize(
     "breakage",
     [
-        lambda d: d.update(schema_version=2),
+        lambda d: d.update(schema_version=3),
+        lambda d: d["tests"][0].pop("exercised_implementation"),  # required in version 2
+        lambda d: d["tests"][0].pop("selftest"),
+        lambda d: d["verdicts"][0].pop("not_counted"),
         lambda d: d.pop("verdicts"),
         lambda d: d["verdicts"][0].update(verdict="passed"),
         lambda d: d["verdicts"][0].update(id="P99"),
@@ -274,7 +296,7 @@ def test_junit_has_one_testcase_per_property_with_failures_and_skips(tmp_path):
 
 
 def test_junit_marks_not_applicable_as_skipped_with_the_reason():
-    recs = [TestRecord("t::a", ["P2"], "skipped", reason="not applicable: no tiers_holding()")]
+    recs = [Record("t::a", ["P2"], "skipped", reason="not applicable: no tiers_holding()")]
     document = build_report("m:f", "ci", summarize(recs, ["P2"]), recs, {})
     skipped = render_junit(document).getroot().find("testsuite/testcase/skipped")
     assert skipped.get("type") == "not applicable" and "no tiers_holding()" in skipped.get("message")
@@ -300,7 +322,7 @@ def test_html_is_self_contained_and_shows_verdicts_steps_and_replay():
 
 
 def test_html_of_a_passing_run_says_pass():
-    recs = [TestRecord("t::a", ["P1"], "passed", examples=4)]
+    recs = [Record("t::a", ["P1"], "passed", examples=4)]
     page = render_html(build_report("m:f", "quick", summarize(recs, ["P1"]), recs, {}, seed=99))
     assert '<span class="badge pass">PASS</span>' in page and "--hypothesis-seed=99" in page
     assert "Failures" not in page

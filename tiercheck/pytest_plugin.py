@@ -50,6 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "real_redis: needs a real Redis-protocol server (started by the run)")
     config.addinivalue_line("markers", "real_postgres: needs a real PostgreSQL server (started by the run)")
     config.addinivalue_line("markers", "slow: longer than a few seconds")
+    config.addinivalue_line("markers", "selftest: a test of the harness itself; never counts toward a verdict")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -25,7 +25,7 @@ from typing import Any
 from .catalog import PROPERTIES
 
 VERDICTS = ("pass", "FAIL", "not applicable", "not run")
-SUPPORTED_SCHEMA_VERSIONS = (1,)
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)  # a version-1 baseline stays usable: only ids and verdicts are read
 
 
 class ReportError(Exception):

@@ -1,12 +1,16 @@
 """Turn pytest outcomes into one verdict per property (pass / FAIL / not applicable).
 
 `tiercheck.recording` (loaded where the tests run, pytest-xdist workers included) attaches to every report of a
-test carrying `@pytest.mark.prop("ID")` its property IDs and the Hypothesis examples it ran. `VerdictRecorder`
-(in the controlling process) folds the reports into one record per test — outcome, skip reason, failure text
-with its counterexample steps and replay command, examples and time — and prints a line as each test finishes.
-`summarize` folds the records into verdicts: FAIL if any test of the property failed; pass if at least one
-passed and none failed; not applicable when every test was skipped (the reasons are kept). A property with no
-test collected at all is reported as not run — never as passed.
+test carrying `@pytest.mark.prop("ID")` its property IDs, the Hypothesis examples it ran, whether it exercised
+the implementation (the `impl_factory` fixture is in its closure) and whether it is a self-test.
+`VerdictRecorder` (in the controlling process) folds the reports into one record per test — outcome, skip
+reason, failure text with its counterexample steps and replay command, examples and time — and prints a line
+as each test finishes.
+
+`summarize` folds the records into verdicts. Only tests that exercised the implementation count (self-tests
+and tests that never reached the implementation's factory prove nothing about it): FAIL if any of them failed;
+pass if at least one passed and none failed; not applicable when every one was skipped (the reasons are
+kept); not run when none ran — never pass.
 
 `write_json` writes the report documented in docs/report-schema.md (JSON Schema: tiercheck/report.schema.json).
 """
@@ -23,9 +27,10 @@ from typing import Any
 import pytest
 
 from .catalog import PROPERTIES
+from .recording import exercises_implementation, is_selftest, property_ids
 from .replay import parse_failure, replay_command
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERDICTS = ("pass", "FAIL", "not applicable", "not run")
 
 
@@ -44,6 +49,13 @@ class TestRecord:
     steps: list[str] = field(default_factory=list)
     replay: str = ""
     reproduce_failure: str | None = None
+    exercised_implementation: bool = False  # the test's fixture closure holds impl_factory
+    selftest: bool = False  # marked @pytest.mark.selftest: a test of the harness
+
+    @property
+    def counts(self) -> bool:
+        """Whether this test's outcome may decide a verdict."""
+        return self.exercised_implementation and not self.selftest
 
 
 @dataclass
@@ -51,11 +63,12 @@ class Verdict:
     id: str
     title: str
     verdict: str  # pass | FAIL | not applicable | not run
-    tests: int = 0
+    tests: int = 0  # tests that exercised the implementation
     examples: int = 0
     seconds: float = 0.0
     reasons: list[str] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    not_counted: int = 0  # tests marked with this property that did not exercise the implementation
 
 
 class VerdictRecorder:
@@ -92,9 +105,11 @@ class VerdictRecorder:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:
-            ids = [m.args[0].upper() for m in item.iter_markers("prop") if m.args]
+            ids = property_ids(item)
             if ids:
-                self.records.setdefault(item.nodeid, TestRecord(item.nodeid, ids))
+                record = self.records.setdefault(item.nodeid, TestRecord(item.nodeid, ids))
+                record.exercised_implementation = exercises_implementation(item)
+                record.selftest = is_selftest(item)
         self.total = len(self.records)
 
     @pytest.hookimpl(optionalhook=True)
@@ -118,6 +133,9 @@ class VerdictRecorder:
                 return
             record = self.records[report.nodeid] = TestRecord(report.nodeid, list(ids))
         record.seconds += report.duration
+        if "tiercheck.exercised" in extra:
+            record.exercised_implementation = bool(extra["tiercheck.exercised"])
+            record.selftest = bool(extra.get("tiercheck.selftest", False))
         if report.when == "call":
             record.examples = int(extra.get("tiercheck.examples", 0))
         if report.skipped:
@@ -164,8 +182,9 @@ def progress_line(record: TestRecord, done: int, total: int) -> str:
 def summarize(records: list[TestRecord], wanted: list[str] | None = None) -> list[Verdict]:
     verdicts = []
     for pid in wanted or list(PROPERTIES):
-        mine = [r for r in records if pid in r.properties]
-        v = Verdict(pid, PROPERTIES[pid], "not run", tests=len(mine))
+        marked = [r for r in records if pid in r.properties]
+        mine = [r for r in marked if r.counts]
+        v = Verdict(pid, PROPERTIES[pid], "not run", tests=len(mine), not_counted=len(marked) - len(mine))
         v.examples = sum(r.examples for r in mine)
         v.seconds = round(sum(r.seconds for r in mine), 3)
         failed = [r for r in mine if r.outcome == "failed"]
@@ -190,6 +209,11 @@ def summarize(records: list[TestRecord], wanted: list[str] | None = None) -> lis
         elif skipped:
             v.verdict = "not applicable"
             v.reasons = sorted({r.reason for r in skipped})
+        elif v.not_counted:
+            v.reasons = [
+                f"no test that exercised the implementation ran; {v.not_counted} test(s) marked {pid} "
+                "never used the implementation's factory (self-tests of the harness do not count)"
+            ]
         else:
             v.reasons = ["no test for this property was selected or collected"]
         verdicts.append(v)
@@ -208,7 +232,7 @@ def build_report(
     duration_seconds: float | None = None,
     generated_at: str | None = None,
 ) -> dict[str, Any]:
-    """The report as a JSON-ready dict (schema_version 1; docs/report-schema.md)."""
+    """The report as a JSON-ready dict (schema_version 2; docs/report-schema.md)."""
     summary = {name: sum(1 for v in verdicts if v.verdict == name) for name in VERDICTS}
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

@@ -1,4 +1,7 @@
-"""The P4 checker itself: histories it must accept and histories it must reject."""
+"""Self-test of the P4 linearizability checker: histories it must accept and histories it must reject.
+
+These tests never call the implementation under test, so they carry `selftest`, not `prop("P4")`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from .linearizability import HistoryRecorder, Op, check_history, check_key
+from properties.linearizability import HistoryRecorder, Op, check_history, check_key
+
+pytestmark = pytest.mark.selftest
 
 
 def op(thread, kind, value=None, result=None, start=0, end=None):
@@ -48,21 +53,18 @@ REJECT = {
 }
 
 
-@pytest.mark.prop("P4")
 @pytest.mark.parametrize("name", sorted(ACCEPT))
 def test_accepts(name):
     verdict = check_key(ACCEPT[name])
     assert verdict.ok, verdict.message
 
 
-@pytest.mark.prop("P4")
 @pytest.mark.parametrize("name", sorted(REJECT))
 def test_rejects(name):
     verdict = check_key(REJECT[name])
     assert not verdict.ok and not verdict.undecided
 
 
-@pytest.mark.prop("P4")
 def test_another_keys_value_rejected():
     ops = [Op(0, "a", "put", {"v": 1}, True, 0, 1), Op(1, "b", "get", None, {"v": 1}, 2, 3)]
     verdict = check_history(ops)
@@ -86,13 +88,11 @@ def sequential_history(seed: int, n: int) -> list[Op]:
     return ops
 
 
-@pytest.mark.prop("P4")
 @given(seed=st.integers(0, 2**32), n=st.integers(1, 60))
 def test_sequential_model_histories_accepted(seed, n):
     assert check_key(sequential_history(seed, n)).ok
 
 
-@pytest.mark.prop("P4")
 @given(seed=st.integers(0, 2**32), n=st.integers(5, 60))
 def test_stale_read_injected_into_a_sequential_history_rejected(seed, n):
     ops = sequential_history(seed, n)
@@ -106,7 +106,6 @@ def test_stale_read_injected_into_a_sequential_history_rejected(seed, n):
     assert not check_key(ops).ok
 
 
-@pytest.mark.prop("P4")
 def test_real_concurrent_register_histories_accepted():
     recorder, register, lock = HistoryRecorder(), {}, threading.Lock()
 
