@@ -21,7 +21,9 @@ import ast
 import builtins
 import importlib
 import inspect
+import site
 import sys
+import sysconfig
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,19 +258,105 @@ def _undefined_self_attributes(
 
 # --- files of an implementation -------------------------------------------------------------
 
+_SUITES = ("properties", "chaos", "integration")
 
-def source_files_of(target: object) -> list[Path]:
-    """The .py files behind a module, package, or object (e.g. a factory function)."""
-    module = target if inspect.ismodule(target) else sys.modules.get(getattr(target, "__module__", ""), None)
-    if module is None:
-        return []
-    if hasattr(module, "__path__"):  # a package: all of it, tests excluded
-        files: list[Path] = []
-        for base in module.__path__:
-            files += [p for p in Path(base).rglob("*.py") if "test" not in p.name and "tests" not in p.parts]
-        return sorted(files)
-    file = getattr(module, "__file__", None)
-    return [Path(file)] if file else []
+
+def _harness_dirs() -> tuple[Path, list[Path]]:
+    """tiercheck's own package directory, and its suite packages (beside it in a checkout, or inside it)."""
+    import tiercheck
+
+    root = Path(tiercheck.__file__).resolve().parent
+    suites = [base / name for base in (root.parent, root) for name in _SUITES]
+    suites.append(Path(__file__).resolve().parent)  # wherever this suite lives
+    return root, suites
+
+
+def _excluded_dirs(third_party: bool) -> list[Path]:
+    """The standard library, and (for base classes) site-packages: other people's code, not the implementation."""
+    names = ["stdlib", "platstdlib"] + (["purelib", "platlib"] if third_party else [])
+    paths = {Path(sysconfig.get_paths()[name]).resolve() for name in names if name in sysconfig.get_paths()}
+    if third_party:
+        paths |= {Path(p).resolve() for p in site.getsitepackages()}
+    return sorted(paths)
+
+
+def _within(path: Path, dirs: Iterable[Path]) -> bool:
+    return any(path == d or d in path.parents for d in dirs)
+
+
+def _is_harness(path: Path) -> bool:
+    root, suites = _harness_dirs()
+    return path == root or path.parent == root and path.is_file() or _within(path, suites)
+
+
+def _is_test_file(path: Path, package_dir: Path) -> bool:
+    relative = path.relative_to(package_dir)
+    return (
+        path.name.startswith("test_")
+        or path.name.endswith("_test.py")
+        or path.name == "conftest.py"
+        or any(part in ("tests", "test") for part in relative.parts[:-1])
+    )
+
+
+def _package_files(module_name: str) -> list[Path]:
+    """All .py files of the outermost package of `module_name` that is not tiercheck's own (tests left out).
+
+    `mycache.tiers.redis` gives every file under mycache/; `tiercheck.reference.cache` (an implementation
+    shipped inside tiercheck's namespace) gives tiercheck/reference/, not the harness around it.
+    """
+    parts = module_name.split(".")
+    for depth in range(1, len(parts) + 1):
+        module = sys.modules.get(".".join(parts[:depth]))
+        if module is None:
+            return []
+        if hasattr(module, "__path__"):  # a package (regular or namespace)
+            dirs = [Path(d).resolve() for d in module.__path__]
+            if all(_is_harness(d) for d in dirs):
+                continue
+            files = []
+            for base in dirs:
+                files += [
+                    p
+                    for p in base.rglob("*.py")
+                    if not _is_test_file(p, base) and not _is_harness(p.resolve()) and "site-packages" not in p.parts
+                ]
+            return files
+        file = getattr(module, "__file__", None)
+        if not file or not file.endswith(".py"):
+            return []
+        path = Path(file).resolve()
+        return [] if _is_harness(path) else [path]
+    return []
+
+
+def implementation_source_files(cache: object, factory: object | None = None) -> list[Path]:
+    """The .py files of the implementation behind `cache`: the package of its class, of every class in its MRO,
+    and of the factory that built it.
+
+    tiercheck's own packages and the standard library are left out; so is site-packages for base classes
+    (a third-party base is not the implementation's code), while the implementation's own class is scanned
+    wherever it is installed. An empty list means there is no Python source to check.
+    """
+    own = [type(cache).__module__] + ([factory.__module__] if getattr(factory, "__module__", None) else [])
+    bases = [cls.__module__ for cls in type(cache).__mro__[1:]]
+    files: dict[Path, None] = {}
+    for names, third_party in ((own, False), (bases, True)):
+        excluded = _excluded_dirs(third_party)
+        for name in dict.fromkeys(names):
+            for path in _package_files(name):
+                resolved = path.resolve()
+                if not _within(resolved, excluded):
+                    files[resolved] = None
+    return sorted(files)
+
+
+def display_path(path: Path) -> str:
+    """`path` relative to the working directory when under it (short in reports), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def check_paths(paths: Iterable[Path | str]) -> list[Finding]:

@@ -326,3 +326,16 @@ def test_html_of_a_passing_run_says_pass():
     page = render_html(build_report("m:f", "quick", summarize(recs, ["P1"]), recs, {}, seed=99))
     assert '<span class="badge pass">PASS</span>' in page and "--hypothesis-seed=99" in page
     assert "Failures" not in page
+
+
+def test_notes_and_uncounted_tests_are_shown():
+    recs = [
+        Record("properties/t.py::test_P11", ["P11"], "passed", notes=["P11 scanned 2 file(s): a/x.py, a/y.py"]),
+        TestRecord("properties/t.py::test_P11_harness", ["P11"], "passed"),
+    ]
+    document = build_report("m:f", "ci", summarize(recs, ["P11"]), recs, {})
+    page = render_html(document)
+    assert "P11 scanned 2 file(s): a/x.py, a/y.py" in page
+    assert "did not exercise the implementation: not counted" in page
+    out = render_junit(document).getroot().find("testsuite/testcase/system-out").text
+    assert out.splitlines() == ["verdict: pass; tests: 1; examples: 0", "P11 scanned 2 file(s): a/x.py, a/y.py"]

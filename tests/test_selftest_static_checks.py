@@ -6,11 +6,14 @@ so they carry `selftest`, not `prop("P11")`.
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
 from pathlib import Path
 
 import pytest
 
-from properties.static_checks import Finding, check_source
+from properties.static_checks import Finding, check_source, implementation_source_files
 
 pytestmark = pytest.mark.selftest
 
@@ -101,3 +104,54 @@ def test_unresolvable_base_is_not_guessed():
 
 def test_finding_format():
     assert str(Finding("redefinition", "a.py", 3, "f again")) == "a.py:3: redefinition: f again"
+
+
+# --- which files P11 scans ----------------------------------------------------------------------
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+@pytest.fixture
+def packages(tmp_path, monkeypatch):
+    """An adapter package whose cache subclasses a class of another package (and of the standard library)."""
+    _write(
+        tmp_path,
+        {
+            "tc_adapter/__init__.py": "",
+            "tc_adapter/glue.py": "from tc_core.store import Store\nclass Cache(Store):\n    pass\n"
+            "def factory(env):\n    return Cache()\n",
+            "tc_adapter/tests/test_glue.py": "",
+            "tc_adapter/test_more.py": "",
+            "tc_core/__init__.py": "",
+            "tc_core/store.py": "import collections\nclass Store(collections.UserDict):\n    pass\n",
+            "tc_core/tiers/disk.py": "",
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in list(sys.modules):
+        if name.startswith(("tc_adapter", "tc_core")):
+            monkeypatch.delitem(sys.modules, name)
+    return tmp_path, importlib.import_module("tc_adapter.glue")
+
+
+def test_scans_the_packages_of_the_class_its_bases_and_the_factory_without_tests_or_stdlib(packages):
+    root, glue = packages
+    files = implementation_source_files(glue.factory(None), glue.factory)
+    assert [p.relative_to(root.resolve()).as_posix() for p in files] == [
+        "tc_adapter/__init__.py",
+        "tc_adapter/glue.py",
+        "tc_core/__init__.py",
+        "tc_core/store.py",
+        "tc_core/tiers/disk.py",
+    ]
+
+
+def test_no_source_for_a_builtin_class_or_the_harness_itself():
+    from tiercheck.backends import FakeClock
+
+    assert implementation_source_files(types.SimpleNamespace()) == []
+    assert implementation_source_files(FakeClock(), FakeClock) == []  # tiercheck's own code is never scanned

@@ -78,6 +78,16 @@ def _seed(document: dict[str, Any]) -> str:
     return "not recorded"
 
 
+def _test_notes(test: dict[str, Any]) -> str:
+    """A test's skip reason, its notes, and whether it counted toward its verdicts."""
+    lines = [test.get("reason", ""), *test.get("notes", [])]
+    if test.get("selftest"):
+        lines.append("self-test of the harness: not counted")
+    elif test.get("exercised_implementation") is False:
+        lines.append("did not exercise the implementation: not counted")
+    return "<br>".join(_e(line) for line in lines if line)
+
+
 def _failure_card(verdict: dict[str, Any], failure: dict[str, Any]) -> str:
     out = [f'<div class="card" id="{_anchor(failure.get("test", ""))}">']
     out.append(f"<h3>{_e(verdict['id'])} {_e(verdict.get('title', ''))} — FAIL</h3>")
@@ -167,14 +177,14 @@ def render_html(document: dict[str, Any]) -> str:
     if tests:
         out.append(f"<h2>Tests ({len(tests)})</h2><details><summary>every test run, with its outcome</summary>")
         out.append('<table><thead><tr><th>Test</th><th>Properties</th><th>Outcome</th><th class="num">Examples</th>')
-        out.append('<th class="num">Time (s)</th><th>Reason</th></tr></thead><tbody>')
+        out.append('<th class="num">Time (s)</th><th>Reason and notes</th></tr></thead><tbody>')
         for t in tests:
             out.append(
                 f"<tr><td><code>{_e(t.get('nodeid', ''))}</code></td><td>{_e(', '.join(t.get('properties', [])))}</td>"
                 f"<td>{_pill(t.get('outcome', ''), _OUTCOME_CLASS.get(t.get('outcome', ''), 'v-nr'))}</td>"
                 f'<td class="num">{_e(t.get("examples", 0))}</td>'
                 f'<td class="num">{float(t.get("seconds", 0)):.1f}</td>'
-                f'<td class="notes">{_e(t.get("reason", ""))}</td></tr>'
+                f'<td class="notes">{_test_notes(t)}</td></tr>'
             )
         out.append("</tbody></table></details>")
 

@@ -69,9 +69,9 @@ def render_junit(document: dict[str, Any]) -> ET.ElementTree:
             name=f"{v['id']} {v.get('title', '')}".strip(),
             time=f"{float(v.get('seconds', 0)):.3f}",
         )
-        ET.SubElement(case, "system-out").text = f"verdict: {v['verdict']}; tests: {v.get('tests', 0)}; " + (
-            f"examples: {v.get('examples', 0)}"
-        )
+        out = f"verdict: {v['verdict']}; tests: {v.get('tests', 0)}; examples: {v.get('examples', 0)}"
+        notes = [n for t in document.get("tests", []) if v["id"] in t.get("properties", []) for n in t.get("notes", [])]
+        ET.SubElement(case, "system-out").text = "\n".join([out, *notes])
         if v["verdict"] == "FAIL":
             for failure in v.get("failures", []):
                 message = failure.get("message") or f"{failure.get('test', '')} failed"

@@ -51,6 +51,7 @@ class TestRecord:
     reproduce_failure: str | None = None
     exercised_implementation: bool = False  # the test's fixture closure holds impl_factory
     selftest: bool = False  # marked @pytest.mark.selftest: a test of the harness
+    notes: list[str] = field(default_factory=list)  # what the test says it looked at (e.g. P11's files)
 
     @property
     def counts(self) -> bool:
@@ -133,6 +134,8 @@ class VerdictRecorder:
                 return
             record = self.records[report.nodeid] = TestRecord(report.nodeid, list(ids))
         record.seconds += report.duration
+        # user_properties is the item's whole list so far: take ours from it afresh (the teardown has them all)
+        record.notes = [str(v) for k, v in report.user_properties if k == "tiercheck.note"]
         if "tiercheck.exercised" in extra:
             record.exercised_implementation = bool(extra["tiercheck.exercised"])
             record.selftest = bool(extra.get("tiercheck.selftest", False))
