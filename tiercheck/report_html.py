@@ -1,8 +1,9 @@
 """report.html: the verdicts as one self-contained page (inline CSS, no script, nothing fetched).
 
 Rendered from the tiercheck.json document (docs/report-schema.md): the run's settings (implementation,
-profile, seed), a verdict table, one card per failing test with its counterexample steps and replay command,
-the per-test list and the environment.
+profile, seed) and environment (Python, Hypothesis, the servers: whatever keys the runner recorded), a verdict
+table, the measured figures (not judged), one card per failing test with its counterexample steps and replay
+command, and the per-test list.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ ol.steps code { white-space: pre-wrap; overflow-wrap: anywhere; }
 .label { font-weight: 600; margin-top: 10px; }
 details summary { cursor: pointer; color: var(--muted); margin-top: 8px; }
 pre.replay .w { white-space: nowrap; }
-table.env th { width: 180px; }
+h2.env { font-size: 14px; margin: 14px 0 4px; color: var(--muted); }
 footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 """
 
@@ -112,6 +113,26 @@ def _failure_card(verdict: dict[str, Any], failure: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _measurements(measurements: list[dict[str, Any]]) -> list[str]:
+    """Measured figures (re-admission seconds, staleness, memory share...): reported beside the verdicts, not judged."""
+    if not measurements:
+        return []
+    out = [f"<h2>Measurements ({len(measurements)})</h2>"]
+    out.append('<p class="muted">Measured during the run, not judged: they never change a verdict.</p>')
+    out.append('<table class="measurements"><thead><tr><th>Property</th><th>Measure</th>')
+    out.append('<th class="num">Value</th><th>Unit</th><th>Test</th></tr></thead><tbody>')
+    for m in measurements:
+        value = m.get("value")
+        shown = "—" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
+        out.append(
+            f'<tr><td class="id">{_e(m.get("property", ""))}</td><td>{_e(m.get("name", ""))}</td>'
+            f'<td class="num">{_e(shown)}</td><td>{_e(m.get("unit", ""))}</td>'
+            f'<td class="notes"><code>{_e(m.get("test", ""))}</code></td></tr>'
+        )
+    out.append("</tbody></table>")
+    return out
+
+
 def render_html(document: dict[str, Any]) -> str:
     verdicts = document.get("verdicts", [])
     counts = {name: sum(1 for v in verdicts if v["verdict"] == name) for name in _VERDICT_CLASS}
@@ -138,6 +159,11 @@ def render_html(document: dict[str, Any]) -> str:
     }
     out += [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in run.items()]
     out.append("</dl>")
+    environment = document.get("environment") or {}
+    if environment:  # Python, Hypothesis, the servers that served the run...: whatever the runner recorded
+        out.append('<h2 class="env">Environment</h2><dl class="run env">')
+        out += [f"<dt>{_e(k)}</dt><dd><code>{_e(v)}</code></dd>" for k, v in environment.items()]
+        out.append("</dl>")
     out.append('<div class="chips">')
     out += [
         f'<span class="chip {_VERDICT_CLASS[name]}">{counts[name]} {_e(name)}</span>'
@@ -168,6 +194,8 @@ def render_html(document: dict[str, Any]) -> str:
         )
     out.append("</tbody></table>")
 
+    out += _measurements(document.get("measurements") or [])
+
     failures = [(v, f) for v in verdicts for f in v.get("failures", [])]
     if failures:
         out.append(f"<h2>Failures ({len(failures)})</h2>")
@@ -188,10 +216,6 @@ def render_html(document: dict[str, Any]) -> str:
             )
         out.append("</tbody></table></details>")
 
-    out.append('<h2>Environment</h2><table class="env"><tbody>')
-    environment = document.get("environment") or {}
-    out += [f"<tr><th>{_e(k)}</th><td><code>{_e(v)}</code></td></tr>" for k, v in environment.items()]
-    out.append("</tbody></table>")
     out.append(
         "<footer>Written by <code>tiercheck verify --report-dir</code>; the same data is in tiercheck.json "
         "(docs/report-schema.md) and junit.xml.</footer>"

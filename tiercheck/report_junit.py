@@ -71,7 +71,12 @@ def render_junit(document: dict[str, Any]) -> ET.ElementTree:
         )
         out = f"verdict: {v['verdict']}; tests: {v.get('tests', 0)}; examples: {v.get('examples', 0)}"
         notes = [n for t in document.get("tests", []) if v["id"] in t.get("properties", []) for n in t.get("notes", [])]
-        ET.SubElement(case, "system-out").text = "\n".join([out, *notes])
+        measured = [
+            f"measured: {m.get('name')} = {m.get('value')} {m.get('unit', '')}".rstrip() + f" ({m.get('test')})"
+            for m in document.get("measurements", [])
+            if v["id"] in str(m.get("property", "")).split(",")
+        ]
+        ET.SubElement(case, "system-out").text = "\n".join([out, *notes, *measured])
         if v["verdict"] == "FAIL":
             for failure in v.get("failures", []):
                 message = failure.get("message") or f"{failure.get('test', '')} failed"

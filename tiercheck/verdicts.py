@@ -18,6 +18,7 @@ kept); not run when none ran — never pass.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -52,6 +53,7 @@ class TestRecord:
     exercised_implementation: bool = False  # the test's fixture closure holds impl_factory
     selftest: bool = False  # marked @pytest.mark.selftest: a test of the harness
     notes: list[str] = field(default_factory=list)  # what the test says it looked at (e.g. P11's files)
+    measurements: list[dict[str, Any]] = field(default_factory=list)  # {name, value, unit}: measured, not judged
 
     @property
     def counts(self) -> bool:
@@ -136,6 +138,7 @@ class VerdictRecorder:
         record.seconds += report.duration
         # user_properties is the item's whole list so far: take ours from it afresh (the teardown has them all)
         record.notes = [str(v) for k, v in report.user_properties if k == "tiercheck.note"]
+        record.measurements = [measurement(v) for k, v in report.user_properties if k == "tiercheck.measure"]
         if "tiercheck.exercised" in extra:
             record.exercised_implementation = bool(extra["tiercheck.exercised"])
             record.selftest = bool(extra.get("tiercheck.selftest", False))
@@ -166,6 +169,25 @@ class VerdictRecorder:
         if self.quiet_terminal and self._config is not None:
             # pytest's own FAILURES/ERRORS sections would repeat what the verdict output prints.
             self._config.option.tbstyle = "no"
+
+
+def measurement(entry: Any) -> dict[str, Any]:
+    """A `measure` fixture entry as {name, value, unit}; a value that is not a finite number becomes null."""
+    entry = entry if isinstance(entry, dict) else {}
+    value = entry.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        value = None
+    return {"name": str(entry.get("name", "")), "value": value, "unit": str(entry.get("unit", ""))}
+
+
+def measurements_of(records: list[TestRecord]) -> list[dict[str, Any]]:
+    """Every figure the implementation's tests measured, one entry each: {property, test, name, value, unit}."""
+    return [
+        {"property": ",".join(r.properties), "test": r.nodeid, **m}
+        for r in records
+        if not r.selftest
+        for m in r.measurements
+    ]
 
 
 _OUTCOME_WORD = {"passed": "pass", "failed": "FAIL", "skipped": "n/a", "not run": "not run"}
@@ -244,6 +266,7 @@ def build_report(
         "environment": environment,
         "verdicts": [asdict(v) for v in verdicts],
         "tests": [asdict(r) for r in records],
+        "measurements": measurements_of(records),
         "outcome": "fail" if summary["FAIL"] else "pass",
         "summary": summary,
         "seed": seed,
