@@ -377,3 +377,16 @@ def test_a_measured_value_that_is_not_a_finite_number_becomes_null():
     assert measurement({"name": "x", "value": True})["value"] is None
     assert measurement({"name": "x", "value": 3})["value"] == 3
     assert measurement("garbage") == {"name": "", "value": None, "unit": ""}
+
+
+def test_every_failing_test_of_a_property_is_listed():
+    recs = [Record(f"properties/t.py::test_P1_{n}", ["P1"], "failed", message=f"boom {n}") for n in range(3)]
+    document = build_report("m:f", "ci", summarize(recs, ["P1"]), recs, {})
+    assert [f["test"] for f in document["verdicts"][0]["failures"]] == [r.nodeid for r in recs]
+    page = render_html(document)
+    row = page.split('<td class="id">P1</td>', 1)[1].split("</tr>", 1)[0]
+    assert all(f">test_P1_{n}</a>" in row for n in range(3))  # the verdict row links each failing test
+    assert page.count('<div class="card"') == 3 and "<h2>Failures (3)</h2>" in page
+    failure = render_junit(document).getroot().find("testsuite/testcase/failure")
+    assert failure.get("message").startswith("3 failing tests: test_P1_0 (boom 0); test_P1_1 (boom 1)")
+    assert all(f"test: properties/t.py::test_P1_{n}" in failure.text for n in range(3))

@@ -1,7 +1,8 @@
 """junit.xml: one <testcase> per property, for CI systems that show JUnit results.
 
-Rendered from the tiercheck.json document (docs/report-schema.md). A FAIL carries a <failure> per failing test
-(message, counterexample steps, replay command, traceback); not applicable and not run are <skipped> with the
+Rendered from the tiercheck.json document (docs/report-schema.md). A FAIL carries one <failure> (CI viewers
+often show only the first of several) whose message names every failing test and whose text holds each one's
+counterexample steps, replay command and traceback; not applicable and not run are <skipped> with the
 reason. Test case names are "P8 LRU eviction"; the class name is "tiercheck.<impl>".
 """
 
@@ -34,6 +35,17 @@ def failure_text(failure: dict[str, Any]) -> str:
         parts.append(f"or decorate the test with: {failure['reproduce_failure']}")
     parts += ["", failure.get("detail", "")]
     return "\n".join(parts)
+
+
+def failure_message(failures: list[dict[str, Any]]) -> str:
+    """One line naming every failing test: many CI viewers show one <failure> per testcase, so there is one."""
+    if len(failures) == 1:
+        return failures[0].get("message") or f"{failures[0].get('test', '')} failed"
+    named = "; ".join(
+        f"{f.get('test', '').rsplit('::', 1)[-1]} ({(f.get('message') or 'failed').splitlines()[0][:80]})"
+        for f in failures
+    )
+    return f"{len(failures)} failing tests: {named}"
 
 
 def render_junit(document: dict[str, Any]) -> ET.ElementTree:
@@ -78,10 +90,9 @@ def render_junit(document: dict[str, Any]) -> ET.ElementTree:
         ]
         ET.SubElement(case, "system-out").text = "\n".join([out, *notes, *measured])
         if v["verdict"] == "FAIL":
-            for failure in v.get("failures", []):
-                message = failure.get("message") or f"{failure.get('test', '')} failed"
-                element = ET.SubElement(case, "failure", message=message[:500], type="PropertyFailure")
-                element.text = failure_text(failure)
+            failures = v.get("failures", [])
+            element = ET.SubElement(case, "failure", message=failure_message(failures)[:500], type="PropertyFailure")
+            element.text = f"\n\n{'-' * 72}\n".join(failure_text(f) for f in failures)
         elif v["verdict"] == "not applicable":
             reasons = "; ".join(v.get("reasons", [])) or "not applicable"
             ET.SubElement(case, "skipped", message=f"not applicable: {reasons}"[:500], type="not applicable")
