@@ -154,7 +154,7 @@ def capabilities(cache: object) -> Capabilities:
     names, bounds that are not positive numbers), naming what to fix.
     """
     declared: Any = getattr(cache, CAPABILITIES_ATTRIBUTE, None)
-    inferred = {
+    inferred: dict[str, Any] = {
         "introspection": callable(getattr(cache, "tiers_holding", None)),
         "legacy_api": getattr(cache, "legacy_module", None) is not None,
     }
