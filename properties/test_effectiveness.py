@@ -345,6 +345,7 @@ def test_L3_memory_serves_at_least_90_percent_of_a_mixed_workload(open_cache, wi
     warm(workload, [cache])
     share, wrong = memory_share(workload, [cache])
     measure(f"memory_share_one_instance_{'redis' if with_redis else 'no_redis'}", round(share, 4))
+    print(f"memory share, one instance: {share:.1%}")
     assert not wrong, f"gets returned values no put stored for that file: {wrong[:5]}"
     assert share >= 0.9, f"only {share:.1%} of gets were served by the memory tier (floor 90 %)"
 
