@@ -359,7 +359,11 @@ def test_measure_memory_share_with_two_instances(impl_factory, make_env, redis_s
     """The L3 workload split at random over two instances sharing valkey, a SQLite database and cache_dir:
     the share of gets served by memory is recorded (not judged: an implementation may trade memory hits
     for coherence between instances). Judged only what E6 allows any implementation: a get returns None
-    or a version put for that file, never another file's or an unknown version."""
+    or a version put for that file, never another file's or an unknown version.
+
+    Neutral: seeded and single-threaded; the two instances share Redis, database, namespace and cache_dir
+    (which makes them one cache, docs/contract.md section 5); an older version inside the staleness
+    window, or a miss, is accepted, and the share itself is only recorded."""
     env = make_env(redis_url=redis_server.url)
     a, b = impl_factory(env), impl_factory(env)
     try:
@@ -417,7 +421,12 @@ def test_measure_observed_staleness(impl_factory, make_env, request, shared, mea
     cache_dir, or no Redis at all (the SQLite database is then the only shared server; cache_dir stays
     shared, as instances sharing backends share it) when the implementation declares a SQLite database
     tier. Judged only the contract's bound: B misses within the declared `staleness_seconds` (plus a
-    margin for polling) and does not serve the entry again."""
+    margin for polling) and does not serve the entry again.
+
+    Neutral: the window is the one the implementation declares (`capabilities(cache).staleness_seconds`),
+    measured from the moment invalidate returned, on the monotonic clock; B is polled (a bounded loop that
+    ends on its first miss), never timed against a fixed sleep; each trial uses a file B has never read,
+    so its first get after the put must come from the shared tiers."""
     redis_url = request.getfixturevalue("redis_server").url if shared.startswith("valkey") else None
     env = make_env(redis_url=redis_url)
     a, b = impl_factory(env), impl_factory(env)
