@@ -49,8 +49,7 @@ def test_P9_native_expiry_matches_the_declared_ttl(impl_factory, make_env, redis
         put_began = time.time()
         assert writer.put(path, value) is True
         put_ended = time.time()
-        tiers = judged_tiers(writer, env)
-        assert tiers, "the implementation declares none of the shared tiers this Env configures"
+        tiers = judged_tiers(writer, env)  # may be empty (a memory-only cache): the writer is still judged
 
         served_before = {"memory (writer)": credited_get(writer, path)}
         for tier in tiers:
