@@ -6,7 +6,9 @@ exactly what was replaced. A plant counts only once read back (`took_effect()`).
 
 Both faults are instant: they happen while the world's instances may be running; the tier then
 holds garbage, and what an implementation must do with it (a miss, never a wrong value or an
-exception) is for the checks.
+exception) is for the checks. `heal()` is the harness cleaning up after itself: every planted value
+still in place gets its original back (an implementation that replaced it is left alone), so that
+re-admission is judged on a healthy tier; `still_damaged()` is True while a plant is still in place.
 """
 
 from __future__ import annotations
@@ -43,10 +45,47 @@ class RedisHostileKeys(Nemesis):
     def __init__(self, url: str, namespace: str, rng: random.Random) -> None:
         self.url, self.namespace, self.rng = url, namespace, rng
         self.replaced: dict[bytes, tuple[str, str]] = {}
+        self._undo: dict[bytes, tuple[bytes, int, bytes]] = {}  # key -> (original dump, pttl, planted dump)
+
+    def _connect(self) -> redis_client.Redis:
+        return redis_client.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=10)
+
+    def _planted(self, client: redis_client.Redis) -> list[bytes]:
+        return [key for key, (_, _, planted) in self._undo.items() if client.dump(key) == planted]
+
+    def still_damaged(self) -> bool:
+        if not self._undo:
+            return False
+        try:
+            client = self._connect()
+            try:
+                return bool(self._planted(client))
+            finally:
+                client.close()
+        except redis_client.RedisError:
+            return True  # cannot tell: keep treating the tier as damaged
+
+    def heal(self) -> None:
+        if not self._undo:
+            return
+        client = self._connect()
+        try:
+            restored = 0
+            for key in self._planted(client):
+                original, ttl, _ = self._undo[key]
+                client.restore(key, max(0, ttl), original, replace=True)
+                restored += 1
+            left = len(self._undo) - restored
+            self._undo = {}
+            self.effect(f"healed by the harness: {restored} key(s) restored, {left} already replaced")
+        except redis_client.RedisError as exc:
+            self.effect(f"heal failed: {exc}")
+        finally:
+            client.close()
 
     def _inject(self) -> None:
-        self.replaced = {}
-        client = redis_client.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=10)
+        self.replaced, self._undo = {}, {}
+        client = self._connect()
         try:
             keys = sorted(set(client.scan_iter(match=f"*{_glob_escape(self.namespace)}*", count=500)))
             for key in keys:
@@ -82,8 +121,10 @@ class RedisHostileKeys(Nemesis):
         if ttl and ttl > 0:
             pipe.pexpire(key, ttl)
         pipe.execute()
-        if client.type(key).decode() == new_type and client.dump(key) != before:
+        after = client.dump(key)
+        if client.type(key).decode() == new_type and after != before:
             self.replaced[key] = (old_type, new_type)
+            self._undo[key] = (before, ttl if ttl and ttl > 0 else 0, after)
 
 
 def _glob_escape(text: str) -> str:
@@ -117,9 +158,60 @@ class DatabaseHostileRows(Nemesis):
     def __init__(self, database_url: str, rng: random.Random) -> None:
         self.url, self.rng = database_url, rng
         self.replaced: list[tuple[str, str, str, str, str]] = []
+        # table, column, where clause, row key, original value, planted value
+        self._undo: list[tuple[str, str, Any, tuple, Any, Any]] = []
+
+    def still_damaged(self) -> bool:
+        if not self._undo:
+            return False
+        try:
+            return self._restore(dry_run=True) > 0
+        except (sqlite3.Error, psycopg.Error):
+            return True  # cannot tell: keep treating the tier as damaged
+
+    def heal(self) -> None:
+        if not self._undo:
+            return
+        try:
+            restored = self._restore(dry_run=False)
+        except (sqlite3.Error, psycopg.Error) as exc:
+            self.effect(f"heal failed: {exc}")
+            return
+        self.effect(f"healed by the harness: {restored} of {len(self._undo)} value(s) restored")
+        self._undo = []
+
+    def _restore(self, dry_run: bool) -> int:
+        """Put back (or, dry, count) the originals of the values that still hold what was planted."""
+        count = 0
+        if self.url.startswith("sqlite:///"):
+            conn = sqlite3.connect(self.url.removeprefix("sqlite://"), timeout=10, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for table, column, where, key, old, new in self._undo:
+                    q, c = _quote(table), _quote(column)
+                    if dry_run:
+                        count += conn.execute(f"SELECT 1 FROM {q} WHERE {where} AND {c} IS ?", (*key, new)).fetchone() is not None
+                    else:
+                        count += conn.execute(f"UPDATE {q} SET {c} = ? WHERE {where} AND {c} IS ?", (old, *key, new)).rowcount
+                conn.execute("ROLLBACK" if dry_run else "COMMIT")
+            finally:
+                conn.close()
+            return count
+        with psycopg.connect(self.url, connect_timeout=10) as conn:
+            for table, column, _, key, old, new in self._undo:
+                query = sql.SQL("{} {} WHERE ctid = %s AND {} IS NOT DISTINCT FROM %s").format(
+                    sql.SQL("SELECT 1 FROM") if dry_run else sql.SQL("UPDATE"),
+                    sql.Identifier(table) if dry_run else sql.SQL("{} SET {} = %s").format(sql.Identifier(table), sql.Identifier(column)),
+                    sql.Identifier(column),
+                )
+                args = (*key, new) if dry_run else (old, *key, new)
+                cur = conn.execute(query, args)
+                count += (cur.fetchone() is not None) if dry_run else cur.rowcount
+            conn.rollback() if dry_run else conn.commit()
+        return count
 
     def _inject(self) -> None:
-        self.replaced = []
+        self.replaced, self._undo = [], []
         if self.url.startswith("sqlite:///"):
             self._sqlite(self.url.removeprefix("sqlite://"))
         else:
@@ -148,7 +240,7 @@ class DatabaseHostileRows(Nemesis):
         except sqlite3.DatabaseError:  # locked or not a database (an earlier fault): nothing planted
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            self.replaced = []
+            self.replaced, self._undo = [], []
         finally:
             conn.close()
 
@@ -176,9 +268,11 @@ class DatabaseHostileRows(Nemesis):
                 if old is None:
                     continue
                 new_type = self.rng.choice([t for t in _SQLITE_VALUES if t != old[0]])
+                value = _SQLITE_VALUES[new_type](self.rng)
+                original = conn.execute(f"SELECT {c} FROM {q} WHERE {where}", key_of(row_id)).fetchone()[0]
                 try:
                     conn.execute("SAVEPOINT plant")
-                    conn.execute(f"UPDATE {q} SET {c} = ? WHERE {where}", (_SQLITE_VALUES[new_type](self.rng), *key_of(row_id)))
+                    conn.execute(f"UPDATE {q} SET {c} = ? WHERE {where}", (value, *key_of(row_id)))
                     conn.execute("RELEASE plant")
                 except sqlite3.DatabaseError:  # a constraint (NOT NULL, CHECK, STRICT, UNIQUE) refused it
                     conn.execute("ROLLBACK TO plant")
@@ -187,6 +281,7 @@ class DatabaseHostileRows(Nemesis):
                 got = conn.execute(f"SELECT typeof({c}) FROM {q} WHERE {where}", key_of(row_id)).fetchone()
                 if got is not None and got[0] != old[0]:
                     self.replaced.append((table, str(row_id), column, old[0], got[0]))
+                    self._undo.append((table, column, where, key_of(row_id), original, value))
 
     def _postgres(self) -> None:
         with psycopg.connect(self.url, connect_timeout=10) as conn:
@@ -212,7 +307,9 @@ class DatabaseHostileRows(Nemesis):
                     tables.setdefault(table, []).append((column, data_type, nullable))
             for table, columns in tables.items():
                 rows = conn.execute(sql.SQL("SELECT ctid FROM {}").format(sql.Identifier(table))).fetchall()
-                for (ctid,) in rows:
+                for (first_ctid,) in rows:
+                    ctid = first_ctid  # an UPDATE moves the row: follow it
+                    planted: list[tuple[str, Any, Any]] = []
                     for column in self._columns_to_hit([c[0] for c in columns]):
                         data_type, nullable = next((t, n) for c, t, n in columns if c == column)
                         value = self._pg_value(data_type, nullable)
@@ -221,17 +318,21 @@ class DatabaseHostileRows(Nemesis):
                         try:
                             with conn.transaction():
                                 cur = conn.execute(
-                                    sql.SQL("UPDATE {} SET {} = %s WHERE ctid = %s RETURNING ctid").format(
-                                        sql.Identifier(table), sql.Identifier(column)
+                                    sql.SQL("UPDATE {t} SET {c} = %s WHERE ctid = %s RETURNING ctid, "
+                                            "(SELECT {c} FROM {t} WHERE ctid = %s)").format(
+                                        t=sql.Identifier(table), c=sql.Identifier(column)
                                     ),
-                                    (value, ctid),
+                                    (value, ctid, ctid),
                                 )
                                 moved = cur.fetchone()
                         except psycopg.Error:  # a constraint refused it
                             continue
                         if moved is not None:
+                            ctid = moved[0]
+                            planted.append((column, moved[1], value))
                             shown = "NULL" if value is None else data_type
-                            self.replaced.append((table, str(ctid), column, data_type, f"hostile {shown}"))
+                            self.replaced.append((table, str(first_ctid), column, data_type, f"hostile {shown}"))
+                    self._undo += [(table, c, None, (ctid,), old, new) for c, old, new in planted]
             conn.commit()
 
     def _pg_value(self, data_type: str, nullable: bool) -> Any:

@@ -252,6 +252,27 @@ class _Conn:
         return self.ended or not self.counting or self.channel or self.replies >= self.sent
 
 
+async def _in_thread(countdown: _Countdown) -> None:
+    """Run the countdown's blocking fn in a thread of its own that ends with it (no executor thread
+    outlives it: the chaos runner counts threads left behind as leaks)."""
+    loop = asyncio.get_running_loop()
+    finished = asyncio.Event()
+
+    def run() -> None:
+        try:
+            countdown.fn()
+        except Exception as exc:  # reported through the countdown, the traffic goes on
+            countdown.error = exc
+        finally:
+            loop.call_soon_threadsafe(finished.set)
+
+    thread = threading.Thread(target=run, name="chaos-proxy-hook", daemon=True)
+    thread.start()
+    await finished.wait()
+    thread.join(_READY_TIMEOUT)  # it is returning: a moment at most
+    countdown.done.set()
+
+
 def _rst(writer: asyncio.StreamWriter) -> None:
     """Close with RST instead of FIN: the peer gets ECONNRESET."""
     sock = writer.get_extra_info("socket")
@@ -560,11 +581,7 @@ class TcpProxy:
                     await flush()
                     await self._settle(conn)  # the commands before this one are applied
                     countdown.before = command
-                    try:
-                        await asyncio.get_running_loop().run_in_executor(None, countdown.fn)
-                    except Exception as exc:  # reported through the countdown, the traffic goes on
-                        countdown.error = exc
-                    countdown.done.set()
+                    await _in_thread(countdown)
             hold = self._hold_next
             if hold is not None and self._holding is None and hold.match(command):
                 self._hold_next = None
