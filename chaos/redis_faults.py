@@ -168,6 +168,10 @@ class RedisSnapshotMidOperation(RedisOldSnapshot):
         self.proxy, self.rng, self.within = proxy, rng, within
         self.countdown: _Countdown | None = None
         self.at = 0
+        self.skipped = ""
+
+    def evidence(self) -> str:
+        return super().evidence() if self.effects or not self.skipped else self.skipped
 
     def arm(self) -> None:
         old, self.snapshot = self.snapshot, None
@@ -178,6 +182,7 @@ class RedisSnapshotMidOperation(RedisOldSnapshot):
         self.countdown = self.proxy.before_command(self.at, self._take_snapshot)
 
     def _inject(self) -> None:
+        self.skipped = ""
         self.proxy.cancel_countdown()
         countdown = self.countdown
         if countdown is None or not countdown.done.is_set() or self.snapshot is None:

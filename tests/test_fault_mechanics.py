@@ -422,3 +422,37 @@ def test_redis_pause_reports_the_stopped_process(sandbox):
     finally:
         nemesis.heal()
     assert _direct(sandbox.world()).ping()
+
+
+@pytest.mark.real_redis
+def test_late_write_holds_a_promotion_of_a_real_cache(sandbox, tmp_path):
+    """A get that finds its entry below Redis writes it back up: that write can be held too. The entry
+    is stored while instance A is cut off from Redis (so only its other tiers hold it); then a fresh
+    instance B reads it, and B's first write, the promotion, is held past B's client timeout."""
+    from tiercheck.contract import DEFAULT_IMPL, load_factory
+
+    factory = load_factory(DEFAULT_IMPL)
+    world = sandbox.world(instances=2, rng=random.Random(8))
+    path = str(tmp_path / "photo.jpg")
+    with open(path, "wb") as f:
+        f.write(b"content of the photo")
+    a = factory(world.envs[0])
+    cut = ProxyPartitionOne(world.proxies[0], 0)
+    cut.inject()
+    try:
+        assert a.put(path, {"camera": "x"}) is True
+    finally:
+        cut.heal()
+        a.shutdown()
+    b = factory(world.envs[1])
+    try:
+        late = RedisLateWrite(world.proxies[1], 1)
+        late.inject()
+        assert b.get(path) == {"camera": "x"}
+        assert late.took_effect(), "the get wrote nothing to Redis: no promotion to hold"
+        assert late.hold is not None and late.hold.command is not None and late.hold.command.is_write
+        late.heal()
+        assert "landed" in late.evidence()
+    finally:
+        b.shutdown()
+        world.close()
