@@ -288,7 +288,9 @@ class CorruptEntries(Nemesis):
                 if f.read() == new:
                     self.corrupted[path] = new
                     self.originals[path] = data
-                    self.effect(f"{os.path.relpath(path, self.cache_dir)}: {len(data)} -> {len(new)} bytes ({self.how})")
+                    self.effect(
+                        f"{os.path.relpath(path, self.cache_dir)}: {len(data)} -> {len(new)} bytes ({self.how})"
+                    )
 
     def still_corrupt(self) -> list[str]:
         """Altered files that still hold exactly the altered bytes."""

@@ -29,7 +29,9 @@ REDIS_TYPES = ("string", "hash", "list", "set", "zset")
 
 
 def _garbage(rng: random.Random) -> bytes:
-    return rng.choice([b"", b"\x00", b"\xff\xfe garbage", b"{not json", b"9" * 30, rng.randbytes(rng.randrange(1, 300))])
+    return rng.choice(
+        [b"", b"\x00", b"\xff\xfe garbage", b"{not json", b"9" * 30, rng.randbytes(rng.randrange(1, 300))]
+    )
 
 
 class RedisHostileKeys(Nemesis):
@@ -190,9 +192,14 @@ class DatabaseHostileRows(Nemesis):
                 for table, column, where, key, old, new in self._undo:
                     q, c = _quote(table), _quote(column)
                     if dry_run:
-                        count += conn.execute(f"SELECT 1 FROM {q} WHERE {where} AND {c} IS ?", (*key, new)).fetchone() is not None
+                        count += (
+                            conn.execute(f"SELECT 1 FROM {q} WHERE {where} AND {c} IS ?", (*key, new)).fetchone()
+                            is not None
+                        )
                     else:
-                        count += conn.execute(f"UPDATE {q} SET {c} = ? WHERE {where} AND {c} IS ?", (old, *key, new)).rowcount
+                        count += conn.execute(
+                            f"UPDATE {q} SET {c} = ? WHERE {where} AND {c} IS ?", (old, *key, new)
+                        ).rowcount
                 conn.execute("ROLLBACK" if dry_run else "COMMIT")
             finally:
                 conn.close()
@@ -201,7 +208,9 @@ class DatabaseHostileRows(Nemesis):
             for table, column, _, key, old, new in self._undo:
                 query = sql.SQL("{} {} WHERE ctid = %s AND {} IS NOT DISTINCT FROM %s").format(
                     sql.SQL("SELECT 1 FROM") if dry_run else sql.SQL("UPDATE"),
-                    sql.Identifier(table) if dry_run else sql.SQL("{} SET {} = %s").format(sql.Identifier(table), sql.Identifier(column)),
+                    sql.Identifier(table)
+                    if dry_run
+                    else sql.SQL("{} SET {} = %s").format(sql.Identifier(table), sql.Identifier(column)),
                     sql.Identifier(column),
                 )
                 args = (*key, new) if dry_run else (old, *key, new)
@@ -232,7 +241,9 @@ class DatabaseHostileRows(Nemesis):
             conn.execute("BEGIN IMMEDIATE")
             tables = [
                 r[0]
-                for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
             ]
             for table in tables:
                 self._sqlite_table(conn, table)
@@ -318,10 +329,10 @@ class DatabaseHostileRows(Nemesis):
                         try:
                             with conn.transaction():
                                 cur = conn.execute(
-                                    sql.SQL("UPDATE {t} SET {c} = %s WHERE ctid = %s RETURNING ctid, "
-                                            "(SELECT {c} FROM {t} WHERE ctid = %s)").format(
-                                        t=sql.Identifier(table), c=sql.Identifier(column)
-                                    ),
+                                    sql.SQL(
+                                        "UPDATE {t} SET {c} = %s WHERE ctid = %s RETURNING ctid, "
+                                        "(SELECT {c} FROM {t} WHERE ctid = %s)"
+                                    ).format(t=sql.Identifier(table), c=sql.Identifier(column)),
                                     (value, ctid, ctid),
                                 )
                                 moved = cur.fetchone()

@@ -218,6 +218,10 @@ class World:
         """A real Redis server this run may kill, stop and restart, with a proxy per instance."""
         return self.uses_redis and self.redis is not None and self.redis.controllable and bool(self.proxies)
 
+    def wait_idle(self) -> bool:
+        """Wait until no connection is open through any of the world's proxies (after shutdowns)."""
+        return all(proxy.wait_idle() for proxy in self.proxies)
+
     def pick_instance(self) -> int:
         return self.rng.randrange(self.instances) if self.instances > 1 else 0
 

@@ -69,7 +69,7 @@ def parse_command(buf: bytes | bytearray, pos: int = 0) -> tuple[list[bytes], in
     if pos >= len(buf):
         return None
     if buf[pos] != 0x2A:  # "*"
-        raise RespError(f"not a RESP array: {bytes(buf[pos:pos + 16])!r}")
+        raise RespError(f"not a RESP array: {bytes(buf[pos : pos + 16])!r}")
     count, p = _header(buf, pos)
     if count is None:
         return None
@@ -78,7 +78,7 @@ def parse_command(buf: bytes | bytearray, pos: int = 0) -> tuple[list[bytes], in
         if p >= len(buf):
             return None
         if buf[p] != 0x24:  # "$"
-            raise RespError(f"not a bulk string: {bytes(buf[p:p + 16])!r}")
+            raise RespError(f"not a bulk string: {bytes(buf[p : p + 16])!r}")
         size, start = _header(buf, p)
         if size is None:
             return None
@@ -135,7 +135,7 @@ def skip_reply(buf: bytes | bytearray, pos: int = 0) -> int | None:
             if p is None:
                 return None
         return p
-    raise RespError(f"not a RESP reply: {bytes(buf[pos:pos + 16])!r}")
+    raise RespError(f"not a RESP reply: {bytes(buf[pos : pos + 16])!r}")
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,7 @@ def opens_channel(args: list[bytes] | tuple[bytes, ...]) -> bool:
         return True
     if name == b"CLIENT" and len(args) >= 3 and args[1].upper() == b"TRACKING" and args[2].upper() == b"ON":
         return True
-    if name in (b"XREAD", b"XREADGROUP") and any(a.upper() == b"BLOCK" for a in args[1:]):
-        return True
-    return False
+    return name in (b"XREAD", b"XREADGROUP") and any(a.upper() == b"BLOCK" for a in args[1:])
 
 
 @dataclass

@@ -212,7 +212,8 @@ class _ProxyFault(Nemesis):
         self._before = [ProxyStats(**vars(p.stats)) for p in self.proxies]
 
     def _delta(self, counter: str) -> int:
-        return sum(getattr(p.stats, counter) - getattr(b, counter) for p, b in zip(self.proxies, self._before))
+        pairs = zip(self.proxies, self._before, strict=True)
+        return sum(getattr(p.stats, counter) - getattr(b, counter) for p, b in pairs)
 
     def _observe(self, counters: tuple[str, ...], what: str) -> None:
         if not self._before:

@@ -57,6 +57,11 @@ def _client(world: World, i: int, timeout: float = FAILSAFE) -> redis.Redis:
     return client
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _direct(world: World) -> redis.Redis:
     return redis.Redis.from_url(world.redis_url, socket_timeout=FAILSAFE)
 
@@ -106,7 +111,9 @@ def test_an_in_process_world_gets_the_in_process_faults(tmp_path):
         )
         world = World.in_process(env, random.Random(2), fake_redis=fake)
         by_kind = {n.kind: n for n in applicable(world)}
-        assert {"redis refused", "redis restart empty", "redis hostile keys", "disk EIO", "sqlite locked"} <= set(by_kind)
+        assert {"redis refused", "redis restart empty", "redis hostile keys", "disk EIO", "sqlite locked"} <= set(
+            by_kind
+        )
         assert not {"redis SIGKILL", "redis late write", "redis partition"} & set(by_kind)  # need real processes
         assert by_kind["disk ENOSPC"].real is False  # the injected fallback
         refused = by_kind["redis refused"]
@@ -287,7 +294,7 @@ def test_hostile_rows_change_the_type_of_values_in_every_table(tmp_path):
     assert nemesis.took_effect(), nemesis.evidence()
     by_table: dict[str, set[str]] = {}
     conn = sqlite3.connect(path)
-    for table, row, column, old, new in nemesis.replaced:
+    for table, row, _column, old, new in nemesis.replaced:
         assert old != new
         by_table.setdefault(table, set()).add(row)
     assert len(by_table["entries"]) == 8 and len(by_table["marks"]) == 4  # every row of both tables
@@ -371,17 +378,17 @@ def test_sqlite_corruption_is_healed_by_the_harness(tmp_path):
     conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, os.urandom(900)) for i in range(200)])
     conn.commit()
     conn.close()
-    original = open(path, "rb").read()
+    original = _read(path)
     nemesis = SqliteCorruptPages(path, random.Random(7), pages=8)
     nemesis.inject()
     assert nemesis.took_effect() and nemesis.still_damaged()
-    assert open(path, "rb").read() != original
+    assert _read(path) != original
     nemesis.heal()
     assert not nemesis.still_damaged()
-    assert open(path, "rb").read() == original
+    assert _read(path) == original
     assert nemesis.repaired_by_implementation is False
     nemesis.heal()  # idempotent
-    assert open(path, "rb").read() == original
+    assert _read(path) == original
 
 
 def test_sqlite_lock_and_deletion_report_their_effect(tmp_path):
@@ -405,11 +412,11 @@ def test_an_injected_disk_error_takes_effect_only_when_something_ran_into_it(tmp
     fault.inject()
     assert not fault.took_effect()
     with pytest.raises(OSError):
-        open(cache_dir / "x", "wb")
+        (cache_dir / "x").write_bytes(b"")
     assert fault.took_effect()
     fault.heal()
     assert fault.took_effect()  # still true for that injection after heal
-    open(cache_dir / "x", "wb").close()
+    (cache_dir / "x").write_bytes(b"")
 
 
 @pytest.mark.real_redis
@@ -456,3 +463,30 @@ def test_late_write_holds_a_promotion_of_a_real_cache(sandbox, tmp_path):
     finally:
         b.shutdown()
         world.close()
+
+
+def test_real_disk_full_and_read_only_on_a_tmpfs(tmp_path):
+    from chaos.disk_faults import DiskFull, DiskReadOnly, Tmpfs
+
+    with Tmpfs(tmp_path / "disk", "256k") as tmpfs:
+        if not tmpfs.mounted:
+            pytest.skip(f"no real disk faults here: {tmpfs.reason}")
+        cache_dir = tmpfs.mountpoint / "cache"
+        cache_dir.mkdir()
+        full = DiskFull(str(cache_dir), tmpfs)
+        assert full.real
+        full.inject()
+        assert full.took_effect(), full.evidence()
+        with pytest.raises(OSError):
+            (cache_dir / "x").write_bytes(b"y" * 65536)
+        full.heal()
+        (cache_dir / "x").write_bytes(b"y" * 65536)
+        read_only = DiskReadOnly(str(cache_dir), tmpfs)
+        read_only.inject()
+        try:
+            assert read_only.took_effect(), read_only.evidence()
+            with pytest.raises(OSError):
+                (cache_dir / "z").write_bytes(b"z")
+        finally:
+            read_only.heal()
+        (cache_dir / "z").write_bytes(b"z")
