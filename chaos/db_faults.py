@@ -172,7 +172,7 @@ class SqliteDeleted(Nemesis):
 
 
 class PgTerminateBackends(Nemesis):
-    """pg_terminate_backend on every other connection to the test database (the pool must reconnect)."""
+    """pg_terminate_backend on every other connection to the database of `url` (the pool must reconnect)."""
 
     kind = "postgres backends terminated"
     tier = "database"
@@ -233,7 +233,7 @@ def _deleted(world: World) -> Nemesis | None:
 
 @register("postgres backends terminated")
 def _terminate(world: World) -> Nemesis | None:
-    return PgTerminateBackends(world.postgres.url) if _postgres(world) else None  # type: ignore[union-attr]
+    return PgTerminateBackends(world.database_url) if _postgres(world) else None  # type: ignore[arg-type]
 
 
 @register("postgres SIGKILL")

@@ -292,6 +292,12 @@ class CorruptEntries(Nemesis):
                         f"{os.path.relpath(path, self.cache_dir)}: {len(data)} -> {len(new)} bytes ({self.how})"
                     )
 
+    def still_damaged(self) -> bool:
+        """While an altered file still holds exactly the altered bytes, the disk tier carries the harness's
+        damage (the implementation has not read and dropped it yet). `heal` does not restore them: what
+        the implementation does with them is what E2 checks."""
+        return bool(self.still_corrupt())
+
     def still_corrupt(self) -> list[str]:
         """Altered files that still hold exactly the altered bytes."""
         left = []

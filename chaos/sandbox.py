@@ -123,9 +123,10 @@ class Sandbox:
         clock: FakeClock | None = None,
         **env_fields,
     ) -> World:
-        """A fresh world of `instances` Envs sharing one cache_dir, namespace, database ("sqlite" |
-        "postgres" | None) and clock; instance i reaches Redis through `world.proxies[i]`. Close it with
-        `world.close()` (stops the proxies it started; the sandbox's close does it too)."""
+        """A fresh world of `instances` Envs sharing one cache_dir, namespace, database ("sqlite": a new
+        file; "postgres": a new database on the sandbox's server; None) and clock; instance i reaches
+        Redis through `world.proxies[i]`. Close it with `world.close()` (stops the proxies it started;
+        the sandbox's close does it too)."""
         if instances < 1:
             raise ValueError("a world has at least one instance")
         self._count += 1
@@ -136,7 +137,7 @@ class Sandbox:
             db_url: str | None = f"sqlite:///{sqlite_path}"
         elif database == "postgres":
             assert self.postgres is not None, "the sandbox was started without PostgreSQL"
-            db_url = self.postgres.url
+            db_url = servers.create_database(self.postgres, f"world_{self._count}")  # rows of this world only
         elif database is None:
             db_url = None
         else:

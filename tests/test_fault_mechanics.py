@@ -490,3 +490,28 @@ def test_real_disk_full_and_read_only_on_a_tmpfs(tmp_path):
         finally:
             read_only.heal()
         (cache_dir / "z").write_bytes(b"z")
+
+
+@pytest.mark.real_postgres
+def test_a_postgres_world_has_a_database_of_its_own():
+    import psycopg
+
+    with Sandbox(redis=False, postgres=True, tmpfs=False) as box:
+        first, second = box.world(database="postgres"), box.world(database="postgres")
+        assert first.database_url != second.database_url
+        with psycopg.connect(first.database_url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE t (k text PRIMARY KEY, v bytea)")
+            conn.execute("INSERT INTO t VALUES ('a', 'x')")
+        with psycopg.connect(second.database_url, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 't'").fetchone() == (0,)
+            other = conn.execute("SELECT pid FROM pg_stat_activity WHERE pid = pg_backend_pid()").fetchone()
+            kinds = {n.kind: n for n in applicable(first)}
+            assert {"postgres SIGKILL", "postgres backends terminated", "database hostile rows"} <= set(kinds)
+            hostile = kinds["database hostile rows"]
+            hostile.inject()
+            assert hostile.took_effect() and {r[0] for r in hostile.replaced} == {"t"}
+            terminate = kinds["postgres backends terminated"]
+            terminate.inject()  # backends of the first world's database only: this one survives
+            assert not terminate.took_effect()
+            assert conn.execute("SELECT pg_backend_pid()").fetchone() == other
+    assert box.children_left() == []
