@@ -126,6 +126,20 @@ class Nemesis:
     def evidence(self) -> str:
         return "; ".join(self.effects) if self.effects else "no effect observed"
 
+    def record(self) -> dict[str, Any]:
+        """What a history or a report keeps of this fault after a cycle (plain data, JSON-ready)."""
+        return {
+            "kind": self.kind,
+            "tier": self.tier,
+            "scope": self.scope,
+            "instance": self.instance,
+            "real": self.real,
+            "instant": self.instant,
+            "destroys_data": self.destroys_data,
+            "took_effect": self.took_effect(),
+            "evidence": self.evidence(),
+        }
+
     def describe(self) -> str:
         where = f", instance {self.instance}" if self.scope == "one" and self.instance is not None else ""
         return f"{self.kind} ({'real' if self.real else 'injected OSError fallback'}{where})"

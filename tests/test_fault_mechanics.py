@@ -122,7 +122,14 @@ def test_an_in_process_world_gets_the_in_process_faults(tmp_path):
             redis.Redis.from_url(fake.url, socket_timeout=1).ping()
         assert refused.took_effect()
         refused.heal()
-        assert redis.Redis.from_url(fake.url, socket_timeout=FAILSAFE).ping()
+        client = redis.Redis.from_url(fake.url, socket_timeout=FAILSAFE)
+        client.set(f"{env.namespace}:k", b"v")
+        hostile = by_kind["redis hostile keys"]
+        hostile.inject()
+        assert hostile.took_effect() and hostile.record()["took_effect"] is True
+        assert set(hostile.replaced) == {f"{env.namespace}:k".encode()} and hostile.still_damaged()
+        hostile.heal()
+        assert client.get(f"{env.namespace}:k") == b"v"
 
 
 def test_a_world_shares_everything_but_the_proxies(sandbox, world2):
