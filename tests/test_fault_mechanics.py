@@ -100,6 +100,42 @@ def test_every_registered_fault_follows_the_protocol(sandbox, tmp_path):
         no_redis.close()
 
 
+def test_a_new_fault_is_one_class_and_one_registry_line(tmp_path):
+    from chaos.nemesis import register
+
+    @register("test touch file")
+    class TouchFile(Nemesis):
+        tier = "disk"
+        instant = True
+
+        def __init__(self, cache_dir: str) -> None:
+            self.path = os.path.join(cache_dir, "touched")
+
+        @classmethod
+        def for_world(cls, world: World) -> Nemesis | None:
+            return cls(world.cache_dir) if os.path.isdir(world.cache_dir) else None
+
+        def _inject(self) -> None:
+            with open(self.path, "wb"):
+                self.effect("touched")
+
+    try:
+        env = Env(cache_dir=str(tmp_path), namespace="n")
+        world = World.in_process(env, random.Random(0))
+        found = [n for n in applicable(world) if n.kind == "test touch file"]
+        assert len(found) == 1 and not found[0].took_effect()
+        found[0].inject()
+        assert found[0].took_effect() and found[0].record()["evidence"] == "touched"
+        with pytest.raises(ValueError):
+            register("test touch file")(TouchFile)
+        with pytest.raises(LookupError):
+            build("no such fault", world)
+        missing = World.in_process(Env(cache_dir=str(tmp_path / "absent"), namespace="n"), random.Random(0))
+        assert build("test touch file", missing) is None  # not applicable to that world
+    finally:
+        REGISTRY.pop("test touch file", None)
+
+
 def test_an_in_process_world_gets_the_in_process_faults(tmp_path):
     with FakeRedisServer() as fake:
         env = Env(
