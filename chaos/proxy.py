@@ -412,17 +412,23 @@ class TcpProxy:
         """Forward the held command (if any) and return once it landed: the server answered after it,
         or closed the connection after applying it. Disarms a `hold_next` that held nothing yet.
         True when a held command landed."""
-        self._hold_next = None
-        hold, self._holding = self._holding, None
-        if hold is None:
+        taken: list[Hold] = []
+
+        async def release() -> None:  # on the proxy's loop: no command can be matched meanwhile
+            self._hold_next = None
+            hold, self._holding = self._holding, None
+            if hold is not None:
+                taken.append(hold)
+                if hold._release is not None:
+                    hold._release.set()
+
+        if self._loop is None or self._thread is None or not self._thread.is_alive():
+            self._hold_next = None
             return False
-
-        async def release() -> None:
-            if hold._release is not None:
-                hold._release.set()
-
         self._call(release)
-        return hold._applied.wait(timeout) and not hold.dropped
+        if not taken:
+            return False
+        return taken[0]._applied.wait(timeout) and not taken[0].dropped
 
     def before_command(self, n: int, fn: Callable[[], object]) -> _Countdown:
         """Run `fn` (in a worker thread, its connection waiting) just before the n-th command from now
