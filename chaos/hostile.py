@@ -4,6 +4,9 @@ replaced by values of another type (or garbage of the same type). The harness ne
 keys are entries or which column holds the value: it plants everywhere, reads back, and records
 exactly what was replaced. A plant counts only once read back (`took_effect()`).
 
+Values include E4's payloads (`Payloads`): a pickle whose execution is observable
+(`payload_executed()`), zlib and zstd decompression bombs, deeply nested JSON.
+
 Both faults are instant: they happen while the world's instances may be running; the tier then
 holds garbage, and what an implementation must do with it (a miss, never a wrong value or an
 exception) is for the checks. `heal()` is the harness cleaning up after itself: every planted value
@@ -14,8 +17,13 @@ re-admission is judged on a healthy tier; `still_damaged()` is True while a plan
 from __future__ import annotations
 
 import contextlib
+import os
+import pickle
 import random
 import sqlite3
+import tempfile
+import uuid
+import zlib
 from typing import Any
 
 import psycopg
@@ -28,10 +36,66 @@ from .nemesis import Nemesis, World, register
 REDIS_TYPES = ("string", "hash", "list", "set", "zset")
 
 
+class Payloads:
+    """Hostile byte strings (E4): garbage, a pickle whose execution creates `marker` (so executing it is
+    observable: `executed()`), decompression bombs (zlib and zstd, 64 MiB of zeros each), deeply nested
+    JSON, truncated and empty values."""
+
+    def __init__(self) -> None:
+        self.marker = os.path.join(tempfile.gettempdir(), f"tiercheck-pickle-ran-{uuid.uuid4().hex}")
+        self._fixed = [
+            b"",
+            b"\x00",
+            b"\xff\xfe garbage",
+            b"{not json",
+            b"9" * 30,
+            pickle.dumps(_Executed(self.marker), protocol=2),
+            zlib.compress(b"\0" * BOMB_BYTES, 9),
+            b"[" * 100_000 + b"]" * 100_000,
+        ]
+        with contextlib.suppress(ImportError):
+            import zstandard
+
+            self._fixed.append(zstandard.ZstdCompressor(level=19).compress(b"\0" * BOMB_BYTES))
+
+    def pick(self, rng: random.Random) -> bytes:
+        if rng.random() < 0.25:
+            return rng.randbytes(rng.randrange(1, 300))
+        return rng.choice(self._fixed)
+
+    def executed(self) -> bool:
+        """Whether anything ever unpickled a planted payload."""
+        return os.path.exists(self.marker)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.rmdir(self.marker)
+
+
+class _Executed:
+    """Unpickling this calls os.mkdir(marker): the observable proof that a payload was executed."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+BOMB_BYTES = 64 * 1024 * 1024
+_PAYLOADS: Payloads | None = None
+
+
+def payloads() -> Payloads:
+    """One set per process (the bombs take a moment to compress)."""
+    global _PAYLOADS
+    if _PAYLOADS is None:
+        _PAYLOADS = Payloads()
+    return _PAYLOADS
+
+
 def _garbage(rng: random.Random) -> bytes:
-    return rng.choice(
-        [b"", b"\x00", b"\xff\xfe garbage", b"{not json", b"9" * 30, rng.randbytes(rng.randrange(1, 300))]
-    )
+    return payloads().pick(rng)
 
 
 class RedisHostileKeys(Nemesis):
@@ -48,6 +112,10 @@ class RedisHostileKeys(Nemesis):
         self.url, self.namespace, self.rng = url, namespace, rng
         self.replaced: dict[bytes, tuple[str, str]] = {}
         self._undo: dict[bytes, tuple[bytes, int, bytes]] = {}  # key -> (original dump, pttl, planted dump)
+
+    def payload_executed(self) -> bool:
+        """Whether anything unpickled a planted payload (E4: never)."""
+        return payloads().executed()
 
     def _connect(self) -> redis_client.Redis:
         return redis_client.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=10)
@@ -136,7 +204,7 @@ def _glob_escape(text: str) -> str:
 # --- the database ---------------------------------------------------------------------------------
 
 _SQLITE_VALUES: dict[str, Any] = {
-    "text": lambda rng: rng.choice(["", "garbage", "\ufffd\x00", "9" * 40, "{not json"]),
+    "text": lambda rng: rng.choice(["", "garbage", "\ufffd\x00", "9" * 40, "{not json", "[" * 10_000]),
     "integer": lambda rng: rng.choice([-1, 0, 1, 2**63 - 1, -(2**63)]),
     "real": lambda rng: rng.choice([-0.5, 1e308, -1e308, 3.25]),
     "null": lambda rng: None,
@@ -162,6 +230,10 @@ class DatabaseHostileRows(Nemesis):
         self.replaced: list[tuple[str, str, str, str, str]] = []
         # table, column, where clause, row key, original value, planted value
         self._undo: list[tuple[str, str, Any, tuple, Any, Any]] = []
+
+    def payload_executed(self) -> bool:
+        """Whether anything unpickled a planted payload (E4: never)."""
+        return payloads().executed()
 
     def still_damaged(self) -> bool:
         if not self._undo:
@@ -205,17 +277,21 @@ class DatabaseHostileRows(Nemesis):
                 conn.close()
             return count
         with psycopg.connect(self.url, connect_timeout=10) as conn:
-            for table, column, _, key, old, new in self._undo:
-                query = sql.SQL("{} {} WHERE ctid = %s AND {} IS NOT DISTINCT FROM %s").format(
-                    sql.SQL("SELECT 1 FROM") if dry_run else sql.SQL("UPDATE"),
-                    sql.Identifier(table)
-                    if dry_run
-                    else sql.SQL("{} SET {} = %s").format(sql.Identifier(table), sql.Identifier(column)),
-                    sql.Identifier(column),
-                )
-                args = (*key, new) if dry_run else (old, *key, new)
-                cur = conn.execute(query, args)
-                count += (cur.fetchone() is not None) if dry_run else cur.rowcount
+            moved: dict[tuple[str, Any], Any] = {}  # an UPDATE moves the row (new ctid): follow it
+            for table, column, _, (ctid,), old, new in self._undo:
+                where = moved.get((table, ctid), ctid)
+                if dry_run:
+                    query = sql.SQL("SELECT ctid FROM {t} WHERE ctid = %s AND {c} IS NOT DISTINCT FROM %s")
+                    args: tuple = (where, new)
+                else:
+                    query = sql.SQL(
+                        "UPDATE {t} SET {c} = %s WHERE ctid = %s AND {c} IS NOT DISTINCT FROM %s RETURNING ctid"
+                    )
+                    args = (old, where, new)
+                row = conn.execute(query.format(t=sql.Identifier(table), c=sql.Identifier(column)), args).fetchone()
+                if row is not None:
+                    count += 1
+                    moved[(table, ctid)] = row[0]
             conn.rollback() if dry_run else conn.commit()
         return count
 

@@ -11,6 +11,7 @@ import contextlib
 import os
 import random
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,18 @@ from integration import servers
 
 from .nemesis import Nemesis, ServerKill, World, register
 from .proxy import Command, Hold, ProxyStats, TcpProxy, _Countdown
+
+STATE_DEADLINE = 10.0  # failsafe for a process state change to show in the process table
+
+
+def _within(seconds: float, check: Callable[[], bool]) -> bool:
+    """Poll `check` until true or the deadline (a readiness poll: the state change is asynchronous)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def process_stopped(handle: servers.ServerHandle) -> bool:
@@ -78,7 +91,7 @@ class RedisPause(Nemesis):
     def _inject(self) -> None:
         self.handle.pause()
         self.paused = True
-        if self.is_stopped():
+        if _within(STATE_DEADLINE, self.is_stopped):  # a signal is delivered asynchronously
             self.effect(f"pid {self.handle.pid} stopped (process state T)")
 
     def heal(self) -> None:

@@ -281,8 +281,10 @@ def test_tracking_connection_cut_resets_channels_only(world2):
     with pytest.raises(redis.ConnectionError):
         pubsub.parse_response(block=True, timeout=FAILSAFE)
     pubsub.close()
-    nemesis.inject()  # nothing long-lived left
-    assert not nemesis.took_effect()
+    b = _client(world2, 1)  # instance 1: command connections only
+    quiet = RedisChannelCut(world2.proxies[1], 1)
+    quiet.inject()
+    assert not quiet.took_effect() and b.ping()
 
 
 @pytest.mark.real_redis
@@ -558,3 +560,23 @@ def test_a_postgres_world_has_a_database_of_its_own():
             assert not terminate.took_effect()
             assert conn.execute("SELECT pg_backend_pid()").fetchone() == other
     assert box.children_left() == []
+
+
+def test_hostile_payloads_are_what_they_claim():
+    import pickle
+    import zlib
+
+    from chaos.hostile import BOMB_BYTES, Payloads
+
+    planted = Payloads()
+    try:
+        pickled = [p for p in planted._fixed if p.startswith(b"\x80\x02")]
+        assert len(pickled) == 1 and not planted.executed()
+        pickle.loads(pickled[0])  # what a cache must never do with a planted value
+        assert planted.executed()
+        bombs = [p for p in planted._fixed if p[:1] == b"\x78"]  # a zlib stream
+        assert len(bombs) == 1 and len(bombs[0]) < BOMB_BYTES // 100
+        assert len(zlib.decompressobj().decompress(bombs[0], BOMB_BYTES + 1)) == BOMB_BYTES
+    finally:
+        planted.close()
+    assert not planted.executed()
