@@ -34,6 +34,13 @@ The registry: `@register("kind")` on a builder `World -> Nemesis | None` (None: 
 world), or on a Nemesis class with a classmethod `for_world(world)`. `applicable(world)` builds every
 fault that applies. Adding a fault is one class plus one registry line.
 
+One fault cycle, as a runner drives it: `arm()` while healthy (only if the class overrides it),
+some operations, `inject()`, the operations of the fault window, `heal()`, then: `took_effect()`
+False -> report "fault did not take effect" and count nothing; `still_damaged()` True -> the tier
+carries the harness's own damage and is not held to "healthy" yet; otherwise the tier must be used
+again within the declared re-admission bound. `record()` is what a history keeps of the cycle.
+`close()` at the end of a round.
+
 A `World` is what faults may act on during one round: built by `chaos.sandbox.Sandbox.world()` on
 real servers, or by hand over an in-process `FakeRedisServer` (`World.fake_redis`).
 """
