@@ -50,13 +50,13 @@ class Payloads:
             b"{not json",
             b"9" * 30,
             pickle.dumps(_Executed(self.marker), protocol=2),
-            zlib.compress(b"\0" * BOMB_BYTES, 9),
+            zlib.compress(b"\0" * BOMB_BYTES, 1),
             b"[" * 100_000 + b"]" * 100_000,
         ]
         with contextlib.suppress(ImportError):
             import zstandard
 
-            self._fixed.append(zstandard.ZstdCompressor(level=19).compress(b"\0" * BOMB_BYTES))
+            self._fixed.append(zstandard.ZstdCompressor(level=3).compress(b"\0" * BOMB_BYTES))
 
     def pick(self, rng: random.Random) -> bytes:
         if rng.random() < 0.25:

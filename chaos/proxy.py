@@ -399,6 +399,8 @@ class TcpProxy:
         if conn.hold is not None and conn.hold._release is not None and not conn.hold._sent:
             conn.hold.dropped = True
             conn.hold._release.set()
+            if self._holding is conn.hold:
+                self._holding = None
 
     def hold_next(self, match: Callable[[Command], bool] | None = None) -> Hold:
         """Hold back the next command `match` accepts (default: any), with everything its connection
@@ -619,7 +621,7 @@ class TcpProxy:
         self._holding = hold
         hold._held.set()
         await hold._release.wait()
-        if hold.dropped or conn.upstream.is_closing():
+        if hold.dropped or conn.upstream.is_closing() or conn.ended:  # reset, or the server went away
             hold.dropped = True
             hold._applied.set()
             return False
