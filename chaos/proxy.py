@@ -138,12 +138,20 @@ def skip_reply(buf: bytes | bytearray, pos: int = 0) -> int | None:
     raise RespError(f"not a RESP reply: {bytes(buf[pos : pos + 16])!r}")
 
 
-@dataclass(frozen=True)
-class Command:
-    """One client command as it crossed the proxy: its raw bytes and its arguments."""
+class Command(bytes):
+    """One client command as it crossed the proxy: its raw RESP bytes (it is a `bytes`, so a matcher
+    written as `Callable[[bytes], bool]` works on it) and its parsed arguments (`args`)."""
 
-    raw: bytes
     args: tuple[bytes, ...]
+
+    def __new__(cls, raw: bytes, args: tuple[bytes, ...] | list[bytes]) -> Command:
+        command = super().__new__(cls, raw)
+        command.args = tuple(args)
+        return command
+
+    @property
+    def raw(self) -> bytes:
+        return bytes(self)
 
     @property
     def name(self) -> bytes:

@@ -183,6 +183,7 @@ def test_parse_command_splits_pipelined_commands_and_waits_for_incomplete_ones()
     for cut in range(len(one)):  # every prefix of a command is incomplete, never an error
         assert parse_command(one[:cut]) is None
     assert Command(one, (b"hset", b"k", b"")).is_write and not Command(two, (b"GET", b"x")).is_write
+    assert b"HSET" in Command(one, (b"HSET", b"k", b"")) and Command(one, ()).raw == one  # a matcher on bytes works
 
 
 @pytest.mark.parametrize("junk", [b"hello", b"*x\r\n", b"*1\r\n:1\r\n", b"*1\r\n$1\r\nab\r\n"])
