@@ -28,7 +28,7 @@ EXCLUDED = {
     "disk entry swap": "needs a shutdown around it (Runner.corruption_cycle)",
     "redis latency 2000ms": "every operation waits seconds: too slow for many short examples",
 }
-KINDS = [kind for kind in REGISTRY if kind not in EXCLUDED]
+KINDS = sorted(kind for kind in REGISTRY if kind not in EXCLUDED)
 
 
 class ChaosMachine(RuleBasedStateMachine):

@@ -278,7 +278,8 @@ class World:
 Builder = Callable[[World], "Nemesis | None"]
 REGISTRY: dict[str, Builder] = {}
 
-# Modules whose import fills the registry (in this order: the registry's order is the table's order).
+# Modules whose import fills the registry. Which one is imported first depends on the entry point, so
+# `applicable()` lists faults in sorted kind order: the same seed picks the same faults everywhere.
 BUILTIN_MODULES = ("chaos.redis_faults", "chaos.disk_faults", "chaos.db_faults", "chaos.hostile", "properties.faults")
 
 
@@ -311,10 +312,10 @@ def build(kind: str, world: World) -> Nemesis | None:
 
 
 def applicable(world: World, kinds: list[str] | tuple[str, ...] | None = None) -> list[Nemesis]:
-    """Every registered fault that applies to this world (only `kinds`, if given), in registry order."""
+    """Every registered fault that applies to this world (only `kinds`, if given), sorted by kind."""
     load_builtin()
     found = []
-    for kind in REGISTRY:
+    for kind in sorted(REGISTRY):
         if kinds is not None and kind not in kinds:
             continue
         nemesis = build(kind, world)
