@@ -14,12 +14,13 @@ import errno
 import os
 import random
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 from properties.faults import DiskFault
 
-from .nemesis import Nemesis
+from .nemesis import Nemesis, World, register
 
 
 class Tmpfs:
@@ -80,10 +81,24 @@ class DiskFull(Nemesis):
         self.filler = tmpfs.mountpoint / ".chaos-filler" if self.real and tmpfs else None
         self.fallback = None if self.real else DiskFault(cache_dir, errno.ENOSPC)
 
-    def inject(self) -> None:
+    def _inject(self) -> None:
         if self.fallback is not None:
             self.fallback.inject()
             return
+        assert self.filler is not None
+        try:
+            self._fill()
+        finally:
+            st = os.statvfs(self.filler.parent)
+            if st.f_bavail == 0:
+                self.effect(f"{self.filler.parent} full (0 blocks free)")
+
+    def took_effect(self) -> bool:
+        if self.fallback is not None:
+            return self.fallback.took_effect()
+        return super().took_effect()
+
+    def _fill(self) -> None:
         assert self.filler is not None
         try:
             fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -122,14 +137,21 @@ class DiskReadOnly(Nemesis):
         self.fallback = None if self.real else DiskFault(cache_dir, errno.EROFS)
         self.active = False
 
-    def inject(self) -> None:
+    def _inject(self) -> None:
         if self.fallback is not None:
             self.fallback.inject()
         else:
             assert self.tmpfs is not None
             if not self.tmpfs.remount("ro"):
                 raise RuntimeError(f"remount read-only of {self.tmpfs.mountpoint} failed")
+            if os.statvfs(self.tmpfs.mountpoint).f_flag & os.ST_RDONLY:
+                self.effect(f"{self.tmpfs.mountpoint} mounted read-only")
         self.active = True
+
+    def took_effect(self) -> bool:
+        if self.fallback is not None:
+            return self.fallback.took_effect()
+        return super().took_effect()
 
     def heal(self) -> None:
         if not self.active:
@@ -152,8 +174,11 @@ class DiskIOError(Nemesis):
     def __init__(self, cache_dir: str) -> None:
         self.fallback = DiskFault(cache_dir, errno.EIO)
 
-    def inject(self) -> None:
+    def _inject(self) -> None:
         self.fallback.inject()
+
+    def took_effect(self) -> bool:
+        return self.fallback.took_effect()
 
     def heal(self) -> None:
         self.fallback.heal()
@@ -170,26 +195,39 @@ class DirRemoved(Nemesis):
     def __init__(self, cache_dir: str) -> None:
         self.cache_dir = cache_dir
 
-    def inject(self) -> None:
+    def _inject(self) -> None:
+        existed = os.path.isdir(self.cache_dir)
         shutil.rmtree(self.cache_dir, ignore_errors=True)
+        if existed and not os.path.exists(self.cache_dir):
+            self.effect(f"{self.cache_dir} removed")
 
 
 def entry_files(cache_dir: str) -> list[str]:
     """Every non-empty regular file under cache_dir, sorted (the harness does not know the layout)."""
-    found = []
-    for d, _, files in os.walk(cache_dir):
-        for name in files:
+    return sorted(p for p, (size, _) in _files(cache_dir).items() if size > 0)
+
+
+def _files(cache_dir: str) -> dict[str, tuple[int, int]]:
+    """Every regular file under cache_dir (symlinks excluded) -> (size, mtime_ns)."""
+    found = {}
+    for d, _, names in os.walk(cache_dir):
+        for name in names:
             path = os.path.join(d, name)
             with contextlib.suppress(OSError):
-                if os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) > 0:
-                    found.append(path)
-    return sorted(found)
+                st = os.lstat(path)
+                if stat.S_ISREG(st.st_mode):
+                    found[path] = (st.st_size, st.st_mtime_ns)
+    return found
 
 
 class CorruptEntries(Nemesis):
-    """Alter up to `count` entry files: truncate, flip one bit, or swap with another entry's file.
+    """Alter up to `count` files of cache_dir: truncate, flip one bit, or swap with another file.
 
-    `corrupted` maps each altered path to the bytes written there, for the E2 removal check.
+    Layout-neutral: the harness does not know which files are entries. When `arm()` took a picture of
+    cache_dir, the candidates are the files created or changed since (what the operations in between
+    wrote); otherwise, or when none changed, every non-empty regular file. `corrupted` maps each
+    altered path to the bytes written there, `originals` to the bytes it held before: exactly what
+    changed, for the checks.
     """
 
     tier = "disk"
@@ -202,20 +240,35 @@ class CorruptEntries(Nemesis):
         self.cache_dir, self.how, self.rng, self.count = cache_dir, how, rng, count
         self.kind = f"disk entry {how}"
         self.corrupted: dict[str, bytes] = {}
+        self.originals: dict[str, bytes] = {}
+        self.picture: dict[str, tuple[int, int]] | None = None
 
-    def inject(self) -> None:
-        self.corrupted = {}
-        files = entry_files(self.cache_dir)
+    def arm(self) -> None:
+        self.picture = _files(self.cache_dir)
+
+    def candidates(self) -> list[str]:
+        now = {p: v for p, v in _files(self.cache_dir).items() if v[0] > 0}
+        if self.picture is not None:
+            changed = sorted(p for p, v in now.items() if self.picture.get(p) != v)
+            if changed:
+                return changed
+        return sorted(now)
+
+    def _inject(self) -> None:
+        self.corrupted, self.originals = {}, {}
+        files = self.candidates()
+        self.picture = None
         if not files:
             return
         chosen = self.rng.sample(files, min(self.count, len(files)))
         contents = {}
-        for path in files if self.how == "swap" else chosen:
+        pool = entry_files(self.cache_dir) if self.how == "swap" else chosen
+        for path in pool:
             with contextlib.suppress(OSError), open(path, "rb") as f:
                 contents[path] = f.read()
         for path in chosen:
             data = contents.get(path)
-            if data is None:
+            if not data:
                 continue
             if self.how == "truncate":
                 new = data[: self.rng.randrange(len(data))]
@@ -231,7 +284,19 @@ class CorruptEntries(Nemesis):
                 new = contents[self.rng.choice(others)]
             with open(path, "wb") as f:
                 f.write(new)
-            self.corrupted[path] = new
+            with contextlib.suppress(OSError), open(path, "rb") as f:
+                if f.read() == new:
+                    self.corrupted[path] = new
+                    self.originals[path] = data
+                    self.effect(
+                        f"{os.path.relpath(path, self.cache_dir)}: {len(data)} -> {len(new)} bytes ({self.how})"
+                    )
+
+    def still_damaged(self) -> bool:
+        """While an altered file still holds exactly the altered bytes, the disk tier carries the harness's
+        damage (the implementation has not read and dropped it yet). `heal` does not restore them: what
+        the implementation does with them is what E2 checks."""
+        return bool(self.still_corrupt())
 
     def still_corrupt(self) -> list[str]:
         """Altered files that still hold exactly the altered bytes."""
@@ -244,3 +309,41 @@ class CorruptEntries(Nemesis):
             except OSError:
                 continue
         return left
+
+
+# --- the registry ---------------------------------------------------------------------------------
+
+
+@register("disk ENOSPC")
+def _full(world: World) -> Nemesis:
+    return DiskFull(world.cache_dir, world.tmpfs)
+
+
+@register("disk read-only")
+def _read_only(world: World) -> Nemesis:
+    return DiskReadOnly(world.cache_dir, world.tmpfs)
+
+
+@register("disk EIO")
+def _eio(world: World) -> Nemesis:
+    return DiskIOError(world.cache_dir)
+
+
+@register("disk dir removed")
+def _dir_removed(world: World) -> Nemesis:
+    return DirRemoved(world.cache_dir)
+
+
+@register("disk entry truncate")
+def _truncate(world: World) -> Nemesis:
+    return CorruptEntries(world.cache_dir, "truncate", world.rng)
+
+
+@register("disk entry bitflip")
+def _bitflip(world: World) -> Nemesis:
+    return CorruptEntries(world.cache_dir, "bitflip", world.rng)
+
+
+@register("disk entry swap")
+def _swap(world: World) -> Nemesis:
+    return CorruptEntries(world.cache_dir, "swap", world.rng)

@@ -2,9 +2,13 @@
 
 Layout under `root`:
     disk/            a small tmpfs when mountable (else a plain directory)
-    disk/cache-N/    the cache_dir of one Env
-    db-N.sqlite3     the SQLite database of one Env (outside cache_dir: disk faults leave it alone)
+    disk/cache-N/    the cache_dir of one Env, or of every instance of one World
+    db-N.sqlite3     the SQLite database of one Env or World (outside cache_dir: disk faults leave it alone)
     files/           the source files whose content the keys are made of
+
+`world(instances=...)` builds what faults act on for one round (`chaos.nemesis.World`): several
+instances sharing Redis, the database and cache_dir, each reaching Redis through its own proxy
+(instance 0 through the sandbox's main `proxy`, so code that waits on `sandbox.proxy` still works).
 
 Everything started here is stopped in `close()` (also on error); `children_left()` lists any child
 process still alive afterwards, which the tests require to be empty.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,6 +30,7 @@ from tiercheck.backends import FakeClock, unique_namespace
 from tiercheck.contract import Env
 
 from .disk_faults import Tmpfs
+from .nemesis import World
 from .proxy import TcpProxy
 
 
@@ -46,6 +52,7 @@ class Sandbox:
         self.proxy: TcpProxy | None = None
         self.pids: list[int] = []
         self._count = 0
+        self._worlds: list[World] = []
 
     def start(self) -> Sandbox:
         try:
@@ -102,6 +109,80 @@ class Sandbox:
             **fields,
         )
 
+    def _redis_port(self) -> int:
+        assert self.redis is not None
+        return int(self.redis.url.rsplit(":", 1)[1].split("/")[0])
+
+    def world(
+        self,
+        instances: int = 1,
+        database: str | None = "sqlite",
+        redis: bool = True,
+        *,
+        rng: random.Random | None = None,
+        clock: FakeClock | None = None,
+        **env_fields,
+    ) -> World:
+        """A fresh world of `instances` Envs sharing one cache_dir, namespace, database ("sqlite": a new
+        file; "postgres": a new database on the sandbox's server; None) and clock; instance i reaches
+        Redis through `world.proxies[i]`. Close it with `world.close()` (stops the proxies it started;
+        the sandbox's close does it too)."""
+        if instances < 1:
+            raise ValueError("a world has at least one instance")
+        self._count += 1
+        cache_dir = self.root / "disk" / f"cache-{self._count}"
+        sqlite_path = None
+        if database == "sqlite":
+            sqlite_path = str(self.root / f"db-{self._count}.sqlite3")
+            db_url: str | None = f"sqlite:///{sqlite_path}"
+        elif database == "postgres":
+            assert self.postgres is not None, "the sandbox was started without PostgreSQL"
+            db_url = servers.create_database(self.postgres, f"world_{self._count}")  # rows of this world only
+        elif database is None:
+            db_url = None
+        else:
+            raise ValueError(f"database must be 'sqlite', 'postgres' or None, not {database!r}")
+        use_redis = redis and self.redis is not None and self.proxy is not None
+        proxies: list[TcpProxy] = []
+        owned: list[TcpProxy] = []
+        if use_redis:
+            assert self.proxy is not None
+            self.proxy.heal()  # shared with earlier rounds: no toxic carries over
+            proxies.append(self.proxy)
+            for _ in range(instances - 1):
+                extra = TcpProxy("127.0.0.1", self._redis_port()).start()
+                proxies.append(extra)
+                owned.append(extra)
+        namespace = unique_namespace("chaos")
+        clock = clock or FakeClock()
+        envs = [
+            Env(
+                cache_dir=str(cache_dir),
+                redis_url=proxies[i].url() if use_redis else None,
+                database_url=db_url,
+                namespace=namespace,
+                clock=clock,
+                **env_fields,
+            )
+            for i in range(instances)
+        ]
+        world = World(
+            envs=envs,
+            cache_dir=str(cache_dir),
+            namespace=namespace,
+            rng=rng or random.Random(self._count),
+            redis=self.redis if use_redis else None,
+            proxies=proxies,
+            postgres=self.postgres if database == "postgres" else None,
+            tmpfs=self.tmpfs if self.tmpfs.mounted else None,
+            sqlite_path=sqlite_path,
+            database_url=db_url,
+            root=self.root,
+            owned=owned,
+        )
+        self._worlds.append(world)
+        return world
+
     def reset_disk(self) -> None:
         """Empty the tmpfs between rounds (1 MiB fills up over a long campaign)."""
         base = self.root / "disk"
@@ -113,6 +194,9 @@ class Sandbox:
                     child.unlink()
 
     def close(self) -> None:
+        for world in self._worlds:
+            world.close()
+        self._worlds.clear()
         if self.proxy is not None:
             self.proxy.stop()
         for handle in (self.redis, self.postgres):

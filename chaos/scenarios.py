@@ -9,8 +9,8 @@ from collections.abc import Callable
 from tiercheck.contract import Factory
 
 from .disk_faults import CorruptEntries
-from .nemesis import Nemesis
-from .runner import Runner, Summary, build_nemeses
+from .nemesis import Nemesis, build
+from .runner import Runner, Summary
 from .sandbox import Sandbox
 
 Script = list[tuple[str, str, str]]
@@ -27,6 +27,8 @@ def world(kind: str) -> dict:
         return {"sandbox": {"postgres": True}, "env": {"database": "postgres"}}
     if kind.startswith("disk entry"):
         return {"sandbox": {"redis": False}, "env": {"database": "sqlite", "redis": False}}
+    if kind == "redis partition (one instance)":
+        return {"sandbox": {}, "env": {"database": "sqlite", "instances": 2}}
     return {"sandbox": {}, "env": {"database": "sqlite"}}
 
 
@@ -47,12 +49,13 @@ def run_fault(
     rng = random.Random(seed)
     summary = Summary(seed=seed)
     with Sandbox(**settings["sandbox"]) as sandbox:
-        env = sandbox.new_env(ttl_seconds=600.0, **settings["env"])
+        where = sandbox.world(rng=rng, ttl_seconds=600.0, **settings["env"])
+        env = where.envs[0]  # the runner drives the first instance; a "one"-scope fault may hit another
         summary.notes.append(f"disk: {sandbox.tmpfs.reason}")
         runner = Runner(factory, sandbox, env, rng, summary, avoid_known_bugs=avoid_known_bugs)
         nemesis: Nemesis | None = None
         try:
-            nemesis = _pick(build_nemeses(sandbox, env, rng), kind)
+            nemesis = _pick(where, kind)
             runner.run_script(WARM_SCRIPT)
             runner.run_ops(ops)
             for _ in range(cycles):
@@ -65,13 +68,14 @@ def run_fault(
             runner.check_containment()
         finally:
             if nemesis is not None:
-                nemesis.heal()
+                nemesis.close()
             runner.close()
+            where.close()
     return summary, sandbox.children_left()
 
 
-def _pick(nemeses: list[Nemesis], kind: str) -> Nemesis:
-    for n in nemeses:
-        if n.kind == kind:
-            return n
-    raise LookupError(f"no nemesis {kind!r} in {[n.kind for n in nemeses]}")
+def _pick(where, kind: str) -> Nemesis:
+    nemesis = build(kind, where)
+    if nemesis is None:
+        raise LookupError(f"the fault {kind!r} does not apply to this world ({len(where.envs)} instance(s))")
+    return nemesis

@@ -446,6 +446,21 @@ def _launch_postgres(handle: ServerHandle, empty: bool) -> None:
     _wait_until(ready, "postgres", handle.process, log)
 
 
+def create_database(handle: ServerHandle, name: str) -> str:
+    """A new, empty database on the server (for one chaos world); returns its URL."""
+    import psycopg
+
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a plain database name: {name!r}")
+    base, _, _ = handle.url.rpartition("/")
+    try:
+        with psycopg.connect(handle.url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        raise Unavailable(f"cannot create database {name} on the {handle.provider} server: {exc}") from exc
+    return f"{base}/{name}"
+
+
 def start_postgres(tmp_root: str | None = None) -> ServerHandle:
     """A PostgreSQL server: env URL, Docker, or local binaries — else Unavailable with the reason."""
     external = os.environ.get("TIERCHECK_DATABASE_URL")
