@@ -3,8 +3,10 @@
 `tiercheck ratchet`: compare two reports and fail on any property that newly fails or is newly not applicable.
 
 Exit codes: 0 every applicable property passed (ratchet: nothing got worse); 1 some property failed (ratchet:
-something got worse); 2 usage or environment error (bad --impl, unknown property, unreadable report), with a
-message saying what to do.
+something got worse); 2 usage or environment error (bad --impl, a factory that raises or returns no cache,
+unknown property, empty --only, unwritable --report-dir, unreadable report, missing server), with one line
+saying what to do, printed before any test runs; 3 nothing was checked: every selected property was not
+applicable (or had no test), so no verdict can gate anything.
 """
 
 from __future__ import annotations
@@ -19,21 +21,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import door
 from .catalog import normalize
-from .contract import DEFAULT_IMPL, ImplementationError, load_factory
+from .contract import DEFAULT_IMPL
 from .ratchet import ReportError, compare, format_comparison, load_report
 from .report_html import write_html
 from .report_junit import write_junit
+from .suites import FIXTURES_PLUGIN, suite_dirs
 from .verdicts import Verdict, VerdictRecorder, summarize, write_json
 
-SUITES = ("properties", "chaos", "integration")  # chaos and integration start real servers from the wheels
-PROFILES = ("quick", "ci", "nightly")
-
-
-def _suite_paths() -> list[str]:
-    """The suite packages, found next to the tiercheck package (checkout or installed)."""
-    root = Path(__file__).resolve().parent.parent
-    return [str(root / name) for name in SUITES if (root / name).is_dir()]
+_EXIT_CODES = next(part for part in __doc__.split("\n\n") if part.startswith("Exit codes"))
+EXIT_NOTHING_CHECKED = 3
+"""Every selected property was not applicable or not run: nothing was checked."""
 
 
 def _import_from_cwd() -> None:
@@ -46,15 +45,30 @@ def _import_from_cwd() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([cwd, *paths])
 
 
-def verify(args: argparse.Namespace) -> int:
-    _import_from_cwd()
+def _at_the_door(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | None]:
+    """Every check that needs no test run, in the order a user would fix them; raise DoorError."""
+    args.profile = door.profile(args.profile)
+    door.check_only(args.only)
     try:
         wanted = normalize(args.only)
-        load_factory(args.impl)
+    except ValueError as exc:
+        raise door.DoorError(str(exc)) from None
+    door.check_report_dir(args.report_dir)
+    try:
         baseline = load_report(args.baseline) if args.baseline else None
-    except (ValueError, ImplementationError, ReportError) as exc:
+    except ReportError as exc:
+        raise door.DoorError(str(exc)) from None
+    _import_from_cwd()
+    door.check_impl(args.impl)
+    return wanted, baseline
+
+
+def verify(args: argparse.Namespace) -> int:
+    try:
+        wanted, baseline = _at_the_door(args)
+    except door.DoorError as exc:
         print(f"tiercheck: {exc}", file=sys.stderr)
-        return 2
+        return door.EXIT_USAGE
     derandomized = args.profile == "ci"
     seed = None if derandomized else (args.seed if args.seed is not None else random.randrange(2**32))
     if derandomized and args.seed is not None:
@@ -66,13 +80,13 @@ def verify(args: argparse.Namespace) -> int:
         args.impl, args.profile, seed, progress=lambda line: _progress(console, line), quiet_terminal=True
     )
     pytest_args = [
-        *_suite_paths(),
+        *map(str, suite_dirs()),
         "-p",
         "tiercheck.pytest_plugin",
         "-p",
         "tiercheck.recording",
         "-p",
-        "integration.fixtures",  # real-server fixtures (also when run outside a checkout, with no conftest.py)
+        FIXTURES_PLUGIN,  # real-server fixtures (also when run outside a checkout, with no conftest.py)
         "-p",
         "no:cacheprovider",
         "--impl",
@@ -126,8 +140,17 @@ def verify(args: argparse.Namespace) -> int:
         current = {"verdicts": [{"id": v.id, "verdict": v.verdict} for v in verdicts]}
         comparison = compare(baseline, current, only=wanted)
         console.print(format_comparison(comparison, args.baseline, "this run"), markup=False, highlight=False)
-        return 1 if comparison.regressions else 0
-    return 1 if any(v.verdict == "FAIL" for v in verdicts) else 0
+        code = 1 if comparison.regressions else 0
+    else:
+        code = 1 if any(v.verdict == "FAIL" for v in verdicts) else 0
+    if code == 0 and not any(v.verdict in ("pass", "FAIL") for v in verdicts):
+        print(
+            "tiercheck: nothing was checked: every selected property was not applicable or had no test "
+            f"(exit {EXIT_NOTHING_CHECKED}); see the reasons in the table",
+            file=sys.stderr,
+        )
+        return EXIT_NOTHING_CHECKED
+    return code
 
 
 def ratchet(args: argparse.Namespace) -> int:
@@ -215,12 +238,28 @@ def _print_failure(console: Any, verdict: Verdict, failure: dict[str, Any]) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tiercheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="tiercheck",
+        description="\n\n".join(__doc__.split("\n\n")[:2]),
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    v = sub.add_parser("verify", help="check an implementation against SPEC properties P1-P12, E1-E10")
+    v = sub.add_parser(
+        "verify",
+        help="check an implementation against SPEC properties P1-P12, E1-E10",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     v.add_argument("--impl", default=DEFAULT_IMPL, help="package.module:factory (default: %(default)s)")
-    v.add_argument("--profile", choices=PROFILES, default="ci", help="Hypothesis profile (default: %(default)s)")
-    v.add_argument("--only", help="comma-separated property IDs, e.g. P1,P7,E2")
+    v.add_argument(
+        "--profile",
+        default="ci",
+        metavar="{quick,dev,ci,nightly}",
+        help="Hypothesis profile: quick (alias dev: 30 random examples), ci (derandomized, 100), nightly (2,000); "
+        "default: %(default)s",
+    )
+    v.add_argument("--only", help="comma-separated property IDs, e.g. P1,P7,E2 (an empty value is an error)")
     v.add_argument(
         "--report-dir", help="write tiercheck.json, junit.xml and report.html here (schema: docs/report-schema.md)"
     )
