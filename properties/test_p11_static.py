@@ -14,8 +14,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "broken_cache_structure.py"
 
 
 @pytest.mark.prop("P11")
-def test_P11_implementation_source_is_structurally_sound(request):
-    factory = load_factory(request.config.getoption("--impl"))
+def test_P11_implementation_source_is_structurally_sound(impl_spec):
+    factory = load_factory(impl_spec)
     files = source_files_of(factory)
     if not files:
         pytest.skip("not applicable: no Python source files found for the implementation")

@@ -69,7 +69,7 @@ def test_a_failure_shows_the_case_and_a_replay_command_that_replays_it(failing, 
     failure = document["verdicts"][0]["failures"][0]
     command = failure["replay"]
     assert replay_lines[0].strip() == command
-    assert f"--impl {BROKEN}" in command and "TIERCHECK_PROFILE=ci" in command
+    assert f"--tiercheck-impl {BROKEN}" in command and "TIERCHECK_PROFILE=ci" in command
     assert run.stdout.count("=== FAILURES ===") == 0  # pytest's own section is not repeated
     replayed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert replayed.returncode == 1, replayed.stdout + replayed.stderr

@@ -86,8 +86,12 @@ def load(spec: str) -> Factory:
         ) from None
 
 
-def check_factory(spec: str, factory: Factory) -> None:
-    """Build one cache on a fresh Env (no Redis, SQLite in a temporary directory), check it, shut it down."""
+def check_factory(spec: str, factory: Factory, label: str | None = None) -> None:
+    """Build one cache on a fresh Env (no Redis, SQLite in a temporary directory), check it, shut it down.
+
+    Messages start with `label` (default: "--impl 'spec'").
+    """
+    who = label or f"--impl {spec!r}"
     with tempfile.TemporaryDirectory(prefix="tiercheck-door-") as root:
         env = Env(
             cache_dir=str(Path(root) / "cache"),
@@ -99,25 +103,25 @@ def check_factory(spec: str, factory: Factory) -> None:
             cache = factory(env)
         except (Exception, SystemExit) as exc:
             raise DoorError(
-                f"--impl {spec!r}: factory(env) raised {_first_line(exc)}; it must build a cache from a "
+                f"{who}: factory(env) raised {_first_line(exc)}; it must build a cache from a "
                 "tiercheck.contract.Env (here: no Redis, SQLite in a temporary directory)"
             ) from None
         try:
             if cache is None:
                 raise DoorError(
-                    f"--impl {spec!r}: factory(env) returned None; it must return the cache object "
+                    f"{who}: factory(env) returned None; it must return the cache object "
                     "(methods of tiercheck.contract.Cache)"
                 )
             missing = missing_methods(cache)
             if missing:
                 raise DoorError(
-                    f"--impl {spec!r}: factory(env) returned a {type(cache).__name__} without the contract "
+                    f"{who}: factory(env) returned a {type(cache).__name__} without the contract "
                     f"methods {', '.join(missing)}; add them (see tiercheck.contract.Cache)"
                 )
             try:
                 capabilities(cache)
             except ImplementationError as exc:
-                raise DoorError(f"--impl {spec!r}: {exc}") from None
+                raise DoorError(f"{who}: {exc}") from None
         finally:
             if cache is not None and callable(getattr(cache, "shutdown", None)):
                 with contextlib.suppress(Exception):  # shutdown is judged by the properties, not here
