@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BROKEN = "variants.method_outside_class:factory"  # fails P11: a method dedented out of its class
 
 
-def tiercheck(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "160", "TERM": "dumb"}
+def tiercheck(*args: str, cwd: Path = ROOT, columns: int = 160) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": str(columns), "TERM": "dumb"}
     env.pop("TIERCHECK_PROFILE", None)
     return subprocess.run(
-        [sys.executable, "-m", "tiercheck.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
+        [sys.executable, "-m", "tiercheck", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
     )
 
 
@@ -78,6 +78,9 @@ def test_a_failure_shows_the_case_and_a_replay_command_that_replays_it(failing, 
     junit = ET.parse(reports / "junit.xml").getroot().find("testsuite/testcase/failure")
     assert junit is not None and junit.get("message").startswith("AssertionError: structural findings:")
     assert command in junit.text
+    summary = run.stdout.split("1 failing test", 1)[1]  # last on the screen: every failure, one line each
+    assert re.search(r"^P11 FAIL properties/test_p11_static\.py::\S+structurally_sound — AssertionError", summary, re.M)
+    assert f"full details: {reports / 'report.html'}" in summary
 
 
 def test_baseline_gates_on_new_failures_only(passing, failing, tmp_path):
@@ -117,3 +120,43 @@ def test_workers_run_only_the_selected_property(tmp_path):
     document = json.loads((tmp_path / "tiercheck.json").read_text())
     assert document["verdicts"][0]["verdict"] == "pass" and document["verdicts"][0]["tests"] >= 5
     assert all(t["properties"] == ["P11"] for t in document["tests"])
+
+
+def test_version_and_the_list_of_properties():
+    version = tiercheck("--version")
+    assert version.returncode == 0 and re.fullmatch(r"tiercheck \S+\n", version.stdout), version.stdout
+    listing = tiercheck("list")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[0].startswith("P1 ") and "Cache consistency" in lines[0]
+    assert len(lines) >= 22 and all(" needs: " in line for line in lines)
+
+
+def test_arguments_after_a_double_dash_go_to_pytest():
+    run = tiercheck("verify", "--only", "P11", "--", "-k", "finding_format")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.findall(r"^\[\s*(\d+)/(\d+)\] P11", run.stdout, re.M) == [("1", "1")]
+
+
+def test_the_table_fits_a_narrow_terminal_and_wraps_reasons(tmp_path):
+    (tmp_path / "nolegacy.py").write_text(
+        "from reference import factory as _f\n\n\ndef factory(env):\n    c = _f(env)\n"
+        "    c.tiercheck_capabilities = {'legacy_api': False}\n    return c\n"
+    )
+    run = tiercheck(
+        "verify", "--impl", "nolegacy:factory", "--only", "E9", "--", "-k", "hostile", cwd=tmp_path, columns=80
+    )
+    assert run.returncode == 3, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines if not line.startswith(("[", "servers ("))), run.stdout
+    header = next(i for i, line in enumerate(lines) if "Notes" in line and "Verdict" in line)
+    column = lines[header].index("Notes")
+    row = [line[column:] for line in lines[header + 2 :]]
+    notes = "".join(row[: next((i for i, cell in enumerate(row) if not cell.strip()), len(row))])
+    assert "notapplicable:theimplementationdoesnotdeclarethelegacymoduleAPI" in notes.replace(" ", "")
+
+
+@pytest.mark.parametrize("value", ["foo", "-1"])
+def test_workers_take_a_number_or_auto(value):
+    run = tiercheck("verify", "-n", value)
+    assert run.returncode == 2 and "-n takes a number of workers or 'auto'" in run.stderr

@@ -6,6 +6,7 @@ Each case runs `tiercheck verify` as a user would, from a directory of their own
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,7 @@ def test_a_run_where_every_property_is_not_applicable_exits_3_and_says_so(projec
     assert run.returncode == 3, run.stdout + run.stderr
     assert "not applicable" in run.stdout
     assert "nothing was checked" in run.stderr and "exit 3" in run.stderr
+    # The integration suite's E9 tests started real servers: the run says which, from which provider.
+    assert re.search(r"^servers \(tried in order: TIERCHECK_REDIS_URL .*Docker.*local binaries\)", run.stdout, re.M)
+    assert re.search(r"^served by: redis \S+ \S+ from ", run.stdout, re.M), run.stdout
+    assert re.search(r"^served by: postgres PostgreSQL \S+ from ", run.stdout, re.M), run.stdout
