@@ -31,7 +31,7 @@ from .contract import DEFAULT_IMPL
 from .ratchet import ReportError, compare, format_comparison, load_report
 from .report_html import write_html
 from .report_junit import write_junit
-from .suites import FIXTURES_PLUGIN, suite_dirs
+from .suites import FIXTURES_PLUGIN, SERVER_SUITES, fixtures_module, suite_dirs
 from .verdicts import TestRecord, Verdict, VerdictRecorder, summarize, write_json
 
 _EXIT_CODES = next(part for part in __doc__.split("\n\n") if part.startswith("Exit codes"))
@@ -125,7 +125,7 @@ class _NeedsServers:
     def pytest_collection_finish(self, session: Any) -> None:
         from .recording import property_ids
 
-        starting = [d for d in suite_dirs() if d.name in ("chaos", "integration")]
+        starting = [d for d in suite_dirs() if d.name in SERVER_SUITES]
         for item in session.items:
             if not property_ids(item):
                 continue
@@ -142,8 +142,7 @@ class _NeedsServers:
 
 def _check_servers(console: Any, pytest_args: list[str]) -> None:
     """Say which provider will serve each kind of server; a missing one the run needs is a DoorError."""
-    from integration import fixtures  # noqa: PLC0415 - the suites' own module, through FIXTURES_PLUGIN
-
+    fixtures = fixtures_module()
     plan = fixtures.planned_providers()
     chosen = ", ".join(f"{kind} from {plan[kind] or 'nothing'}" for kind in fixtures.KINDS)
     console.print(
@@ -164,10 +163,8 @@ def _check_servers(console: Any, pytest_args: list[str]) -> None:
 
 def _environment_error(records: list[TestRecord]) -> str | None:
     """The first line of an environment error a test met (a server that could not be started), if any."""
-    from integration.fixtures import ENVIRONMENT_ERROR
-
     for record in records:
-        for marker in (ENVIRONMENT_ERROR, "servers.Unavailable: "):
+        for marker in (fixtures_module().ENVIRONMENT_ERROR, "servers.Unavailable: "):
             if marker in record.failure:
                 line = record.failure.split(marker, 1)[1].strip().splitlines()[0]
                 return f"a server could not be started ({line}); the run is not a verdict"
@@ -198,17 +195,16 @@ def verify(args: argparse.Namespace) -> int:
     )
     import pytest
 
-    from integration.fixtures import SERVER_LOG_ENV, read_server_log
-
+    fixtures = fixtures_module()
     seed_note = "derandomized (fixed per test)" if derandomized else f"--hypothesis-seed={seed}"
     console.print(f"tiercheck: {args.impl}, profile {args.profile}, seed {seed_note}, properties {','.join(wanted)}")
     with tempfile.TemporaryDirectory(prefix="tiercheck-run-") as scratch:
         server_log = Path(scratch) / "servers.jsonl"
-        os.environ[SERVER_LOG_ENV] = str(server_log)
+        os.environ[fixtures.SERVER_LOG_ENV] = str(server_log)
         started = time.monotonic()
         code = pytest.main(pytest_args, plugins=[recorder])
         elapsed = time.monotonic() - started
-        served = read_server_log(server_log)
+        served = fixtures.read_server_log(server_log)
     if code not in (0, 1, 5):  # interrupted, internal or usage error
         print(f"tiercheck: the test run did not complete (pytest exit code {code})", file=sys.stderr)
         return door.EXIT_USAGE

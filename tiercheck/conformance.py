@@ -102,11 +102,6 @@ class ConformanceSuite(pytest.Collector):
                 collected.append(pytest.Module.from_parent(self, path=path, name=name, nodeid=f"{self.nodeid}::{name}"))
         return collected
 
-    def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
-        if isinstance(excinfo.value, self.CollectError):
-            return str(excinfo.value.args[0])
-        return super().repr_failure(excinfo, style)
-
 
 def make_collector(collector: pytest.Collector, name: str, obj: object) -> ConformanceSuite | None:
     """For `pytest_pycollect_makeitem`: collect a CacheConformance subclass named like a test class."""

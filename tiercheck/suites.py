@@ -6,13 +6,23 @@ the `tiercheck.` namespace, only `SUITE_PACKAGES` and `FIXTURES_PLUGIN` change.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 SUITE_PACKAGES = ("properties", "chaos", "integration")
 """The packages whose tests exercise an implementation (chaos and integration start real servers)."""
 
 FIXTURES_PLUGIN = "integration.fixtures"
 """The pytest plugin module with the real-server fixtures (redis_server, postgres_server, real_env)."""
+
+SERVER_SUITES = ("chaos", "integration")
+"""The suites (by directory name) whose tests start real Redis and PostgreSQL servers."""
+
+
+def fixtures_module() -> ModuleType:
+    """The real-server fixtures module (its provider plan, server log and error marker), imported by name."""
+    return importlib.import_module(FIXTURES_PLUGIN)
 
 
 def package_dir(name: str) -> Path:
