@@ -197,3 +197,15 @@ def test_the_environment_names_python_hypothesis_and_the_servers_that_served():
     )
     assert environment["postgresql server"] == "PostgreSQL 16.4 from TIERCHECK_DATABASE_URL"
     assert "redis server" not in _environment([])  # no server served: none is named
+
+
+def test_list_shows_what_each_property_needs_from_the_catalog(monkeypatch, capsys):
+    from tiercheck import catalog, cli
+
+    monkeypatch.setattr(catalog, "NEEDS", {"P2": "tiers_holding() introspection", "E9": ("legacy_api",)}, raising=False)
+    assert cli.main(["list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["P2"].endswith("needs: tiers_holding() introspection")
+    assert lines["E9"].endswith("needs: legacy_api")
+    assert lines["P1"].endswith("needs: (not listed by this version of tiercheck)")
+    assert set(lines) == set(catalog.PROPERTIES)
