@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from integration import fixtures, servers
+from tiercheck.suites import FIXTURES_PLUGIN
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,7 +161,7 @@ def test_session_fixtures_close_their_servers(tmp_path):
             "-p",
             "no:cacheprovider",
             "-p",
-            "integration.fixtures",
+            FIXTURES_PLUGIN,
             "--rootdir",
             str(tmp_path),
             "-c",
