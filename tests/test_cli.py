@@ -209,3 +209,16 @@ def test_list_shows_what_each_property_needs_from_the_catalog(monkeypatch, capsy
     assert lines["E9"].endswith("needs: legacy_api")
     assert lines["P1"].endswith("needs: (not listed by this version of tiercheck)")
     assert set(lines) == set(catalog.PROPERTIES)
+
+
+def test_the_readme_gives_the_provider_order_the_code_tries():
+    """URL from the environment, then Docker (testcontainers), then local binaries: integration.servers' order."""
+    from tiercheck.suites import fixtures_module
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    order = [
+        readme.find(word)
+        for word in ("`TIERCHECK_REDIS_URL`", "then Docker through testcontainers", "then local binaries")
+    ]
+    assert -1 not in order and order == sorted(order), order
+    assert fixtures_module().PROVIDER_ORDER.startswith("TIERCHECK_REDIS_URL / TIERCHECK_DATABASE_URL, then Docker")

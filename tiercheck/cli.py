@@ -202,7 +202,10 @@ def verify(args: argparse.Namespace) -> int:
         server_log = Path(scratch) / "servers.jsonl"
         os.environ[fixtures.SERVER_LOG_ENV] = str(server_log)
         started = time.monotonic()
-        code = pytest.main(pytest_args, plugins=[recorder])
+        try:
+            code = pytest.main(pytest_args, plugins=[recorder])
+        finally:
+            os.environ.pop(fixtures.SERVER_LOG_ENV, None)
         elapsed = time.monotonic() - started
         served = fixtures.read_server_log(server_log)
     if code not in (0, 1, 5):  # interrupted, internal or usage error
