@@ -24,8 +24,8 @@ def test_P5_chaos_machine_on_real_processes(impl_factory):
 
 
 @pytest.mark.prop("E3")
-def test_E3_sigkill_at_seeded_points_leaves_old_new_or_miss(impl_factory, request):
-    impl = request.config.getoption("--impl")
+def test_E3_sigkill_at_seeded_points_leaves_old_new_or_miss(impl_factory, impl_spec):
+    impl = impl_spec
     print(f"E3 crash run: impl={impl} seed={CRASH_SEED} kills=12 mode=self")
     summary = run_crashes(impl, impl_factory, CRASH_SEED, kills=12, mode="self")
     print(dict(summary.crashes))

