@@ -13,9 +13,7 @@ import errno
 import os
 import random
 import shutil
-import sqlite3
 import tempfile
-from pathlib import Path
 
 import pytest
 import redis
@@ -24,10 +22,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
-from tiercheck.contract import Env, Factory
+from tiercheck.contract import TIER_NAMES, Env, Factory, has_capability
 
+from .backend_probe import BackendState, Rewritten, Targets, capture, changed, rewrite
 from .faults import DiskFault, Nemesis, RedisOutage, SqliteLocked
-from .machine import canonical
+from .machine import canonical, skip_unless_accepted
 
 FILES = ["a", "b", "c"]
 TIERS = ["premium", "free"]
@@ -248,7 +247,7 @@ def test_E1_clear_all_survives_restart_with_old_data(impl_factory, private_redis
         cache.shutdown()
 
 
-# --- E2: corrupt everything the harness can reach ---------------------------------------------------
+# --- E2: corrupt what each put wrote, whatever the layout --------------------------------------------
 
 
 def corrupt(data: bytes, how: str, rng: random.Random, other: bytes) -> bytes:
@@ -262,74 +261,122 @@ def corrupt(data: bytes, how: str, rng: random.Random, other: bytes) -> bytes:
     return other  # another entry's bytes
 
 
+def swap_pools(state: BackendState, targets: Targets) -> tuple[list[bytes], dict[tuple[str, str], list]]:
+    """Bytes and cells of other entries, for the "swap" corruption: every file and Redis value of `targets`,
+    and their database cells by (table, column)."""
+    pool: list[bytes] = [state.files[f] for f in targets.files if f in state.files]
+    for key in targets.keys:
+        kind, value = state.keys.get(key, (b"", None))
+        if kind == b"string":
+            pool.append(value)
+        elif kind == b"hash":
+            pool.extend(value.values())
+        elif kind in (b"list", b"set"):
+            pool.extend(value)
+        elif kind == b"zset":
+            pool.extend(member for member, _ in value)
+    cells: dict[tuple[str, str], list] = {}
+    for table, identity, column in targets.cells:
+        row = state.rows.get((table, identity))
+        if row is not None:
+            cells.setdefault((table, column), []).append(row[state.columns[table].index(column)])
+    return pool, cells
+
+
+def corrupt_entry(env: Env, targets: Targets, how: str, rng: random.Random, others: tuple) -> Rewritten:
+    """Corrupt every copy one put wrote (its files, Redis values, database cells); read back, so only what
+    really changed counts."""
+    pool, cells = others
+
+    def change_bytes(data: bytes) -> bytes:
+        return corrupt(data, how, rng, rng.choice(pool) if pool else b"")
+
+    if how != "swap":
+        return rewrite(env, targets, change_bytes)
+    by_cell = {cell: rng.choice(cells.get((cell[0], cell[2]), [None])) for cell in targets.cells}
+    result = rewrite(env, Targets(targets.files, targets.keys, []), change_bytes)
+    for cell, value in by_cell.items():  # each cell takes the same column of another entry's row
+        part = rewrite(env, Targets(cells=[cell]), change_bytes, lambda _, v=value: v)
+        result.done, result.tried = result.done + part.done, result.tried + part.tried
+        result.missed += part.missed
+    return result
+
+
 @pytest.mark.prop("E2")
-@settings(max_examples=100)
-@given(how=st.sampled_from(["bitflip", "truncate", "swap"]), seed=st.integers(0, 2**32 - 1))
-def test_E2_corrupted_entries_are_misses_never_data(impl_factory, fake_redis_url, how, seed):
-    rng = random.Random(seed)
-    root = tempfile.mkdtemp(prefix="tiercheck-e2-")
-    env = Env(
-        cache_dir=os.path.join(root, "cache"),
-        redis_url=fake_redis_url,
-        database_url=f"sqlite:///{root}/db.sqlite3",
-        namespace=unique_namespace("e2"),
-        clock=FakeClock(),
-    )
-    cache = impl_factory(env)
-    try:
-        values = {}
-        for name in FILES:
-            path = os.path.join(root, name)
-            with open(path, "wb") as f:
-                f.write(name.encode() * 100)
-            values[path] = {"name": name, "payload": "x" * rng.randrange(1, 3000)}
-            assert cache.put(path, dict(values[path]))
-        cache.shutdown()
-        corrupted = corrupt_everything(env, how, rng)
-        assert corrupted, "the harness found nothing to corrupt: does the implementation store anything?"
+def test_E2_corrupted_entries_are_misses_never_data(impl_factory, fake_redis_url):
+    """Entries altered in every tier (a bit flipped, truncated, another entry's bytes) are never served;
+    read, they are no longer held (tiers_holding, when declared) and a new instance misses them too; a new
+    put of the same file works. What is corrupted is found, not assumed: everything a put changed in the
+    backends (files, Redis keys of any type, database rows and columns). An example whose corruption
+    changed nothing did not take effect: it is counted apart, and if none took effect the test is skipped."""
+    took_effect: list[str] = []
+    tried: list[str] = []
+
+    @settings(settings.default, max_examples=100)
+    @given(how=st.sampled_from(["bitflip", "truncate", "swap"]), seed=st.integers(0, 2**32 - 1))
+    def example(how: str, seed: int) -> None:
+        rng = random.Random(seed)
+        root = tempfile.mkdtemp(prefix="tiercheck-e2-")
+        env = Env(
+            cache_dir=os.path.join(root, "cache"),
+            redis_url=fake_redis_url,
+            database_url=f"sqlite:///{root}/db.sqlite3",
+            namespace=unique_namespace("e2"),
+            clock=FakeClock(),
+        )
+        skip_unless_accepted(impl_factory, env)
         cache = impl_factory(env)
-        for path, value in values.items():
-            got = cache.get(path)
-            assert got is None or canonical(got) == canonical(value), f"{how}: corrupted entry served as {got!r}"
-    finally:
-        cache.shutdown()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def corrupt_everything(env: Env, how: str, rng: random.Random) -> int:
-    """Corrupt every stored value found: files under cache_dir, Redis values, database blobs."""
-    count = 0
-    files = [os.path.join(d, f) for d, _, fs in os.walk(env.cache_dir) for f in fs]
-    contents = {f: Path(f).read_bytes() for f in files}
-    for f in files:
-        other = contents[rng.choice(files)] if len(files) > 1 else b""
-        with open(f, "wb") as out:
-            out.write(corrupt(contents[f], how, rng, other))
-        count += 1
-    client = redis.Redis.from_url(env.redis_url)
-    hashes = [k for k in client.scan_iter(f"{env.namespace}*") if client.type(k) == b"hash"]
-    fields = [(k, f, v) for k in hashes for f, v in client.hgetall(k).items()]
-    for k, f, v in fields:
-        client.hset(k, f, corrupt(v, how, rng, rng.choice(fields)[2]))
-        count += 1
-    for k in client.scan_iter(f"{env.namespace}*"):
-        if client.type(k) == b"string" and not k.endswith((b"generation", b"changes")):  # bookkeeping, not entries
-            client.set(k, corrupt(client.get(k), how, rng, b"garbage"))
-            count += 1
-    client.close()
-    db = sqlite3.connect(env.database_url.removeprefix("sqlite://"))
-    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-        columns = [r[1] for r in db.execute(f'PRAGMA table_info("{table}")')]
-        for rowid_row in db.execute(f'SELECT * FROM "{table}"').fetchall():
-            for i, cell in enumerate(rowid_row):
-                if isinstance(cell, bytes):
-                    where = " AND ".join(f'"{c}" IS ?' for j, c in enumerate(columns) if j != i)
-                    params = [v for j, v in enumerate(rowid_row) if j != i]
-                    db.execute(
-                        f'UPDATE "{table}" SET "{columns[i]}" = ? WHERE {where}',
-                        [corrupt(cell, how, rng, b"garbage"), *params],
+        try:
+            values, wrote = {}, {}
+            state = capture(env)
+            for name in FILES:
+                path = os.path.join(root, name)
+                with open(path, "wb") as f:
+                    f.write(name.encode() * 100)
+                values[path] = {"name": name, "payload": "x" * rng.randrange(1, 3000)}
+                assert cache.put(path, dict(values[path]))
+                now = capture(env)
+                wrote[path], state = changed(state, now), now
+            cache.shutdown()
+            final = capture(env)
+            late = changed(state, final)  # written at shutdown (a write-behind): shared by every entry
+            results = []
+            for path, targets in wrote.items():
+                mine = Targets(targets.files + late.files, targets.keys + late.keys, targets.cells + late.cells)
+                others = Targets(
+                    [f for p, t in wrote.items() if p != path for f in t.files],
+                    [k for p, t in wrote.items() if p != path for k in t.keys],
+                    [c for p, t in wrote.items() if p != path for c in t.cells],
+                )
+                results.append(corrupt_entry(env, mine, how, rng, swap_pools(final, others)))
+            tried.append(how)
+            if any(r.done for r in results):
+                took_effect.append(how)
+            cache = impl_factory(env)
+            introspect = has_capability(cache, "tiers_holding")
+            for path, value in values.items():
+                for _ in range(len(TIER_NAMES) + 1):  # each read may drop one tier's corrupt copy
+                    got = cache.get(path)
+                    assert got is None or canonical(got) == canonical(value), (
+                        f"{how}: corrupted entry served as {got!r:.300}"
                     )
-                    count += 1
-    db.commit()
-    db.close()
-    return count
+                if got is None and introspect:
+                    held = cache.tiers_holding(path)
+                    assert not held, f"{how}: after reads that missed, {sorted(held)} still hold the corrupt entry"
+            cache.shutdown()
+            cache = impl_factory(env)  # a new instance over the same backends
+            for path, value in values.items():
+                got = cache.get(path)
+                assert got is None or canonical(got) == canonical(value), (
+                    f"{how}: a new instance served the corrupted entry as {got!r:.300}"
+                )
+                assert cache.put(path, {"again": path}), f"{how}: a put after corruption returned False"
+                assert cache.get(path) == {"again": path}, f"{how}: a put after corruption is not served"
+        finally:
+            cache.shutdown()
+            shutil.rmtree(root, ignore_errors=True)
+
+    example()
+    print(f"E2: corruption took effect in {len(took_effect)} of {len(tried)} examples")
+    if not took_effect:
+        pytest.skip(f"fault did not take effect: no corruption changed a stored byte in {len(tried)} examples")
