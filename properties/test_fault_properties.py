@@ -9,11 +9,13 @@ restarts of the cache, and Redis coming back with or without its data.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import random
 import shutil
 import tempfile
+import time
 
 import pytest
 import redis
@@ -22,20 +24,79 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
-from tiercheck.contract import TIER_NAMES, Env, Factory, has_capability
+from tiercheck.contract import TIER_NAMES, Env, Factory, capabilities, has_capability
 
 from .backend_probe import BackendState, Rewritten, Targets, capture, changed, rewrite
 from .faults import DiskFault, Nemesis, RedisOutage, SqliteLocked
-from .machine import canonical, skip_unless_accepted
+from .machine import canonical, declared_tiers, skip_unless_accepted
 
 FILES = ["a", "b", "c"]
 TIERS = ["premium", "free"]
-READMISSION_OPS = 64  # the bound within which a healed tier must be used again
+READMISSION_GRACE_SECONDS = 1.0
+"""Added to the declared `readmission_seconds`: the harness's own probe operations (a put, a look, an
+invalidate) and scheduling on a loaded machine take time too. A fixed allowance, so that a bound is never
+judged on how slow the harness was; the seconds measured are reported without it."""
+
+PROBE_PACING_SECONDS = 0.02
+"""Pause between two re-admission probes: bounds the harness's own probe traffic while it polls (not a
+synchronisation: the verdict is on the monotonic clock, whatever the pacing)."""
+
+
+class TierObserver:
+    """Whether an entry reached one tier, through the contract only: `tiers_holding` when the implementation
+    declares it, else a second instance over an Env whose only backend shared with the first is that tier
+    (its own memory and disk tier start empty, and every probe is new content, so a hit came from that tier)."""
+
+    def __init__(self, factory: Factory, cache, env: Env, tier: str, root: str) -> None:
+        self.cache, self.tier = cache, tier
+        self.observer = None
+        if has_capability(cache, "tiers_holding"):
+            return
+        own_dir = tempfile.mkdtemp(prefix="observer-", dir=root)
+        shared = {
+            "redis": {"cache_dir": own_dir, "redis_url": env.redis_url, "database_url": None},
+            "disk": {"cache_dir": env.cache_dir, "redis_url": None, "database_url": None},
+            "database": {"cache_dir": own_dir, "redis_url": None, "database_url": env.database_url},
+        }[tier]
+        self.observer = factory(dataclasses.replace(env, **shared))
+
+    def holds(self, path: str) -> bool:
+        if self.observer is None:
+            return self.tier in self.cache.tiers_holding(path)
+        return self.observer.get(path) is not None
+
+    def close(self) -> None:
+        if self.observer is not None:
+            self.observer.shutdown()
+
+
+def readmission_seconds(cache, observer: TierObserver, env: Env, probe: str, bound: float) -> float | None:
+    """Seconds on the monotonic clock until a put of new content reaches the observed tier, or None when it
+    did not within `bound`. Each probe is a new content of one file, invalidated when it missed, so the
+    probes leave nothing behind; the Env clock moves with real time (a breaker may read it)."""
+    start = last = time.monotonic()
+    n = 0
+    while True:
+        n += 1
+        with open(probe, "wb") as f:
+            f.write(b"readmission probe %d %f" % (n, start))
+        if cache.put(probe, {"probe": n}) and observer.holds(probe):
+            return time.monotonic() - start
+        cache.invalidate(probe)
+        now = time.monotonic()
+        if hasattr(env.clock, "advance"):
+            env.clock.advance(now - last)
+        last = now
+        if now - start > bound:
+            return None
+        time.sleep(PROBE_PACING_SECONDS)
 
 
 class FaultMachine(RuleBasedStateMachine):
     factory: Factory
     server: FakeRedisServer
+    readmission: dict[str, list[float]]
+    """fault name -> re-admission seconds measured (shared by the examples of one test, for the report)"""
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,6 +114,8 @@ class FaultMachine(RuleBasedStateMachine):
             self.paths[name] = os.path.join(self.root, name)
             with open(self.paths[name], "wb") as f:
                 f.write(name.encode() * 10)
+        skip_unless_accepted(self.factory, self.env)
+        self.tiers = declared_tiers(self.factory, self.env)
         self.cache = self.factory(self.env)
         # key -> set of canonical values that may be served (None: a miss is the only answer)
         self.allowed: dict[tuple[str, str], set[str]] = {}
@@ -133,38 +196,42 @@ class FaultMachine(RuleBasedStateMachine):
         )
     )
     def inject(self, kind: str) -> None:
+        if self.nemeses[kind].tier not in self.tiers:  # a tier the implementation does not declare
+            return
         self.active = self.nemeses[kind]
         self.active.inject()
 
     @precondition(lambda self: self.active is not None)
     @rule()
     def heal(self) -> None:
+        """Heal, then require the tier to hold a new put again within the declared readmission_seconds
+        (plus READMISSION_GRACE_SECONDS), measured on the monotonic clock."""
         nemesis, self.active = self.active, None
         nemesis.heal()
-        if not hasattr(self.cache, "tiers_holding"):
-            return
-        probe = os.path.join(self.root, "probe")
-        for i in range(READMISSION_OPS):
-            with open(probe, "wb") as f:
-                f.write(b"probe %d %d" % (self.seq, i))
-            self.call("put", self.cache.put, probe, {"probe": i})
-            if nemesis.tier in self.cache.tiers_holding(probe):
-                return
-        raise AssertionError(
-            f"after '{nemesis.describe()}' healed, the {nemesis.tier} tier was not used again "
-            f"within {READMISSION_OPS} operations"
-        )
+        caps = capabilities(self.cache)
+        bound = caps.readmission_seconds + READMISSION_GRACE_SECONDS
+        observer = TierObserver(self.factory, self.cache, self.env, nemesis.tier, self.root)
+        try:
+            seconds = readmission_seconds(self.cache, observer, self.env, os.path.join(self.root, "probe"), bound)
+        finally:
+            observer.close()
+        if seconds is None:
+            raise AssertionError(
+                f"after '{nemesis.describe()}' healed, the {nemesis.tier} tier held no new put within {bound:.1f}s "
+                f"(declared readmission_seconds {caps.readmission_seconds}s + {READMISSION_GRACE_SECONDS}s grace)"
+            )
+        self.readmission.setdefault(nemesis.describe(), []).append(seconds)
 
     @invariant()
     def healthy_tiers_keep_storing(self) -> None:
-        if self.active is None or not hasattr(self.cache, "tiers_holding"):
+        if self.active is None or not has_capability(self.cache, "tiers_holding"):
             return
         probe = os.path.join(self.root, "probe-live")
         with open(probe, "wb") as f:
             f.write(b"live %d" % self.seq)
         if self.call("put", self.cache.put, probe, {"live": self.seq}):
             held = self.cache.tiers_holding(probe)
-            expected = {"memory", "redis", "disk", "database"} - {self.active.tier}
+            expected = set(self.tiers) - {self.active.tier}
             assert expected <= held, f"during '{self.active.describe()}' a put landed only in {sorted(held)}"
 
 
@@ -176,9 +243,19 @@ def private_redis():
 
 
 @pytest.mark.prop("P5")
-def test_P5_faults_never_raise_never_lie_and_tiers_come_back(impl_factory, private_redis):
-    bound = type("Faults", (FaultMachine,), {"factory": staticmethod(impl_factory), "server": private_redis})
-    run_state_machine_as_test(bound, settings=settings(settings.default, stateful_step_count=30))
+def test_P5_faults_never_raise_never_lie_and_tiers_come_back(impl_factory, private_redis, measure):
+    measured: dict[str, list[float]] = {}
+    bound = type(
+        "Faults",
+        (FaultMachine,),
+        {"factory": staticmethod(impl_factory), "server": private_redis, "readmission": measured},
+    )
+    try:
+        run_state_machine_as_test(bound, settings=settings(settings.default, stateful_step_count=30))
+    finally:
+        for name, seconds in sorted(measured.items()):
+            measure(f"readmission_seconds[{name}]", round(max(seconds), 3), "s")
+        print({name: f"max {max(v):.3f}s over {len(v)} heals" for name, v in measured.items()})
 
 
 @pytest.mark.prop("E1")
