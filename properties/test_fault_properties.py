@@ -9,11 +9,13 @@ restarts of the cache, and Redis coming back with or without its data.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
 import random
 import shutil
+import sqlite3
 import tempfile
 import time
 
@@ -25,6 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.contract import TIER_NAMES, Env, Factory, capabilities, has_capability
+from tiercheck.pytest_plugin import require
 
 from .backend_probe import BackendState, Rewritten, Targets, capture, changed, rewrite
 from .faults import DiskFault, Nemesis, RedisOutage, SqliteLocked
@@ -40,6 +43,60 @@ judged on how slow the harness was; the seconds measured are reported without it
 PROBE_PACING_SECONDS = 0.02
 """Pause between two re-admission probes: bounds the harness's own probe traffic while it polls (not a
 synchronisation: the verdict is on the monotonic clock, whatever the pacing)."""
+
+
+class SqliteCorrupted(Nemesis):
+    """Pages of the database file overwritten with garbage while the implementation runs. The harness heals
+    it itself, by removing the damaged file (and its -wal and -shm): the implementation must then use a new
+    database there within its readmission bound. Whether it had already repaired the file on its own is a
+    separate finding (`self_repaired`), reported, never judged."""
+
+    tier = "database"
+    name = "sqlite corrupted"
+
+    def __init__(self, path: str, seed: int) -> None:
+        self.path, self.rng = path, random.Random(seed)
+        self.damaged: bytes | None = None
+        self.self_repaired: list[bool] = []
+
+    def inject(self) -> None:
+        try:
+            with open(self.path, "r+b") as f:
+                data = bytearray(f.read())
+                page = int.from_bytes(data[16:18], "big") if len(data) >= 100 else 0
+                page = 65536 if page == 1 else page  # the header's encoding of 64 KiB
+                if not page or len(data) <= page:  # no database yet, or only its header page: nothing to damage
+                    self.damaged = None
+                    return
+                for start in range(page, len(data), page):  # every page but the first (the header)
+                    data[start : start + page] = self.rng.randbytes(min(page, len(data) - start))
+                f.seek(0)
+                f.write(data)
+            self.damaged = bytes(data)
+        except OSError:  # no database file yet: nothing to damage
+            self.damaged = None
+
+    def heal(self) -> None:
+        if self.damaged is not None:
+            self.self_repaired.append(self._repaired())
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path + suffix)
+        self.damaged = None
+
+    def _repaired(self) -> bool:
+        """The file at the path is no longer the damaged one and is a sound database."""
+        try:
+            with open(self.path, "rb") as f:
+                if f.read() == self.damaged:
+                    return False
+            connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1)
+            try:
+                return connection.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            finally:
+                connection.close()
+        except (OSError, sqlite3.DatabaseError):
+            return False
 
 
 class TierObserver:
@@ -97,6 +154,8 @@ class FaultMachine(RuleBasedStateMachine):
     server: FakeRedisServer
     readmission: dict[str, list[float]]
     """fault name -> re-admission seconds measured (shared by the examples of one test, for the report)"""
+    self_repairs: list[bool]
+    """per healed SQLite corruption: had the implementation repaired the file itself (a finding, not judged)"""
 
     def __init__(self) -> None:
         super().__init__()
@@ -126,6 +185,7 @@ class FaultMachine(RuleBasedStateMachine):
             "disk ENOSPC": DiskFault(self.env.cache_dir, errno.ENOSPC),
             "disk EROFS": DiskFault(self.env.cache_dir, errno.EROFS),
             "sqlite locked": SqliteLocked(os.path.join(self.root, "db.sqlite3")),
+            "sqlite corrupted": SqliteCorrupted(os.path.join(self.root, "db.sqlite3"), seed=len(self.readmission)),
         }
         self.active: Nemesis | None = None
         self.seq = 0
@@ -133,6 +193,7 @@ class FaultMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         if self.active is not None:
             self.active.heal()
+        self.self_repairs.extend(self.nemeses["sqlite corrupted"].self_repaired)
         try:
             self.cache.shutdown()
         finally:
@@ -192,7 +253,15 @@ class FaultMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.active is None)
     @rule(
         kind=st.sampled_from(
-            ["redis refused", "redis restarted empty", "disk EIO", "disk ENOSPC", "disk EROFS", "sqlite locked"]
+            [
+                "redis refused",
+                "redis restarted empty",
+                "disk EIO",
+                "disk ENOSPC",
+                "disk EROFS",
+                "sqlite locked",
+                "sqlite corrupted",
+            ]
         )
     )
     def inject(self, kind: str) -> None:
@@ -245,17 +314,29 @@ def private_redis():
 @pytest.mark.prop("P5")
 def test_P5_faults_never_raise_never_lie_and_tiers_come_back(impl_factory, private_redis, measure):
     measured: dict[str, list[float]] = {}
+    repairs: list[bool] = []
     bound = type(
         "Faults",
         (FaultMachine,),
-        {"factory": staticmethod(impl_factory), "server": private_redis, "readmission": measured},
+        {
+            "factory": staticmethod(impl_factory),
+            "server": private_redis,
+            "readmission": measured,
+            "self_repairs": repairs,
+        },
     )
     try:
         run_state_machine_as_test(bound, settings=settings(settings.default, stateful_step_count=30))
     finally:
         for name, seconds in sorted(measured.items()):
             measure(f"readmission_seconds[{name}]", round(max(seconds), 3), "s")
+        if repairs:
+            measure("self_repairs_corrupt_sqlite", int(all(repairs)))
         print({name: f"max {max(v):.3f}s over {len(v)} heals" for name, v in measured.items()})
+        print(
+            f"SQLite corruption repaired by the implementation itself before the harness healed it: "
+            f"{sum(repairs)} of {len(repairs)}"
+        )
 
 
 @pytest.mark.prop("E1")
@@ -269,7 +350,9 @@ def test_E1_invalidation_survives_outage_restart_and_old_data(impl_factory, priv
     )
     src = tmp_path / "f"
     src.write_bytes(b"content")
+    skip_unless_accepted(impl_factory, env)
     cache = impl_factory(env)
+    require(cache, "redis")
     assert cache.put(str(src), {"v": "old"})
     client = redis.Redis.from_url(private_redis.url)
     snapshot = {k: client.dump(k) for k in client.scan_iter(f"{env.namespace}*")}
@@ -304,7 +387,9 @@ def test_E1_clear_all_survives_restart_with_old_data(impl_factory, private_redis
     )
     src = tmp_path / "f"
     src.write_bytes(b"content")
+    skip_unless_accepted(impl_factory, env)
     cache = impl_factory(env)
+    require(cache, "redis")
     assert cache.put(str(src), {"v": "old"})
     client = redis.Redis.from_url(private_redis.url)
     snapshot = {k: client.dump(k) for k in client.scan_iter(f"{env.namespace}*")}
