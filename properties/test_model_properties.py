@@ -6,6 +6,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
+from tiercheck.contract import has_capability
 from tiercheck.pytest_plugin import require
 
 from . import strategies as S
@@ -61,7 +62,7 @@ class TTLMachine(CacheMachine):
         """After cleanup() no tier holds an expired entry."""
         self.cache.cleanup()
         content = self.files.get(name)
-        if content is None or not hasattr(self.cache, "tiers_holding"):
+        if content is None or not has_capability(self.cache, "tiers_holding"):
             return
         if (content, tier) in self.model and self.live(content, tier) is None:
             held = self.cache.tiers_holding(self.path(name), tier)
@@ -148,6 +149,7 @@ def test_P2_restart_credits_redis_not_disk(open_cache, make_env, tmp_path, fake_
     assert first.put(str(f), {"k": 1})
     first.shutdown()
     second = open_cache(env)
+    require(second, "redis")
     require(second, "tiers_holding")
     assert second.get(str(f)) == {"k": 1}
     stats = second.get_stats()

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tiercheck.backends import FakeClock, unique_namespace
-from tiercheck.contract import Env
+from tiercheck.contract import Env, has_capability
 from tiercheck.pytest_plugin import require
 
 from . import strategies as S
-from .machine import canonical
+from .machine import canonical, skip_unless_accepted
 
 
 class Scratch:
@@ -31,6 +31,7 @@ class Scratch:
             clock=FakeClock(),
             **env,
         )
+        skip_unless_accepted(factory, self.env)
         self.factory = factory
         self.cache = factory(self.env)
 
@@ -161,7 +162,7 @@ def test_P7_round_trip_every_level_from_every_tier(impl_factory, metadata, level
 def test_P8_lru_eviction(impl_factory, capacity, ops):
     s = Scratch(impl_factory, max_memory_entries=capacity)
     try:
-        if not hasattr(s.cache, "tiers_holding"):
+        if not has_capability(s.cache, "tiers_holding"):
             pytest.skip("not applicable: no tiers_holding() introspection to see the memory tier")
         paths = [s.file(f"f{i}", b"%d" % i) for i in range(9)]
         model: OrderedDict[int, None] = OrderedDict()
