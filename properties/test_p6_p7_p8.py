@@ -8,7 +8,7 @@ import tempfile
 from collections import OrderedDict
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tiercheck.backends import FakeClock, unique_namespace
@@ -159,6 +159,8 @@ def test_P7_round_trip_every_level_from_every_tier(impl_factory, metadata, level
 @given(
     capacity=st.integers(1, 5), ops=st.lists(st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 8)), max_size=60)
 )
+# the smallest history where least-recently-used and first-in differ: always tried, whatever the seed
+@example(capacity=2, ops=[("put", 0), ("put", 1), ("get", 0), ("put", 2)])
 def test_P8_lru_eviction(impl_factory, capacity, ops):
     s = Scratch(impl_factory, max_memory_entries=capacity)
     try:
