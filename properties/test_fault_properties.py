@@ -101,26 +101,28 @@ class SqliteCorrupted(Nemesis):
 
 class TierObserver:
     """Whether an entry reached one tier, through the contract only: `tiers_holding` when the implementation
-    declares it, else a second instance over an Env whose only backend shared with the first is that tier
-    (its own memory and disk tier start empty, and every probe is new content, so a hit came from that tier)."""
+    declares it, else a new instance over the same backends minus those faster than that tier (for the disk
+    tier: no Redis; for the database: no Redis and its own empty cache_dir). Its memory tier starts empty and
+    every probe is new content, so the tier its get is credited to (P2: the fastest tier holding the entry)
+    holds the probe."""
 
     def __init__(self, factory: Factory, cache, env: Env, tier: str, root: str) -> None:
         self.cache, self.tier = cache, tier
         self.observer = None
         if has_capability(cache, "tiers_holding"):
             return
-        own_dir = tempfile.mkdtemp(prefix="observer-", dir=root)
-        shared = {
-            "redis": {"cache_dir": own_dir, "redis_url": env.redis_url, "database_url": None},
-            "disk": {"cache_dir": env.cache_dir, "redis_url": None, "database_url": None},
-            "database": {"cache_dir": own_dir, "redis_url": None, "database_url": env.database_url},
+        faster_removed = {
+            "redis": {},
+            "disk": {"redis_url": None},
+            "database": {"redis_url": None, "cache_dir": tempfile.mkdtemp(prefix="observer-", dir=root)},
         }[tier]
-        self.observer = factory(dataclasses.replace(env, **shared))
+        self.observer = factory(dataclasses.replace(env, **faster_removed))
 
     def holds(self, path: str) -> bool:
         if self.observer is None:
             return self.tier in self.cache.tiers_holding(path)
-        return self.observer.get(path) is not None
+        before = self.observer.get_stats()[f"{self.tier}_hits"]
+        return self.observer.get(path) is not None and self.observer.get_stats()[f"{self.tier}_hits"] > before
 
     def close(self) -> None:
         if self.observer is not None:
