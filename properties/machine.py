@@ -290,6 +290,13 @@ def skip_unless_accepted(factory: Factory, env: Env) -> None:
         pytest.skip(f"not applicable: the implementation does not declare a {kind} database tier")
 
 
+@pytest.fixture
+def accepted_database(impl_factory: Factory, make_env) -> None:
+    """For modules whose tests build caches over `make_env()`'s default Env (a SQLite database): not
+    applicable when the implementation does not declare a SQLite tier. Use with pytest.mark.usefixtures."""
+    skip_unless_accepted(impl_factory, make_env())
+
+
 def declared_tiers(factory: Factory, env: Env) -> list[str]:
     """The tiers an instance over `env` has: the declared ones, minus those the Env leaves out."""
     caps = declared(factory)

@@ -19,7 +19,12 @@ import zstandard
 from tiercheck.pytest_plugin import require
 
 from .backend_probe import BackendState, Targets, capture, changed, everything, rewrite
-from .machine import skip_unless_accepted
+from .machine import (
+    accepted_database,  # noqa: F401 - a fixture, used below
+    skip_unless_accepted,
+)
+
+pytestmark = pytest.mark.usefixtures("accepted_database")
 
 
 class _Sentinel:

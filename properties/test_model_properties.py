@@ -10,7 +10,15 @@ from tiercheck.contract import has_capability
 from tiercheck.pytest_plugin import require
 
 from . import strategies as S
-from .machine import TTL, CacheMachine, needs_introspection, run_machine
+from .machine import (
+    TTL,
+    CacheMachine,
+    accepted_database,  # noqa: F401 - a fixture, used below
+    needs_introspection,
+    run_machine,
+)
+
+pytestmark = pytest.mark.usefixtures("accepted_database")
 
 
 class ConsistencyMachine(CacheMachine):

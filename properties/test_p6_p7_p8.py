@@ -16,7 +16,13 @@ from tiercheck.contract import Env, has_capability
 from tiercheck.pytest_plugin import require
 
 from . import strategies as S
-from .machine import canonical, skip_unless_accepted
+from .machine import (
+    accepted_database,  # noqa: F401 - a fixture, used below
+    canonical,
+    skip_unless_accepted,
+)
+
+pytestmark = pytest.mark.usefixtures("accepted_database")
 
 
 class Scratch:
