@@ -35,6 +35,7 @@ from .machine import canonical, declared_tiers, skip_unless_accepted
 
 FILES = ["a", "b", "c"]
 TIERS = ["premium", "free"]
+CORRUPTION_SEED = 20261128  # the garbage written over SQLite pages: fixed, so a failing example replays
 READMISSION_GRACE_SECONDS = 1.0
 """Added to the declared `readmission_seconds`: the harness's own probe operations (a put, a look, an
 invalidate) and scheduling on a loaded machine take time too. A fixed allowance, so that a bound is never
@@ -187,7 +188,7 @@ class FaultMachine(RuleBasedStateMachine):
             "disk ENOSPC": DiskFault(self.env.cache_dir, errno.ENOSPC),
             "disk EROFS": DiskFault(self.env.cache_dir, errno.EROFS),
             "sqlite locked": SqliteLocked(os.path.join(self.root, "db.sqlite3")),
-            "sqlite corrupted": SqliteCorrupted(os.path.join(self.root, "db.sqlite3"), seed=len(self.readmission)),
+            "sqlite corrupted": SqliteCorrupted(os.path.join(self.root, "db.sqlite3"), seed=CORRUPTION_SEED),
         }
         self.active: Nemesis | None = None
         self.seq = 0
