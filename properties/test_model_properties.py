@@ -24,6 +24,14 @@ pytestmark = pytest.mark.usefixtures("accepted_database")
 class ConsistencyMachine(CacheMachine):
     """Every rule, model checked after every step."""
 
+    @rule(name=S.machine_names, tier=S.machine_tiers, metadata=S.metadata)
+    def put_then_get(self, name: str, tier: str, metadata: dict) -> None:
+        """A put followed at once by a get of the same entry: the get is served by the fastest tier, so what
+        the caller did to its dict after the put (P1) shows, however the examples are drawn."""
+        if name in self.files:
+            self.put(name, tier, metadata)
+            self.get(name, tier)
+
 
 class PromotionMachine(CacheMachine):
     check_promotion = True
