@@ -186,7 +186,7 @@ def test_E7_live_entries_survive_restart(open_cache, real_env, tmp_path):
 
 
 @pytest.mark.prop("E7")
-def test_E7_survives_server_restarts(open_cache, real_env, real_database_url, postgres_server, tmp_path):
+def test_E7_survives_server_restarts(open_cache, real_env, real_database_url, request, tmp_path):
     """A dedicated valkey-server (restarted without its data) and the session PostgreSQL (restarted
     with its data): a new instance still serves every live entry, and invalidations still hold."""
     from integration import servers
@@ -206,8 +206,10 @@ def test_E7_survives_server_restarts(open_cache, real_env, real_database_url, po
         assert cache.invalidate(paths[0])
         cache.shutdown()
         own_redis.restart(empty=True)
-        if real_database_url.startswith("postgres") and postgres_server.controllable:
-            postgres_server.restart()
+        if real_database_url.startswith("postgres"):
+            postgres_server = request.getfixturevalue("postgres_server")  # only a PostgreSQL run needs it
+            if postgres_server.controllable:
+                postgres_server.restart()
         cache = open_cache(env)
         assert cache.get(paths[0]) is None
         for i, p in enumerate(paths[1:], start=1):
