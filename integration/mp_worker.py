@@ -4,8 +4,8 @@ Started with the `spawn` start method, so it shares nothing with the parent but 
 given: the --impl spec, a Barrier for starting random workloads together, and a shared clock
 value the parent moves (the Env's clock, so TTL decisions stay deterministic across processes).
 Coordination is by request/reply on the pipe and by the barrier: never by sleeping. The only
-wait on time is `get_at`, which waits out the staleness window an implementation declares —
-the bound under test itself, not a synchronisation.
+wait on time is `poll`, which reads until the answer is fresh or the staleness window the
+implementation declares is over: the bound under test itself, on the monotonic clock.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from __future__ import annotations
 import multiprocessing.connection
 import time
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
-from tiercheck.contract import Env, load_factory
+from tiercheck.contract import CAPABILITIES_ATTRIBUTE, Capabilities, Env, capabilities, load_factory
 
-DEFAULT_STALENESS_SECONDS = 1.0
-"""Used when an implementation declares no `staleness_window_seconds` attribute: the window the
-project's README documents for several instances sharing Redis and a database."""
+POLL_PACING_SECONDS = 0.01
+"""Pause between two reads of `poll`: bounds its traffic; the verdict is on the monotonic clock."""
 
 
 class SharedClock:
@@ -33,11 +33,24 @@ class SharedClock:
 
 
 def staleness_of(cache: object) -> tuple[float, str]:
-    """(seconds, where it came from): the implementation's declared window, else the default."""
-    declared = getattr(cache, "staleness_window_seconds", None)
-    if isinstance(declared, int | float) and not isinstance(declared, bool) and declared >= 0:
-        return float(declared), "declared by the implementation (staleness_window_seconds)"
-    return DEFAULT_STALENESS_SECONDS, "tiercheck's default (the implementation declares no staleness_window_seconds)"
+    """(seconds, where it came from): the declared `staleness_seconds` (tiercheck.contract.capabilities),
+    else the documented default."""
+    seconds = capabilities(cache).staleness_seconds
+    declared = getattr(cache, CAPABILITIES_ATTRIBUTE, None)
+    if isinstance(declared, Capabilities) or (isinstance(declared, Mapping) and "staleness_seconds" in declared):
+        return seconds, f"declared by the implementation ({CAPABILITIES_ATTRIBUTE})"
+    return seconds, f"tiercheck's default (no staleness_seconds in {CAPABILITIES_ATTRIBUTE})"
+
+
+def poll(cache: Any, done_ns: int, window_ns: int, fresh: Any, get_args: list) -> tuple[int, Any]:
+    """Read until the answer is a miss or `fresh`, or until a read invoked after done + window; return
+    (invoked, answer) of the last read: stale only if that read began after the window."""
+    while True:
+        invoked = time.monotonic_ns()
+        got = cache.get(*get_args)
+        if got is None or got == fresh or invoked > done_ns + window_ns:
+            return invoked, got
+        time.sleep(POLL_PACING_SECONDS)
 
 
 def run_plan(cache: Any, proc: int, plan: list[tuple[str, int]], paths: list[str], barrier: Any) -> list[dict]:
@@ -109,13 +122,9 @@ def serve(conn: multiprocessing.connection.Connection, impl: str, barrier: Any, 
                 result = time.monotonic_ns()
             elif command == "get":
                 result = cache.get(*args)
-            elif command == "get_at":
-                not_before_ns, *get_args = args
-                remaining = (not_before_ns - time.monotonic_ns()) / 1e9
-                if remaining > 0:
-                    time.sleep(remaining)  # waiting out the declared staleness window: the bound under test
-                invoked = time.monotonic_ns()
-                result = (invoked, cache.get(*get_args))
+            elif command == "poll":
+                done_ns, window_ns, fresh, *get_args = args
+                result = poll(cache, done_ns, window_ns, fresh, get_args)
             elif command == "stats":
                 result = dict(cache.get_stats())
             elif command == "plan":

@@ -14,20 +14,42 @@ import dataclasses
 import os
 import random
 import threading
+import uuid
 import warnings
 from pathlib import Path
 
 import pytest
 import redis
 
-from tiercheck.contract import TIER_NAMES, has_capability
+from properties.backend_probe import redis_keys_holding
+from properties.machine import declared, skip_unless_accepted
+from tiercheck.contract import has_capability
 from tiercheck.pytest_plugin import require
 
 pytestmark = [pytest.mark.real_redis]
 
-BOOKKEEPING_MAX = 8
-"""Keys of a namespace that may survive clear_all: bookkeeping (e.g. an invalidation-generation
-token), never entries — so their number must not grow with the number of entries stored."""
+
+@pytest.fixture
+def real_env(real_env, impl_factory):
+    """The integration Env builder, skipping as not applicable a database kind the implementation does not
+    declare (e.g. PostgreSQL for a SQLite-only cache)."""
+
+    def build(**overrides):
+        env = real_env(**overrides)
+        skip_unless_accepted(impl_factory, env)
+        return env
+
+    return build
+
+
+def marker(tag: str) -> str:
+    """A string put inside metadata, to find an entry's bytes in Redis whatever the key scheme."""
+    return f"tiercheck-marker-{tag}-{uuid.uuid4().hex}"
+
+
+def entries_in_redis(env, mark: str) -> list[bytes]:
+    """Keys of the namespace whose value (any type) carries the marker: entries, not bookkeeping."""
+    return redis_keys_holding(env.redis_url, env.namespace, mark)
 
 
 def make_files(root: Path, count: int, prefix: str = "f", size: int = 0) -> list[str]:
@@ -42,14 +64,6 @@ def make_files(root: Path, count: int, prefix: str = "f", size: int = 0) -> list
     return paths
 
 
-def namespace_keys(env) -> list[bytes]:
-    client = redis.Redis.from_url(env.redis_url)
-    try:
-        return list(client.scan_iter(match=f"{env.namespace}*", count=5000))
-    finally:
-        client.close()
-
-
 def disk_bytes(cache_dir: str) -> int:
     total = 0
     for root, _, files in os.walk(cache_dir):
@@ -61,22 +75,25 @@ def disk_bytes(cache_dir: str) -> int:
 
 def check_stats_invariants(stats) -> None:
     assert stats["hits"] + stats["misses"] == stats["total_requests"], stats
-    assert stats["hits"] == sum(stats[f"{t}_hits"] for t in TIER_NAMES), stats
+    assert stats["hits"] == sum(stats[f"{t}_hits"] for t in ("memory", "redis", "disk", "database")), stats
 
 
-def bulk_load(cache, paths: list[str], tiers: list[str], workers: int = 8) -> None:
+def bulk_load(cache, paths: list[str], tiers: list[str], workers: int = 8, mark: str = "") -> None:
     """Store one entry per (path, tier) through the contract: warm_cache is its concurrent bulk put."""
     for tier in tiers:
-        result = cache.warm_cache(paths, lambda p, t: {"path": os.path.basename(p), "tier": t}, tier, workers)
+        result = cache.warm_cache(
+            paths, lambda p, t: {"path": os.path.basename(p), "tier": t, "marker": mark}, tier, workers
+        )
         assert all(result.values()), f"{sum(not ok for ok in result.values())} entries could not be stored"
 
 
 # --- the basic operations, tier by tier ---------------------------------------------------------
 
 
-def test_put_get_promote_invalidate_end_to_end(open_cache, real_env, clock, tmp_path):
+def test_put_get_promote_invalidate_end_to_end(open_cache, real_env, impl_factory, clock, tmp_path):
     env = real_env()
     cache = open_cache(env)
+    require(cache, "redis")  # the second instance's first hit is checked as a Redis hit
     a, b = make_files(tmp_path / "files", 2)
     assert cache.get(a) is None
     assert cache.put(a, {"camera": "X100", "n": [1, 2.5, None, True]}) is True
@@ -85,7 +102,7 @@ def test_put_get_promote_invalidate_end_to_end(open_cache, real_env, clock, tmp_
     assert cache.get(a) == {"camera": "X100", "n": [1, 2.5, None, True]}
     assert cache.get(a, "free") == {"camera": "free"}
     if has_capability(cache, "tiers_holding"):
-        assert cache.tiers_holding(a) == set(TIER_NAMES), "a put must reach every healthy tier"
+        assert cache.tiers_holding(a) == set(declared(impl_factory).tiers), "a put must reach every healthy tier"
 
     # A second instance over the same backends: the entry comes from Redis and is promoted.
     cache.shutdown()
@@ -157,6 +174,7 @@ def test_E7_live_entries_survive_restart(open_cache, real_env, tmp_path):
     cache.shutdown()
 
     # Redis lost the namespace and the disk tier is gone: the database still serves every entry.
+    require(cache, "database")
     client = redis.Redis.from_url(env.redis_url)
     for key in client.scan_iter(match=f"{env.namespace}*"):
         client.delete(key)
@@ -168,7 +186,7 @@ def test_E7_live_entries_survive_restart(open_cache, real_env, tmp_path):
 
 
 @pytest.mark.prop("E7")
-def test_E7_survives_server_restarts(open_cache, real_env, real_database_url, postgres_server, tmp_path):
+def test_E7_survives_server_restarts(open_cache, real_env, real_database_url, request, tmp_path):
     """A dedicated valkey-server (restarted without its data) and the session PostgreSQL (restarted
     with its data): a new instance still serves every live entry, and invalidations still hold."""
     from integration import servers
@@ -188,8 +206,10 @@ def test_E7_survives_server_restarts(open_cache, real_env, real_database_url, po
         assert cache.invalidate(paths[0])
         cache.shutdown()
         own_redis.restart(empty=True)
-        if real_database_url.startswith("postgres") and postgres_server.controllable:
-            postgres_server.restart()
+        if real_database_url.startswith("postgres"):
+            postgres_server = request.getfixturevalue("postgres_server")  # only a PostgreSQL run needs it
+            if postgres_server.controllable:
+                postgres_server.restart()
         cache = open_cache(env)
         assert cache.get(paths[0]) is None
         for i, p in enumerate(paths[1:], start=1):
@@ -207,17 +227,21 @@ def test_E7_survives_server_restarts(open_cache, real_env, real_database_url, po
 def _clear_all_at(open_cache, env, tmp_path, files: int, tiers: list[str]) -> None:
     paths = make_files(tmp_path / "bulk", files)
     cache = open_cache(env)
-    bulk_load(cache, paths, tiers)
+    mark = marker("clear")
+    bulk_load(cache, paths, tiers, mark=mark)
     sample = random.Random(files).sample(paths, min(200, files))
     assert all(cache.get(p, tiers[-1]) is not None for p in sample)
-    # Under load a put may skip Redis (a timeout opens its breaker): allowed. What is checked is what clear_all leaves.
-    assert namespace_keys(env), "no entry reached Redis: nothing for clear_all to clear there"
+    # Under load a put may skip Redis (a timeout opens its breaker): allowed. What is checked is what clear_all
+    # leaves: no key of the namespace still carries an entry's bytes (found by the marker in every entry,
+    # whatever the key scheme; bookkeeping keys carry no marker and may stay).
+    visible = has_capability(cache, "redis") and bool(entries_in_redis(env, mark))
     before = cache.get_stats()
     assert before["writes"] == files * len(tiers)
 
     cache.clear_all()
-    left = namespace_keys(env)
-    assert len(left) <= BOOKKEEPING_MAX, f"{len(left)} keys of the namespace left after clear_all: {left[:5]}"
+    if visible:
+        left = entries_in_redis(env, mark)
+        assert not left, f"{len(left)} keys of the namespace still hold entries after clear_all: {left[:5]}"
     assert all(cache.get(p, t) is None for p in sample for t in tiers)
     cache.shutdown()
     cache = open_cache(env)  # nothing comes back from the disk or database tier either
@@ -229,7 +253,9 @@ def _clear_all_at(open_cache, env, tmp_path, files: int, tiers: list[str]) -> No
 
 def test_clear_all_management(open_cache, real_env, tmp_path):
     """The default-run size: 1,500 entries (500 files x 3 tiers)."""
-    _clear_all_at(open_cache, real_env(max_memory_entries=2000), tmp_path, 500, ["free", "premium", "super"])
+    _clear_all_at(
+        open_cache, real_env(max_memory_entries=2000, compression_level=0), tmp_path, 500, ["free", "premium", "super"]
+    )
 
 
 @pytest.mark.scale
@@ -237,7 +263,7 @@ def test_clear_all_management(open_cache, real_env, tmp_path):
 @pytest.mark.timeout(1800)  # 100,000 puts with an fsync each: minutes on 2 busy cores
 def test_clear_all_management_100k(open_cache, real_env, tmp_path):
     """100,000 entries (25,000 files x 4 tiers), then clear_all: no entry key left in Redis, all miss."""
-    env = real_env(max_memory_entries=10_000)
+    env = real_env(max_memory_entries=10_000, compression_level=0)
     _clear_all_at(open_cache, env, tmp_path, 25_000, ["free", "starter", "premium", "super"])
 
 
@@ -247,8 +273,9 @@ def test_cleanup_stats_and_disk_budget(open_cache, real_env, clock, tmp_path):
     cache = open_cache(env)
     rng = random.Random(7)
     paths = make_files(tmp_path / "files", 120)
+    expiring = marker("expiring")
     for i, p in enumerate(paths):
-        assert cache.put(p, {"i": i, "blob": rng.randbytes(600).hex()})  # ~1.2 KiB each: 2x the budget
+        assert cache.put(p, {"i": i, "blob": rng.randbytes(600).hex(), "m": expiring})  # ~1.2 KiB each: 2x the budget
         assert disk_bytes(env.cache_dir) <= budget, "the disk tier must stay within its budget after a put"
     cache.cleanup()
     assert disk_bytes(env.cache_dir) <= budget, "max_disk_bytes exceeded after cleanup"
@@ -271,7 +298,8 @@ def test_cleanup_stats_and_disk_budget(open_cache, real_env, clock, tmp_path):
     assert all(fresh.get(p) == {"later": True} for p in later)
     if has_capability(fresh, "tiers_holding"):
         assert all(fresh.tiers_holding(p) == set() for p in paths[:10])
-    assert len(namespace_keys(env)) <= len(later) + BOOKKEEPING_MAX
+    left = entries_in_redis(env, expiring)
+    assert not left, f"after cleanup() {len(left)} keys of the namespace still hold expired entries: {left[:5]}"
     stats = cache.get_stats()
     assert stats["writes"] == len(paths) + len(later) and stats["total_requests"] == 0
 
@@ -341,7 +369,7 @@ def slow_digest(path: str) -> int:
 
 @pytest.mark.prop("E9")
 def test_E9_legacy_api_on_real_servers(open_cache, real_env, tmp_path):
-    env = real_env()
+    env = real_env(compression_level=0)  # so the marker in an entry is visible in Redis
     cache = open_cache(env)
     require(cache, "legacy")
     legacy = cache.legacy_module
@@ -361,17 +389,20 @@ def test_E9_legacy_api_on_real_servers(open_cache, real_env, tmp_path):
             info = legacy.get_cache_info()
             assert isinstance(info, dict) and info
             digest = legacy.get_file_hash_quick(a)
-            assert isinstance(digest, str) and len(digest) >= 32
+            assert isinstance(digest, str) and digest
             assert legacy.get_file_hash_quick(a) == digest
+            assert legacy.get_file_hash_quick(b) != digest, "two different files hashed alike"
             assert legacy.clear_cache_pattern("*") >= 2
             assert cache.get(a) is None and cache.get(b, "free") is None
             fresh = open_cache(env)  # the removal reached the shared tiers, not only memory
             assert fresh.get(a) is None and fresh.get(b, "free") is None
-            assert legacy.set_cache(a, {"dpi": 1})
-            assert fresh.get(a) == {"dpi": 1}, "a legacy put is served by another instance (via Redis)"
+            mark = marker("legacy")
+            assert legacy.set_cache(a, {"dpi": 1, "m": mark})
+            assert fresh.get(a) == {"dpi": 1, "m": mark}, "a legacy put is served by another instance"
+            visible = bool(entries_in_redis(env, mark))
             legacy.clear_cache()
             assert cache.get(a) is None
-            assert len(namespace_keys(env)) <= BOOKKEEPING_MAX
+            assert not (visible and entries_in_redis(env, mark)), "clear_cache() left the entry in Redis"
             legacy.shutdown_cache()
     finally:
         legacy.install(None)

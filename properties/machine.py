@@ -7,12 +7,15 @@ the extra checks of one property; `run_machine` runs one with the active Hypothe
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import shutil
 import tempfile
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -25,7 +28,7 @@ from hypothesis.stateful import (
 )
 
 from tiercheck.backends import FakeClock, shared_fake_redis, unique_namespace
-from tiercheck.contract import TIER_NAMES, Env, Factory, has_capability
+from tiercheck.contract import TIER_NAMES, Capabilities, Env, Factory, capabilities, has_capability
 
 from . import strategies as S
 
@@ -64,11 +67,12 @@ class CacheMachine(RuleBasedStateMachine):
             max_disk_bytes=1 << 30,
             compression_level=3,
         )
+        skip_unless_accepted(self.factory, self.env)
         self.cache = self.factory(self.env)
         self.files: dict[str, bytes] = {}
         self.model: dict[tuple[bytes, str], tuple[str, float]] = {}
         self.counts = {"gets": 0, "writes": 0, "invalidations": 0}
-        self.enabled_tiers = ["memory", *(["redis"] if self.use_redis else []), "disk", "database"]
+        self.enabled_tiers = declared_tiers(self.factory, self.env)
         self.invariant_checks = 0  # invariants run once after __init__, then after every step
 
     def teardown(self) -> None:
@@ -256,12 +260,46 @@ def run_machine(machine: type[CacheMachine], factory: Factory, **overrides: Any)
 
 def needs_introspection(factory: Factory) -> str | None:
     """The reason a check is not applicable, or None when the implementation has tiers_holding."""
+    return None if declared(factory).introspection else "no tiers_holding() introspection"
+
+
+@functools.cache
+def _declared(factory: Factory) -> tuple[Capabilities, bool]:
     probe_dir = tempfile.mkdtemp(prefix="tiercheck-probe-")
     try:
         cache = factory(Env(cache_dir=probe_dir, database_url=None, clock=FakeClock()))
         try:
-            return None if has_capability(cache, "tiers_holding") else "no tiers_holding() introspection"
+            return capabilities(cache), has_capability(cache, "tiers_holding")
         finally:
             cache.shutdown()
     finally:
         shutil.rmtree(probe_dir, ignore_errors=True)
+
+
+def declared(factory: Factory) -> Capabilities:
+    """What the implementation declares (tiercheck.contract.capabilities), read from an instance built over
+    no backend at all, so that it can be known before an Env the implementation might refuse is built."""
+    caps, introspects = _declared(factory)
+    return dataclasses.replace(caps, introspection=introspects)
+
+
+def skip_unless_accepted(factory: Factory, env: Env) -> None:
+    """Skip as not applicable when the Env names a database kind the implementation does not declare."""
+    if not declared(factory).accepts_database(env.database_url):
+        kind = (env.database_url or "").split(":", 1)[0]
+        pytest.skip(f"not applicable: the implementation does not declare a {kind} database tier")
+
+
+@pytest.fixture
+def accepted_database(impl_factory: Factory, make_env) -> None:
+    """For modules whose tests build caches over `make_env()`'s default Env (a SQLite database): not
+    applicable when the implementation does not declare a SQLite tier. Use with pytest.mark.usefixtures."""
+    skip_unless_accepted(impl_factory, make_env())
+
+
+def declared_tiers(factory: Factory, env: Env) -> list[str]:
+    """The tiers an instance over `env` has: the declared ones, minus those the Env leaves out."""
+    caps = declared(factory)
+    absent = {"redis"} if env.redis_url is None else set()
+    absent |= {"database"} if env.database_url is None else set()
+    return [t for t in TIER_NAMES if caps.has_tier(t) and t not in absent]

@@ -11,6 +11,10 @@ import pytest
 
 from tiercheck.pytest_plugin import require
 
+from .machine import accepted_database  # noqa: F401 - a fixture, used below
+
+pytestmark = pytest.mark.usefixtures("accepted_database")
+
 SEED = 20261126
 
 

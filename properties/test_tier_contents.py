@@ -14,6 +14,7 @@ import pytest
 from tiercheck.pytest_plugin import require
 
 from .backend_probe import evict_from_redis, where_held
+from .machine import declared, skip_unless_accepted
 
 TTL = 100.0
 
@@ -32,8 +33,11 @@ def visible_or_skip(env, markers: list[str]) -> dict[str, set[str]]:
 
 
 @pytest.mark.prop("P9")
-def test_P9_cleanup_leaves_no_expired_entry_in_any_backend(open_cache, make_env, fake_redis_url, clock, tmp_path):
+def test_P9_cleanup_leaves_no_expired_entry_in_any_backend(
+    open_cache, impl_factory, make_env, fake_redis_url, clock, tmp_path
+):
     env = make_env(redis_url=fake_redis_url, compression_level=0, ttl_seconds=TTL)
+    skip_unless_accepted(impl_factory, env)
     cache = open_cache(env)
     old = [marked(tmp_path, f"old{i}") for i in range(4)]
     for path, meta in old:
@@ -57,18 +61,24 @@ def test_P9_cleanup_leaves_no_expired_entry_in_any_backend(open_cache, make_env,
 
 
 @pytest.mark.prop("P2")
-def test_P2_an_entry_redis_lost_is_served_by_disk_and_promoted_back(open_cache, make_env, fake_redis_url, tmp_path):
+def test_P2_an_entry_redis_lost_is_served_by_disk_and_promoted_back(
+    open_cache, impl_factory, make_env, fake_redis_url, tmp_path
+):
     """Redis at maxmemory evicts an entry: the next get is a disk hit, and promotion refills memory and Redis."""
     env = make_env(redis_url=fake_redis_url, compression_level=0)
+    skip_unless_accepted(impl_factory, env)
     first = open_cache(env)
-    require(first, "tiers_holding")
+    for needed in ("tiers_holding", "redis", "disk"):
+        require(first, needed)
     path, meta = marked(tmp_path, "photo.jpg")
     assert first.put(path, meta)
-    visible_or_skip(env, [meta["marker"]])
+    if "redis" not in visible_or_skip(env, [meta["marker"]])[meta["marker"]]:
+        pytest.skip("not applicable: the entry is not recognisable in Redis (encoded beyond recognition)")
     first.shutdown()
-    assert evict_from_redis(env, meta["marker"]) > 0, "the entry was never written to Redis"
+    assert evict_from_redis(env, meta["marker"]) > 0
     cache = open_cache(env)
-    assert cache.tiers_holding(path) == {"disk", "database"}
+    below = {t for t in declared(impl_factory).tiers if t in ("disk", "database")}
+    assert cache.tiers_holding(path) == below, "after a restart and Redis's eviction, only the lower tiers hold it"
     assert cache.get(path) == meta
     stats = cache.get_stats()
     assert (stats["redis_hits"], stats["disk_hits"], stats["database_hits"]) == (0, 1, 0)
