@@ -2,18 +2,20 @@
 
 They exercise no implementation: they check that planting and corruption (E2, E4) reach every Redis
 type, every file and every row and column, and that a rewrite counts only when it really changed the
-stored value. (Harness self-tests: to carry the `selftest` marker once it is registered.)
+stored value. Harness self-tests: marked `selftest`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
+import pytest
 import redis
 
+from properties.backend_probe import capture, changed, everything, rewrite
 from tiercheck.contract import Env
 
-from .backend_probe import capture, changed, everything, rewrite
+pytestmark = pytest.mark.selftest
 
 
 def env_for(tmp_path, redis_url: str | None, namespace: str) -> Env:
