@@ -42,7 +42,7 @@ def properties(session: nox.Session) -> None:
 
 @nox.session
 def mutation(session: nox.Session) -> None:
-    """Mutation testing of reference/ (mutmut): nox -s mutation -- 'reference.memory_tier*' for one module.
+    """Mutation testing of reference/ (mutmut): nox -s mutation -- 'tiercheck.reference.memory_tier*' for one module.
 
     The whole package takes hours on 2 cores (each surviving mutant runs every covering test); the
     score is printed by `mutmut results` and written by `mutmut export-cicd-stats`.
@@ -84,7 +84,7 @@ def chaos(session: nox.Session) -> None:
         args += ["--minutes", os.environ.get("CHAOS_MINUTES", "10")]
     if "--seed" not in args and os.environ.get("CHAOS_SEED"):
         args += ["--seed", os.environ["CHAOS_SEED"]]
-    session.run("python", "-m", "chaos.campaign", *args)
+    session.run("python", "-m", "tiercheck.chaos.campaign", *args)
 
 
 @nox.session

@@ -25,7 +25,7 @@ import orjson
 import redis
 import zstandard
 
-from reference.keys import ContentHasher
+from tiercheck.reference.keys import ContentHasher
 
 from . import timing
 from .services import Services

@@ -9,9 +9,9 @@ import tracemalloc
 
 import blake3
 
-from reference.codec import Payload, dump_metadata
-from reference.keys import CacheKey
-from reference.memory_tier import MemoryTier
+from tiercheck.reference.codec import Payload, dump_metadata
+from tiercheck.reference.keys import CacheKey
+from tiercheck.reference.memory_tier import MemoryTier
 
 from .workload import make_metadata
 

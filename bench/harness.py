@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def machine_steps() -> dict:
     """Examples per second and steps per example of the main model machine, in the ci profile."""
-    from properties.machine import run_machine
-    from properties.test_model_properties import ConsistencyMachine
-    from reference import factory
+    from tiercheck.properties.machine import run_machine
+    from tiercheck.properties.test_model_properties import ConsistencyMachine
+    from tiercheck.reference import factory
 
     steps: list[int] = []
     machine = type("Instrumented", (ConsistencyMachine,), {"step_log": steps})

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reference import CacheConfig, MetadataCache
-from reference.keys import ContentHasher
+from tiercheck.reference import CacheConfig, MetadataCache
+from tiercheck.reference.keys import ContentHasher
 
 from . import timing
 from .paths import TIER, settle

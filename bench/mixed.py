@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference import MetadataCache
+from tiercheck.reference import MetadataCache
 
 from .paths import FULL, TIER, config, settle
 from .scaling import run_op

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from reference import CacheConfig, MetadataCache
-from reference.keys import ContentHasher
+from tiercheck.reference import CacheConfig, MetadataCache
+from tiercheck.reference.keys import ContentHasher
 
 from .services import Services
 from .workload import Workload

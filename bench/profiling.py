@@ -42,7 +42,7 @@ def micro(redis_url: str, metadata: dict, n: int) -> dict[str, float]:
     import orjson
     import redis
 
-    from reference.codec import dump_metadata
+    from tiercheck.reference.codec import dump_metadata
 
     from . import timing
 

@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from reference import CacheConfig, MetadataCache
+from tiercheck.reference import CacheConfig, MetadataCache
 
 from .paths import TIER, Scenario, settle
 from .workload import Workload

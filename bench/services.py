@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from integration import servers
+from tiercheck.integration import servers
 
 
 @dataclass

@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from reference import MetadataCache
-from reference.codec import Codec, dump_metadata
+from tiercheck.reference import MetadataCache
+from tiercheck.reference.codec import Codec, dump_metadata
 
 from . import timing
 

@@ -11,8 +11,8 @@ import threading
 import psutil
 import pytest
 
-import reference
-from reference import CacheConfig, InvalidMetadata, MetadataCache
+from tiercheck import reference
+from tiercheck.reference import CacheConfig, InvalidMetadata, MetadataCache
 
 
 @pytest.fixture
@@ -373,7 +373,7 @@ def test_a_corrupted_sqlite_file_is_quarantined_and_the_database_tier_comes_back
     which escaped put() from the journal load at start and kept the database tier out for good."""
     import random
 
-    from chaos.db_faults import SqliteCorruptPages
+    from tiercheck.chaos.db_faults import SqliteCorruptPages
 
     env = make_env()
     db_path = env.database_url.removeprefix("sqlite:///")
@@ -425,8 +425,8 @@ def test_a_journal_that_cannot_forget_a_repair_never_replays_it_over_newer_data(
     """Found by the chaos campaign: the database missed a removal (journaled on disk), was repaired,
     but the read-only disk could not discard the record; after a restart the record was applied
     again and removed what had been stored since (a clear_all record: the whole namespace)."""
-    from reference.database_tier import DatabaseTier
-    from reference.disk_tier import DiskTier
+    from tiercheck.reference.database_tier import DatabaseTier
+    from tiercheck.reference.disk_tier import DiskTier
 
     env = make_env()
     c = reference.factory(env)
@@ -466,8 +466,8 @@ def test_a_journal_unreadable_at_start_keeps_the_other_tiers_from_serving_until_
 ):
     """The disk failed an invalidation, recorded in the database's journal; a restart while the
     database cannot be read must not let the disk serve the invalidated entry (it did: E1)."""
-    from reference.database_tier import DatabaseTier
-    from reference.disk_tier import DiskTier
+    from tiercheck.reference.database_tier import DatabaseTier
+    from tiercheck.reference.disk_tier import DiskTier
 
     env = make_env()
     c = reference.factory(env)

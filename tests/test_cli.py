@@ -42,7 +42,7 @@ def failing(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
 def test_a_passing_run_prints_progress_and_the_table_and_writes_three_reports(passing):
     run, reports = passing
     assert run.returncode == 0, run.stdout + run.stderr
-    progress = re.findall(r"^\[\s*(\d+)/(\d+)\] P11\s+pass\s+properties/test_p11_static\.py::\S+", run.stdout, re.M)
+    progress = re.findall(r"^\[\s*(\d+)/(\d+)\] P11\s+pass\s+(?:tiercheck/)?properties/test_p11_static\.py::\S+", run.stdout, re.M)
     assert len(progress) >= 1 and progress[-1][0] == progress[-1][1]  # one line per test, the last says n/n
     assert re.search(r"P11 .*Method definition correctness.*pass", run.stdout)
     document = json.loads((reports / "tiercheck.json").read_text())
@@ -63,7 +63,7 @@ def test_a_failure_shows_the_case_and_a_replay_command_that_replays_it(failing, 
     run, reports = failing
     assert run.returncode == 1, run.stdout + run.stderr
     assert re.search(r"^\[\s*\d+/\d+\] P11\s+FAIL\s+\S+structurally_sound", run.stdout, re.M)
-    section = run.stdout.split("P11 FAIL: properties/test_p11_static.py::", 1)[1]
+    section = re.split(r"P11 FAIL: (?:tiercheck/)?properties/test_p11_static\.py::", run.stdout, maxsplit=1)[1]
     assert "AssertionError: structural findings:" in section
     assert "self-at-module-level" in section
     replay_lines = section.split("Replay (from any shell):", 1)[1].strip().splitlines()
@@ -81,7 +81,7 @@ def test_a_failure_shows_the_case_and_a_replay_command_that_replays_it(failing, 
     assert junit is not None and junit.get("message").startswith("AssertionError: structural findings:")
     assert command in junit.text
     summary = run.stdout.split("1 failing test", 1)[1]  # last on the screen: every failure, one line each
-    assert re.search(r"^P11 FAIL properties/test_p11_static\.py::\S+structurally_sound — AssertionError", summary, re.M)
+    assert re.search(r"^P11 FAIL (?:tiercheck/)?properties/test_p11_static\.py::\S+structurally_sound — AssertionError", summary, re.M)
     assert f"full details: {reports / 'report.html'}" in summary
 
 
@@ -110,7 +110,7 @@ def test_usage_and_environment_errors_exit_2(args, message):
 
 
 def test_an_impl_in_the_current_directory_is_found(tmp_path):
-    (tmp_path / "mycache.py").write_text("from reference import factory\n")
+    (tmp_path / "mycache.py").write_text("from tiercheck.reference import factory\n")
     run = tiercheck("verify", "--impl", "mycache:factory", "--only", "P12", "--profile", "quick", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"P12 .*Instantiation.*pass", run.stdout)
@@ -142,7 +142,7 @@ def test_arguments_after_a_double_dash_go_to_pytest():
 
 def test_the_table_fits_a_narrow_terminal_and_wraps_reasons(tmp_path):
     (tmp_path / "nolegacy.py").write_text(
-        "from reference import factory as _f\n\n\ndef factory(env):\n    c = _f(env)\n"
+        "from tiercheck.reference import factory as _f\n\n\ndef factory(env):\n    c = _f(env)\n"
         "    c.tiercheck_capabilities = {'legacy_api': False}\n    return c\n"
     )
     run = tiercheck(

@@ -10,7 +10,7 @@ import sys
 import pytest
 import zstandard
 
-from reference.codec import (
+from tiercheck.reference.codec import (
     FLAG_COMPRESSED,
     HEADER_LEN,
     Codec,

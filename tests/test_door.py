@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 MODULE = """
-from reference import factory as reference_factory
+from tiercheck.reference import factory as reference_factory
 
 
 def returns_none(env):

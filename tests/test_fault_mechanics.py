@@ -14,11 +14,11 @@ import sqlite3
 import pytest
 import redis
 
-from chaos.db_faults import SqliteCorruptPages, SqliteDeleted, SqliteLock
-from chaos.disk_faults import CorruptEntries
-from chaos.hostile import DatabaseHostileRows, RedisHostileKeys
-from chaos.nemesis import REGISTRY, Nemesis, World, applicable, build, load_builtin
-from chaos.redis_faults import (
+from tiercheck.chaos.db_faults import SqliteCorruptPages, SqliteDeleted, SqliteLock
+from tiercheck.chaos.disk_faults import CorruptEntries
+from tiercheck.chaos.hostile import DatabaseHostileRows, RedisHostileKeys
+from tiercheck.chaos.nemesis import REGISTRY, Nemesis, World, applicable, build, load_builtin
+from tiercheck.chaos.redis_faults import (
     ProxyPartition,
     ProxyPartitionOne,
     RedisChannelCut,
@@ -26,8 +26,8 @@ from chaos.redis_faults import (
     RedisPause,
     RedisSnapshotMidOperation,
 )
-from chaos.sandbox import Sandbox
-from properties.faults import DiskFault
+from tiercheck.chaos.sandbox import Sandbox
+from tiercheck.properties.faults import DiskFault
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.contract import Env
 
@@ -101,7 +101,7 @@ def test_every_registered_fault_follows_the_protocol(sandbox, tmp_path):
 
 
 def test_a_new_fault_is_one_class_and_one_registry_line(tmp_path):
-    from chaos.nemesis import register
+    from tiercheck.chaos.nemesis import register
 
     @register("test touch file")
     class TouchFile(Nemesis):
@@ -511,7 +511,7 @@ def test_late_write_holds_a_promotion_of_a_real_cache(sandbox, tmp_path):
 
 
 def test_real_disk_full_and_read_only_on_a_tmpfs(tmp_path):
-    from chaos.disk_faults import DiskFull, DiskReadOnly, Tmpfs
+    from tiercheck.chaos.disk_faults import DiskFull, DiskReadOnly, Tmpfs
 
     with Tmpfs(tmp_path / "disk", "256k") as tmpfs:
         if not tmpfs.mounted:
@@ -566,7 +566,7 @@ def test_hostile_payloads_are_what_they_claim():
     import pickle
     import zlib
 
-    from chaos.hostile import BOMB_BYTES, Payloads
+    from tiercheck.chaos.hostile import BOMB_BYTES, Payloads
 
     planted = Payloads()
     try:

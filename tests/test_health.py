@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reference.health import TierHealth
+from tiercheck.reference.health import TierHealth
 
 
 class Clock:

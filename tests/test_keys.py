@@ -7,8 +7,8 @@ from unittest import mock
 
 import pytest
 
-from reference import keys
-from reference.keys import ContentHasher, UnreadableFile, tier_variant
+from tiercheck.reference import keys
+from tiercheck.reference.keys import ContentHasher, UnreadableFile, tier_variant
 
 
 def write(path, data: bytes) -> str:

@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
-import reference
-from reference import legacy
+from tiercheck import reference
+from tiercheck.reference import legacy
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import statistics
 
-from properties.machine import CacheMachine, run_machine
-from properties.test_model_properties import ConsistencyMachine
-from reference import factory
+from tiercheck.properties.machine import CacheMachine, run_machine
+from tiercheck.properties.test_model_properties import ConsistencyMachine
+from tiercheck.reference import factory
 
 
 def test_most_examples_run_at_least_20_steps_and_none_runs_0(capsys) -> None:

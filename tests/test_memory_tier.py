@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from reference.codec import Payload
-from reference.keys import CacheKey
-from reference.memory_tier import MemoryTier
+from tiercheck.reference.codec import Payload
+from tiercheck.reference.keys import CacheKey
+from tiercheck.reference.memory_tier import MemoryTier
 
 
 def key(i: int, variant: str = "v") -> CacheKey:

@@ -45,7 +45,7 @@ def project(tmp_path: Path) -> Path:
         (tmp_path / package / "__init__.py").write_text("")
         (tmp_path / package / "fixtures.py").write_text("OWNER = 'the user'\n")
     (tmp_path / "mycache.py").write_text(
-        "from reference import factory as _reference\n\n\ndef factory(env):\n    return _reference(env)\n"
+        "from tiercheck.reference import factory as _reference\n\n\ndef factory(env):\n    return _reference(env)\n"
     )
     (tmp_path / "test_own.py").write_text(
         "from hypothesis import given, strategies as st\n\n\n@given(st.text())\ndef test_own(s):\n    assert s == s\n"

@@ -11,7 +11,7 @@ import threading
 import pytest
 import redis
 
-from chaos.proxy import Command, RespError, TcpProxy, opens_channel, parse_command
+from tiercheck.chaos.proxy import Command, RespError, TcpProxy, opens_channel, parse_command
 
 pytestmark = pytest.mark.selftest
 

@@ -220,7 +220,7 @@ def test_a_first_version_1_report_still_validates():
     jsonschema = pytest.importorskip("jsonschema")
     old = {
         "schema_version": 1,
-        "impl": "reference:factory",
+        "impl": "tiercheck.reference:factory",
         "profile": "ci",
         "environment": {"python": "3.11.7"},
         "verdicts": [

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties.linearizability import HistoryRecorder, Op, check_history, check_key
+from tiercheck.properties.linearizability import HistoryRecorder, Op, check_history, check_key
 
 pytestmark = pytest.mark.selftest
 

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 import redis
 
-from properties.backend_probe import capture, changed, everything, rewrite
+from tiercheck.properties.backend_probe import capture, changed, everything, rewrite
 from tiercheck.contract import Env
 
 pytestmark = pytest.mark.selftest

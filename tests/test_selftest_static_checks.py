@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from properties.static_checks import Finding, check_source, implementation_source_files
+from tiercheck.properties.static_checks import Finding, check_source, implementation_source_files
 
 pytestmark = pytest.mark.selftest
 

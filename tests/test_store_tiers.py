@@ -8,11 +8,11 @@ import sqlite3
 import pytest
 import redis
 
-from reference.database_tier import DatabaseTier
-from reference.disk_tier import DiskTier
-from reference.keys import CacheKey
-from reference.redis_tier import RedisTier
-from reference.store import ALL, REPAIR_MARK_SECONDS, Repair, TierError
+from tiercheck.reference.database_tier import DatabaseTier
+from tiercheck.reference.disk_tier import DiskTier
+from tiercheck.reference.keys import CacheKey
+from tiercheck.reference.redis_tier import RedisTier
+from tiercheck.reference.store import ALL, REPAIR_MARK_SECONDS, Repair, TierError
 
 K1 = CacheKey("a1" * 32, "b1" * 16)
 K2 = CacheKey("a1" * 32, "b2" * 16)
@@ -245,7 +245,7 @@ def test_redis_namespace_with_glob_characters(any_redis_url):
 
 @pytest.mark.real_redis
 def test_redis_restart_with_old_data_is_purged(redis_server, namespace):
-    from integration.servers import restore_redis, snapshot_redis
+    from tiercheck.integration.servers import restore_redis, snapshot_redis
 
     tier = RedisTier(redis_server.url, namespace, 0.5, 0.5)
     try:

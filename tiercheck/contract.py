@@ -27,7 +27,7 @@ REQUIRED_STATS = (
     "invalidations",
 )
 
-DEFAULT_IMPL = "reference:factory"
+DEFAULT_IMPL = "tiercheck.reference:factory"
 
 Metadata = dict[str, Any]
 Extractor = Callable[[str, str], Metadata]

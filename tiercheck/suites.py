@@ -1,7 +1,6 @@
 """Where tiercheck's suites live: the one place that names their packages.
 
-The property, chaos and integration suites are packages beside `tiercheck` today; when they move under
-the `tiercheck.` namespace, only `SUITE_PACKAGES` and `FIXTURES_PLUGIN` change.
+The property, chaos and integration suites are subpackages of `tiercheck` (nothing generic is installed).
 """
 
 from __future__ import annotations
@@ -10,10 +9,10 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-SUITE_PACKAGES = ("properties", "chaos", "integration")
+SUITE_PACKAGES = ("tiercheck.properties", "tiercheck.chaos", "tiercheck.integration")
 """The packages whose tests exercise an implementation (chaos and integration start real servers)."""
 
-FIXTURES_PLUGIN = "integration.fixtures"
+FIXTURES_PLUGIN = "tiercheck.integration.fixtures"
 """The pytest plugin module with the real-server fixtures (redis_server, postgres_server, real_env)."""
 
 SERVER_SUITES = ("chaos", "integration")

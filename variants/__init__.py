@@ -46,9 +46,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference import legacy
-from reference.cache import MetadataCache
-from reference.config import CacheConfig
+from tiercheck.reference import legacy
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.config import CacheConfig
 
 CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "sampled_hash": ("P6",),

@@ -5,7 +5,7 @@ dict it passed to put, or the dict a get returned, silently changes what every l
 Expected to be caught by P1 (what a caller does to its dicts never changes later gets).
 """
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

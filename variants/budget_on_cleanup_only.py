@@ -5,8 +5,8 @@ and a burst of large entries fills the disk. Expected to be caught by E10 (the d
 within max_disk_bytes after every put).
 """
 
-from reference.cache import MetadataCache
-from reference.disk_tier import DiskTier
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.disk_tier import DiskTier
 
 from . import build
 

@@ -5,7 +5,7 @@ share one entry, so one tier's extraction is served for another. Expected to be 
 strings that are case variants of each other).
 """
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

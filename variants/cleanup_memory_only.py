@@ -5,7 +5,7 @@ the budget evicts it, and the database grows without bound. Expected to be caugh
 cleanup() no tier holds an expired entry).
 """
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

@@ -5,8 +5,8 @@ get after clear_all serves the cleared entry from disk. Expected to be caught by
 machine's clear_all rule).
 """
 
-from reference.cache import MetadataCache
-from reference.store import ALL
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.store import ALL
 
 from . import build
 

@@ -7,8 +7,8 @@ caught by E2 (corrupted entries must be misses).
 
 import logging
 
-from reference.cache import MetadataCache
-from reference.codec import Codec, CorruptEntry, Payload
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.codec import Codec, CorruptEntry, Payload
 
 from . import build
 

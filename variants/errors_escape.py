@@ -5,7 +5,7 @@ refused or the disk failing, get/put/invalidate raise instead of using the other
 Expected to be caught by P5 (operations never raise because a tier failed).
 """
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

@@ -5,8 +5,8 @@ the branch that was refactored away): the stats report zero evictions on a thras
 Expected to be caught by P8 (evictions are counted).
 """
 
-from reference.cache import MetadataCache
-from reference.memory_tier import MemoryTier
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.memory_tier import MemoryTier
 
 from . import build
 

@@ -5,8 +5,8 @@ An off-by-one at the boundary: at exactly put time + TTL the memory tier still s
 machine samples the boundary: advancing the clock by exactly the TTL).
 """
 
-from reference.cache import MetadataCache
-from reference.memory_tier import MemoryTier
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.memory_tier import MemoryTier
 
 from . import build
 

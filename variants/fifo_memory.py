@@ -4,8 +4,8 @@ A plain dict (insertion-ordered) used as an "LRU" without `move_to_end` on a hit
 entry is evicted first once enough new files arrive. Expected to be caught by P8 (LRU model).
 """
 
-from reference.cache import MetadataCache
-from reference.memory_tier import MemoryTier
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.memory_tier import MemoryTier
 
 from . import build
 

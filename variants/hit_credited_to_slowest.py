@@ -5,7 +5,7 @@ and their hits kept landing in `disk_hits`, so dashboards show a cold Redis. Exp
 by P2 (the stats credit the tier that served: after a restart an entry still in Redis is a Redis hit).
 """
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

@@ -5,7 +5,7 @@ extraction of a file also throws away its 'premium' one, which then has to be ex
 Expected to be caught by P3 (`invalidate(file, tier)` removes only that tier name).
 """
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

@@ -5,7 +5,7 @@ development, so nobody noticed): after an invalidation the next get misses memor
 the old entry from Redis. Expected to be caught by P3 (after invalidate no tier serves it).
 """
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

@@ -8,7 +8,7 @@ caching. Expected to be caught by E9 (the legacy functions work — no stubs).
 import sys
 import warnings
 
-from reference import factory as reference_factory
+from tiercheck.reference import factory as reference_factory
 
 _warned = set()
 

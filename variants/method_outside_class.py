@@ -6,7 +6,7 @@ keeps working only because the call is guarded. Expected to be caught by P11 (st
 module-level function whose first parameter is self; every self.name used exists).
 """
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

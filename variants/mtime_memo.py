@@ -8,8 +8,8 @@ content. Expected to be caught by P3 (same-size rewrites in the invalidation mac
 
 import os
 
-from reference.cache import MetadataCache
-from reference.keys import ContentHasher
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.keys import ContentHasher
 
 from . import build
 

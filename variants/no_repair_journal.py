@@ -7,7 +7,7 @@ that was invalidated. Expected to be caught by E1 (no resurrection after an outa
 
 import logging
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

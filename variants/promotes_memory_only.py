@@ -5,7 +5,7 @@ processes keep going to the slow tier for it. Expected to be caught by P2 (after
 tier T, every enabled tier above T holds the entry).
 """
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

@@ -5,7 +5,7 @@ entry read shortly before it expires lives on in memory for another full TTL. Ex
 caught by P9 (no tier serves an entry after its original put time plus TTL).
 """
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

@@ -13,10 +13,10 @@ import os
 import shutil
 from pathlib import Path
 
-from reference.cache import MetadataCache
-from reference.disk_tier import DiskTier
-from reference.keys import CacheKey
-from reference.store import TierError
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.disk_tier import DiskTier
+from tiercheck.reference.keys import CacheKey
+from tiercheck.reference.store import TierError
 
 from . import build
 

@@ -9,8 +9,8 @@ import os
 
 import blake3
 
-from reference.cache import MetadataCache
-from reference.keys import ContentHasher, UnreadableFile
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.keys import ContentHasher, UnreadableFile
 
 from . import build
 

@@ -7,7 +7,7 @@ tiers). Expected to be caught by P12 (shutdown leaves no thread behind).
 
 import threading
 
-from reference.cache import MetadataCache
+from tiercheck.reference.cache import MetadataCache
 
 from . import build
 

@@ -7,8 +7,8 @@ Expected to be caught by E4 (a planted bomb never expands past a bounded size).
 
 import zstandard
 
-from reference.cache import MetadataCache
-from reference.disk_tier import DiskTier
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.disk_tier import DiskTier
 
 from . import build
 

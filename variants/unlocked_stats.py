@@ -9,8 +9,8 @@ Expected to be caught by P4 (the stats invariants after the threaded workload).
 
 import time
 
-from reference.cache import MetadataCache
-from reference.stats import TIER_HIT_KEYS, Stats
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.stats import TIER_HIT_KEYS, Stats
 
 from . import build
 

@@ -7,8 +7,8 @@ the deployment (or the test) actually runs on. Expected to be caught by P9.
 
 import time
 
-from reference.cache import MetadataCache
-from reference.config import CacheConfig
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.config import CacheConfig
 
 from . import build
 

@@ -7,8 +7,8 @@ cached files).
 
 from concurrent.futures import ThreadPoolExecutor
 
-from reference.cache import MetadataCache
-from reference.keys import tier_variant
+from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.keys import tier_variant
 
 from . import build
 

@@ -3,7 +3,7 @@
 After Jepsen's nemesis: a fault is an object the harness arms, injects and heals on command, that
 knows nothing of the implementation under test. It acts only on what the harness handed out: a
 server process, the TCP proxy in front of each instance, the cache directory, the database file
-or server. The same objects serve the campaign (`chaos.campaign`), both Hypothesis state machines
+or server. The same objects serve the campaign (`tiercheck.chaos.campaign`), both Hypothesis state machines
 (`chaos.machine`, `properties/test_fault_properties.py`) and the short scenarios.
 
 Protocol (`Nemesis`), class attributes:
@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from integration.servers import ServerHandle
+    from tiercheck.integration.servers import ServerHandle
     from tiercheck.backends import FakeRedisServer
     from tiercheck.contract import Env
 
@@ -88,7 +88,7 @@ class Nemesis:
 
     @property
     def name(self) -> str:
-        """Old spelling of `kind` (properties.faults before the registry); kept for old callers."""
+        """Old spelling of `kind` (tiercheck.properties.faults before the registry); kept for old callers."""
         return self.kind
 
     @name.setter
@@ -280,7 +280,13 @@ REGISTRY: dict[str, Builder] = {}
 
 # Modules whose import fills the registry. Which one is imported first depends on the entry point, so
 # `applicable()` lists faults in sorted kind order: the same seed picks the same faults everywhere.
-BUILTIN_MODULES = ("chaos.redis_faults", "chaos.disk_faults", "chaos.db_faults", "chaos.hostile", "properties.faults")
+BUILTIN_MODULES = (
+    "tiercheck.chaos.redis_faults",
+    "tiercheck.chaos.disk_faults",
+    "tiercheck.chaos.db_faults",
+    "tiercheck.chaos.hostile",
+    "tiercheck.properties.faults",
+)
 
 
 def register(kind: str) -> Callable:

@@ -1,4 +1,4 @@
-"""The long chaos campaign: `python -m chaos.campaign --minutes 10 --seed N [--impl pkg.mod:factory]`.
+"""The long chaos campaign: `python -m tiercheck.chaos.campaign --minutes 10 --seed N [--impl pkg.mod:factory]`.
 
 Rounds until the time is up; each round picks (seeded) a world — Redis + SQLite, Redis + PostgreSQL,
 or disk + SQLite without Redis — builds a fresh Env in one shared sandbox (real valkey-server behind
@@ -118,7 +118,7 @@ def table(summary: Summary, title: str) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m chaos.campaign", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tiercheck.chaos.campaign", description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=None, help="default: random, printed")
     p.add_argument("--impl", default=DEFAULT_IMPL)
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"note: {note}", markup=False)
     console.print("same seed, same schedule of rounds and faults; the number of rounds depends on the time bound")
     console.print(
-        f"replay: python -m chaos.campaign --minutes {args.minutes:g} --seed {seed} --impl {args.impl}"
+        f"replay: python -m tiercheck.chaos.campaign --minutes {args.minutes:g} --seed {seed} --impl {args.impl}"
         + (" --include-known-bugs" if args.include_known_bugs else "")
     )
     return 1 if summary.violations else 0

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import redis
 
-from integration import servers
+from tiercheck.integration import servers
 
 
 def _gone(pid: int, deadline: float = 10.0) -> bool:

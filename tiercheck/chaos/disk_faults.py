@@ -18,7 +18,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from properties.faults import DiskFault
+from tiercheck.properties.faults import DiskFault
 
 from .nemesis import Nemesis, World, register
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from integration import servers
+from tiercheck.integration import servers
 from tiercheck.backends import FakeClock, unique_namespace
 from tiercheck.contract import Env
 

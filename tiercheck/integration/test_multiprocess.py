@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from properties.linearizability import Op, check_history
-from properties.machine import declared
+from tiercheck.properties.linearizability import Op, check_history
+from tiercheck.properties.machine import declared
 from tiercheck.backends import unique_namespace
 
 from . import mp_worker

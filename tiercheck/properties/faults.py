@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from chaos.nemesis import Nemesis, World, register
+from tiercheck.chaos.nemesis import Nemesis, World, register
 from tiercheck.backends import FakeRedisServer
 
 __all__ = ["DiskFault", "Nemesis", "RedisOutage", "SqliteLocked"]

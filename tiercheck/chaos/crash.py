@@ -2,7 +2,7 @@
 many times over the same cache_dir and SQLite database; after each kill a fresh instance must read,
 for every key, only the old value, the new one, or a miss — never garbage, never an exception.
 
-The child (chaos.crash_child) reports each operation on a pipe before starting it and after it
+The child (tiercheck.chaos.crash_child) reports each operation on a pipe before starting it and after it
 returns, so the parent knows which operations completed and which one was cut. Two kill modes:
 `self` (deterministic: the child kills itself after a seeded number of call events inside a seeded
 operation) for the default test run, `external` (the parent SIGKILLs as soon as the child announced
@@ -51,7 +51,7 @@ def run_crashes(
             cmd = [
                 sys.executable,
                 "-m",
-                "chaos.crash_child",
+                "tiercheck.chaos.crash_child",
                 "--impl",
                 impl,
                 "--cache-dir",

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import redis as redis_client
 
-from integration import servers
+from tiercheck.integration import servers
 
 from .nemesis import Nemesis, ServerKill, World, register
 from .proxy import Command, Hold, ProxyStats, TcpProxy, _Countdown
@@ -403,7 +403,7 @@ def _restart_empty(world: World) -> Nemesis | None:
     if _real(world):
         return RedisRestartEmpty(world.redis)
     if world.fake_redis is not None and world.uses_redis:
-        from properties.faults import RedisOutage
+        from tiercheck.properties.faults import RedisOutage
 
         return RedisOutage(world.fake_redis, empty_on_heal=True)
     return None

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from properties.backend_probe import redis_keys_holding
-from properties.machine import declared, skip_unless_accepted
+from tiercheck.properties.backend_probe import redis_keys_holding
+from tiercheck.properties.machine import declared, skip_unless_accepted
 from tiercheck.contract import has_capability
 from tiercheck.pytest_plugin import require
 
@@ -189,7 +189,7 @@ def test_E7_live_entries_survive_restart(open_cache, real_env, tmp_path):
 def test_E7_survives_server_restarts(open_cache, real_env, real_database_url, request, tmp_path):
     """A dedicated valkey-server (restarted without its data) and the session PostgreSQL (restarted
     with its data): a new instance still serves every live entry, and invalidations still hold."""
-    from integration import servers
+    from tiercheck.integration import servers
 
     try:
         own_redis = servers.start_redis()

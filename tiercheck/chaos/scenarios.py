@@ -1,5 +1,5 @@
 """Short, deterministic chaos scenarios (fixed seeds): the default test run and the variant checks use
-these; `chaos.campaign` runs the same machinery for minutes with random seeds."""
+these; `tiercheck.chaos.campaign` runs the same machinery for minutes with random seeds."""
 
 from __future__ import annotations
 

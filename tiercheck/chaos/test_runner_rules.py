@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chaos.nemesis import Nemesis
-from chaos.runner import Runner, Summary
+from tiercheck.chaos.nemesis import Nemesis
+from tiercheck.chaos.runner import Runner, Summary
 
 
 class _Fault(Nemesis):

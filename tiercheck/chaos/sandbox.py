@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from integration import servers
+from tiercheck.integration import servers
 from tiercheck.backends import FakeClock, unique_namespace
 from tiercheck.contract import Env
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from properties.effectiveness_probes import credited_get, judged_tiers, make_files, single_tier_env
+from tiercheck.properties.effectiveness_probes import credited_get, judged_tiers, make_files, single_tier_env
 from tiercheck.contract import has_capability
 
 pytestmark = [pytest.mark.real_redis, pytest.mark.prop("P9")]

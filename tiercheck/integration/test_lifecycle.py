@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from integration import fixtures, servers
+from tiercheck.integration import fixtures, servers
 from tiercheck.suites import FIXTURES_PLUGIN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def _owner_script(kinds: list[str]) -> str:
     return textwrap.dedent(
         f"""
         import sys
-        from integration import servers
+        from tiercheck.integration import servers
         handles = [servers.start_redis() if k == "redis" else servers.start_postgres() for k in {kinds!r}]
         print(" ".join(str(h.pid) for h in handles), flush=True)
         sys.stdin.read()  # until the parent closes our stdin (a normal exit) or kills us

@@ -11,7 +11,7 @@ import sqlite3
 
 import psycopg
 
-from properties.faults import sqlite_locked
+from tiercheck.properties.faults import sqlite_locked
 
 from .nemesis import Nemesis, ServerKill, World, register
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from properties.machine import canonical
+from tiercheck.properties.machine import canonical
 
 Key = tuple[bytes, str]  # (file content, tier)
 
