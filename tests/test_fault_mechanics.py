@@ -14,6 +14,7 @@ import sqlite3
 import pytest
 import redis
 
+from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.chaos.db_faults import SqliteCorruptPages, SqliteDeleted, SqliteLock
 from tiercheck.chaos.disk_faults import CorruptEntries
 from tiercheck.chaos.hostile import DatabaseHostileRows, RedisHostileKeys
@@ -27,9 +28,8 @@ from tiercheck.chaos.redis_faults import (
     RedisSnapshotMidOperation,
 )
 from tiercheck.chaos.sandbox import Sandbox
-from tiercheck.properties.faults import DiskFault
-from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.contract import Env
+from tiercheck.properties.faults import DiskFault
 
 pytestmark = pytest.mark.selftest
 

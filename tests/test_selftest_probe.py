@@ -12,8 +12,8 @@ import sqlite3
 import pytest
 import redis
 
-from tiercheck.properties.backend_probe import capture, changed, everything, rewrite
 from tiercheck.contract import Env
+from tiercheck.properties.backend_probe import capture, changed, everything, rewrite
 
 pytestmark = pytest.mark.selftest
 

@@ -55,9 +55,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from tiercheck.integration.servers import ServerHandle
     from tiercheck.backends import FakeRedisServer
     from tiercheck.contract import Env
+    from tiercheck.integration.servers import ServerHandle
 
     from .disk_faults import Tmpfs
     from .proxy import TcpProxy

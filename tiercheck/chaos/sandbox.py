@@ -25,9 +25,9 @@ from pathlib import Path
 
 import psutil
 
-from tiercheck.integration import servers
 from tiercheck.backends import FakeClock, unique_namespace
 from tiercheck.contract import Env
+from tiercheck.integration import servers
 
 from .disk_faults import Tmpfs
 from .nemesis import World

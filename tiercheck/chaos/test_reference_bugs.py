@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from tiercheck.integration import servers
 from tiercheck.backends import FakeClock, unique_namespace
 from tiercheck.contract import Env
+from tiercheck.integration import servers
 
 
 @pytest.mark.prop("E1")

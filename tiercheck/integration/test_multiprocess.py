@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tiercheck.backends import unique_namespace
 from tiercheck.properties.linearizability import Op, check_history
 from tiercheck.properties.machine import declared
-from tiercheck.backends import unique_namespace
 
 from . import mp_worker
 

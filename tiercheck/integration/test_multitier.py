@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from tiercheck.contract import has_capability
 from tiercheck.properties.backend_probe import redis_keys_holding
 from tiercheck.properties.machine import declared, skip_unless_accepted
-from tiercheck.contract import has_capability
 from tiercheck.pytest_plugin import require
 
 pytestmark = [pytest.mark.real_redis]

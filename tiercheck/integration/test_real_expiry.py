@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from tiercheck.properties.effectiveness_probes import credited_get, judged_tiers, make_files, single_tier_env
 from tiercheck.contract import has_capability
+from tiercheck.properties.effectiveness_probes import credited_get, judged_tiers, make_files, single_tier_env
 
 pytestmark = [pytest.mark.real_redis, pytest.mark.prop("P9")]
 

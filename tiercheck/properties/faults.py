@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tiercheck.chaos.nemesis import Nemesis, World, register
 from tiercheck.backends import FakeRedisServer
+from tiercheck.chaos.nemesis import Nemesis, World, register
 
 __all__ = ["DiskFault", "Nemesis", "RedisOutage", "SqliteLocked"]
 
