@@ -59,7 +59,7 @@ INITIAL_EPOCH = "0-00000000"
 
 
 def _epoch_order(epoch: str) -> tuple[int, str]:
-    number, _, token = epoch.partition("-")
+    number, _, token = epoch.split("/")[0].partition("-")
     return (int(number), token) if number.isdigit() else (-1, "")
 
 
@@ -116,6 +116,14 @@ class State:
     def epoch(self, store: str) -> str:
         return self.epochs.get(store, INITIAL_EPOCH)
 
+    def redis_server(self) -> str | None:
+        """The Redis run_id the current Redis epoch was opened against (recorded as "<epoch>/<run_id>")."""
+        epoch, _, server = self.epochs.get("redis.server", "").partition("/")
+        return server if epoch == self.epoch("redis") else None
+
+    def record_redis_server(self, run_id: str) -> None:
+        self.epochs["redis.server"] = f"{self.epoch('redis')}/{run_id}"
+
     def _sum(self, body: str) -> str:
         return hashlib.sha256(f"{self.namespace}\0{body}".encode()).hexdigest()
 
@@ -140,9 +148,10 @@ class State:
     def merge(self, other: dict[str, str]) -> bool:
         """Take the newer epoch of each store; True if anything changed."""
         changed = False
-        for store, epoch in other.items():
-            if _epoch_order(epoch) > _epoch_order(self.epoch(store)):
-                self.epochs[store] = epoch
+        for name, value in other.items():
+            mine = self.epochs.get(name)
+            if mine is None or (_epoch_order(value), value) > (_epoch_order(mine), mine):
+                self.epochs[name] = value
                 changed = True
         return changed
 
@@ -165,6 +174,7 @@ class IndependentCache:
         self.state = State(env.namespace)
         self.durable = True  # the current epochs are recorded in at least one holder
         self.open_until: dict[str, float] = {}
+        self.redis_known = False  # whether the server's identity was checked against the state
         self.next_refresh = 0.0
         self.stats = dict.fromkeys(
             ("total_requests", "hits", "misses", "memory_hits", "redis_hits", "disk_hits", "database_hits")
@@ -183,20 +193,37 @@ class IndependentCache:
         if self.usable(store):
             log.warning("%s tier failed (%s: %s); retried after %.1fs", store.name, type(exc).__name__, exc, RETRY_AFTER)
         self.open_until[store.name] = time.monotonic() + RETRY_AFTER
+        if store is self.redis:
+            self.redis_known = False
         if isinstance(store, SqliteStore):
             store.close()  # reopened on the next try: the file may be replaced meanwhile
         self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
         self.persist()
 
-    def attempt(self, store: Store, action: Callable[[], Any]) -> tuple[bool, Any]:
-        """(True, result) or (False, None) when the store is skipped or fails."""
+    def attempt(self, store: Store, action: Callable[[Any, str], Any]) -> tuple[bool, Any]:
+        """(True, action(store, its current epoch)) or (False, None) when the store is skipped or fails."""
         if not self.usable(store):
             return False, None
         try:
-            return True, action()
+            if store is self.redis and not self.redis_known:
+                self.handshake()
+            return True, action(store, self.state.epoch(store.name))
         except BACKEND_ERRORS as exc:
             self.failed(store, exc)
             return False, None
+
+    def handshake(self) -> None:
+        """Before Redis is used (first time, after a failure, after an epoch change): a server that is not
+        the one this epoch was opened against (it restarted, perhaps from an older snapshot) gets a
+        fresh epoch, so nothing it brought back is read."""
+        run_id = self.redis.server_id() if self.redis is not None else None
+        if run_id is not None and run_id != self.state.redis_server():
+            if self.state.redis_server() is not None:
+                log.warning("redis server changed (run_id %s): fresh epoch", run_id)
+                self.state.epochs["redis"] = new_epoch(self.state.epoch("redis"))
+            self.state.record_redis_server(run_id)
+            self.persist()
+        self.redis_known = True
 
     # --- the shared state -----------------------------------------------------------------------
 
@@ -222,7 +249,7 @@ class IndependentCache:
         self.next_refresh = now + REFRESH
         mine, readable, damaged, lagging = self.state.dump(), False, False, False
         for holder in self.holders:
-            ok, data = self.attempt(holder, holder.read_state)
+            ok, data = self.attempt(holder, lambda s, e: s.read_state())
             if not ok or data is None:
                 lagging |= ok
                 continue
@@ -231,15 +258,18 @@ class IndependentCache:
                 damaged = lagging = True
                 continue
             readable = True
+            before = self.state.epoch("redis")
             if self.state.merge(epochs):
                 self.memory.items.clear()  # another instance removed something we cannot name
+                self.redis_known &= self.state.epoch("redis") == before
             lagging |= data != mine
         if damaged and not readable:  # no trustworthy record: start every store afresh
             for store in self.stores:
                 self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
             self.memory.items.clear()
+            self.redis_known = False
         if first:
-            self.attempt(self.disk, lambda: self.disk.recount(self.state.epoch("disk")))
+            self.attempt(self.disk, lambda s, e: s.recount(e))
         if lagging or damaged or not self.durable or self.state.dump() != mine:
             self.persist()
 
@@ -248,13 +278,12 @@ class IndependentCache:
     def find(self, key: Key, now: float) -> tuple[int, Entry, bytes] | None:
         """The first store (index) holding a live, intact entry; damaged or expired copies are removed."""
         for index, store in enumerate(self.stores):
-            epoch = self.state.epoch(store.name)
-            ok, data = self.attempt(store, lambda s=store, e=epoch: s.read(e, key))
+            ok, data = self.attempt(store, lambda s, e: s.read(e, key))
             if not ok or data is None:
                 continue
             entry = codec.decode(key, data)
             if entry is None or entry.expires <= now:
-                self.attempt(store, lambda s=store, e=epoch: s.delete(e, key))
+                self.attempt(store, lambda s, e: s.delete(e, key))
                 continue
             return index, entry, data
         return None
@@ -264,20 +293,19 @@ class IndependentCache:
         source = self.stores[index]
         copied = []
         for store in self.stores[:index]:
-            epoch = self.state.epoch(store.name)
-            ok, done = self.attempt(store, lambda s=store, e=epoch: s.write(e, key, data, self.expiry_arg(s, entry, now), True))
+            ok, done = self.attempt(store, lambda s, e: s.write(e, key, data, self.expiry_arg(s, entry, now), True))
             if ok and done:
                 copied.append(store)
         if copied:  # another process may have removed or replaced the source meanwhile: then undo
-            ok, again = self.attempt(source, lambda: source.read(self.state.epoch(source.name), key))
+            ok, again = self.attempt(source, lambda s, e: s.read(e, key))
             if not ok or again != data:
                 for store in copied:
-                    self.attempt(store, lambda s=store: self.delete_if_same(s, key, data))
+                    self.attempt(store, lambda s, e: self.delete_if_same(s, e, key, data))
                 return
         self.memory.put(key, entry)
 
-    def delete_if_same(self, store: Store, key: Key, data: bytes) -> None:
-        epoch = self.state.epoch(store.name)
+    @staticmethod
+    def delete_if_same(store: Store, epoch: str, key: Key, data: bytes) -> None:
         if store.read(epoch, key) == data:
             store.delete(epoch, key)
 
@@ -338,8 +366,7 @@ class IndependentCache:
             data = codec.encode(key, entry, self.env.compression_level)
             self.memory.put(key, entry)
             for store in reversed(self.stores):  # most durable first, like removals
-                epoch = self.state.epoch(store.name)
-                self.attempt(store, lambda s=store, e=epoch: s.write(e, key, data, self.expiry_arg(s, entry, now)))
+                self.attempt(store, lambda s, e: s.write(e, key, data, self.expiry_arg(s, entry, now)))
             if self.durable:  # memory holds it; every store either holds it or has a fresh epoch
                 self.stats["writes"] += 1
             return self.durable
@@ -355,11 +382,10 @@ class IndependentCache:
             else:
                 self.memory.drop(Key(content, codec.tier_digest(tier)))
             for store in reversed(self.stores):  # most durable first: a promotion racing us is undone
-                epoch = self.state.epoch(store.name)
                 if tier is None:
-                    self.attempt(store, lambda s=store, e=epoch: s.delete_content(e, content))
+                    self.attempt(store, lambda s, e: s.delete_content(e, content))
                 else:
-                    self.attempt(store, lambda s=store, e=epoch: s.delete(e, Key(content, codec.tier_digest(tier))))
+                    self.attempt(store, lambda s, e: s.delete(e, Key(content, codec.tier_digest(tier))))
             if self.durable:
                 self.stats["invalidations"] += 1
             return self.durable
@@ -370,6 +396,7 @@ class IndependentCache:
             self.memory.items.clear()
             for store in self.stores:
                 self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
+            self.redis_known = False
             self.persist()
             self.sweep()
 
@@ -384,8 +411,7 @@ class IndependentCache:
     def sweep(self) -> None:
         now = self.clock()
         for store in self.stores:
-            epoch = self.state.epoch(store.name)
-            self.attempt(store, lambda s=store, e=epoch: s.cleanup(e, now))
+            self.attempt(store, lambda s, e: s.cleanup(e, now))
 
     def get_stats(self) -> dict[str, int]:
         with self.lock:

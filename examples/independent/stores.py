@@ -44,6 +44,14 @@ class RedisStore:
             url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0), health_check_interval=0
         )  # connects on first command, never at construction
 
+    def server_id(self) -> str | None:
+        """The server's run_id (new at every restart), or None when the server does not say (fakeredis)."""
+        try:
+            run_id = self.client.info("server").get("run_id")
+        except redis.ResponseError:
+            return None
+        return str(run_id) if run_id else None
+
     def _name(self, epoch: str, key: Key) -> str:
         return f"{self.prefix}{epoch}:{key}"
 
