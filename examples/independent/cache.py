@@ -273,6 +273,17 @@ class IndependentCache:
         if lagging or damaged or not self.durable or self.state.dump() != mine:
             self.persist()
 
+    # --- entries ---
+
+    @staticmethod
+    def decode(key: Key, data: bytes) -> Entry | None:
+        return codec.decode(key, data)
+
+    @staticmethod
+    def expired(entry: Entry, now: float) -> bool:
+        """Live while now < put time + TTL: at the expiry itself the entry is gone."""
+        return now >= entry.expires
+
     # --- look-ups -------------------------------------------------------------------------------
 
     def find(self, key: Key, now: float) -> tuple[int, Entry, bytes] | None:
@@ -281,8 +292,8 @@ class IndependentCache:
             ok, data = self.attempt(store, lambda s, e: s.read(e, key))
             if not ok or data is None:
                 continue
-            entry = codec.decode(key, data)
-            if entry is None or entry.expires <= now:
+            entry = self.decode(key, data)
+            if entry is None or self.expired(entry, now):
                 self.attempt(store, lambda s, e: s.delete(e, key))
                 continue
             return index, entry, data
@@ -318,7 +329,7 @@ class IndependentCache:
         """(tier that served, metadata) or None. Memory entries older than REFRESH are re-checked."""
         now = self.clock()
         remembered = self.memory.get(key)
-        if remembered is not None and remembered.entry.expires <= now:
+        if remembered is not None and self.expired(remembered.entry, now):
             self.memory.drop(key)
             remembered = None
         if remembered is not None and time.monotonic() - remembered.checked < REFRESH:
@@ -404,7 +415,7 @@ class IndependentCache:
         with self.lock:
             self.refresh()
             now = self.clock()
-            for key in [k for k, v in self.memory.items.items() if v.entry.expires <= now]:
+            for key in [k for k, v in self.memory.items.items() if self.expired(v.entry, now)]:
                 self.memory.drop(key)
             self.sweep()
 

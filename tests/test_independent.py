@@ -1,0 +1,57 @@
+"""The second, independent implementation (examples/independent) conforms, and each of its one-bug
+variants (variants/independent) is caught by the property meant to catch it.
+
+Both run the command a user runs, `tiercheck verify`, in a child process in the `ci` profile. A catch
+that only a cache shaped like the reference would produce would not show here: these caches share no
+code and no storage layout with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from variants.independent import CAUGHT_BY
+
+
+def verify(impl: str, report_dir, *extra: str) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
+    env = {**os.environ, "TIERCHECK_PROFILE": "ci", "TIERCHECK_SHRINK": "0"}
+    env.pop("TIERCHECK_IMPL", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "tiercheck.cli", "verify", "--impl", impl, "--report-dir", str(report_dir), *extra],
+        capture_output=True, text=True, env=env, timeout=1200,
+    )  # fmt: skip
+    report = json.loads((report_dir / "tiercheck.json").read_text())
+    return run, {v["id"]: v["verdict"] for v in report["verdicts"]}
+
+
+@pytest.mark.slow
+def test_independent_implementation_passes_every_applicable_property(tmp_path) -> None:
+    run, verdicts = verify("examples.independent:factory", tmp_path, "-n", "2")
+    failed = sorted(p for p, v in verdicts.items() if v == "FAIL")
+    assert run.returncode == 0 and not failed, f"FAIL on {failed}\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+    not_applicable = {p for p, v in verdicts.items() if v == "not applicable"}
+    assert not_applicable <= {"P2", "P8", "E9"}, f"not applicable beyond the declared capabilities: {not_applicable}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("variant", "prop"), sorted(CAUGHT_BY.items()))
+def test_independent_variant_is_caught(variant: str, prop: str, tmp_path) -> None:
+    run, verdicts = verify(f"variants.independent.{variant}:factory", tmp_path, "--only", prop, "--fail-fast")
+    assert run.returncode == 1, f"exit {run.returncode}, expected 1\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    assert verdicts.get(prop) == "FAIL", f"{variant}: {prop} did not fail (verdicts {verdicts})"
+
+
+def test_every_independent_variant_is_listed() -> None:
+    """A variant added without its expected property would never be checked."""
+    import variants.independent as package
+
+    folder = os.path.dirname(package.__file__)
+    modules = {name[:-3] for name in os.listdir(folder) if name.endswith(".py") and name != "__init__.py"}
+    assert modules == set(CAUGHT_BY)
+    assert len(modules) >= 6
+    assert {"P3", "P5", "P9", "E1", "E2", "E4"} <= set(CAUGHT_BY.values())
