@@ -12,12 +12,19 @@ How it keeps the contract (docs/contract.md):
   before is never read again — not after its outage ends, not after a restart, not when a server
   comes back from an old snapshot — and `cleanup` sweeps it. An operation reports success only when
   the current epochs are recorded durably.
+- **Holders.** Epochs are merged by taking the newest per store, so a holder that lags (an old copy,
+  a server or file restored from before) does no harm. A holder that cannot take a new record has its
+  old record removed if possible; a new instance that can read no record at all while a holder fails
+  starts every store afresh. The one case left: a holder that could neither be written nor cleared
+  (EIO, read-only) while the other, which took the record, is later unreadable (a corrupted SQLite
+  file) — two durable tiers out at once; nothing durable remains to say what was removed.
 - **Other instances (E6).** The state record is re-read every `REFRESH` seconds; a memory entry older
   than `REFRESH` is re-checked against the stores (by its put's stamp) before it is served.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -33,7 +40,7 @@ from typing import Any
 
 from . import codec
 from .codec import Entry, Key
-from .stores import BACKEND_ERRORS, DiskStore, RedisStore, SqliteStore
+from .stores import BACKEND_ERRORS, DiskStore, RedisStore, SqliteStore, epoch_order
 
 log = logging.getLogger("examples.independent")
 
@@ -58,14 +65,9 @@ Store = RedisStore | DiskStore | SqliteStore
 INITIAL_EPOCH = "0-00000000"
 
 
-def _epoch_order(epoch: str) -> tuple[int, str]:
-    number, _, token = epoch.split("/")[0].partition("-")
-    return (int(number), token) if number.isdigit() else (-1, "")
-
-
 def new_epoch(current: str) -> str:
     """Never used before: above every earlier epoch, wall-clock milliseconds if higher, a random token."""
-    number = max(_epoch_order(current)[0] + 1, time.time_ns() // 1_000_000)
+    number = max(epoch_order(current)[0] + 1, time.time_ns() // 1_000_000)
     return f"{number}-{secrets.token_hex(4)}"
 
 
@@ -150,7 +152,7 @@ class State:
         changed = False
         for name, value in other.items():
             mine = self.epochs.get(name)
-            if mine is None or (_epoch_order(value), value) > (_epoch_order(mine), mine):
+            if mine is None or (epoch_order(value), value) > (epoch_order(mine), mine):
                 self.epochs[name] = value
                 changed = True
         return changed
@@ -236,6 +238,8 @@ class IndependentCache:
                     holder.write_state(data)
                     written = True
                 except BACKEND_ERRORS as exc:
+                    with contextlib.suppress(*BACKEND_ERRORS):
+                        holder.forget_state()  # a stale record must not outlive a newer one held elsewhere
                     self.failed(holder, exc)  # a fresh epoch for it too; that call persists again without it
                     return
         self.durable = written or not self.holders
@@ -247,9 +251,10 @@ class IndependentCache:
             return
         first = self.next_refresh == 0.0
         self.next_refresh = now + REFRESH
-        mine, readable, damaged, lagging = self.state.dump(), False, False, False
+        mine, readable, damaged, lagging, unread = self.state.dump(), False, False, False, False
         for holder in self.holders:
             ok, data = self.attempt(holder, lambda s, e: s.read_state())
+            unread |= not ok
             if not ok or data is None:
                 lagging |= ok
                 continue
@@ -263,13 +268,14 @@ class IndependentCache:
                 self.memory.items.clear()  # another instance removed something we cannot name
                 self.redis_known &= self.state.epoch("redis") == before
             lagging |= data != mine
-        if damaged and not readable:  # no trustworthy record: start every store afresh
+        if not readable and (damaged or (first and unread)):  # no trustworthy record: every store afresh
             for store in self.stores:
                 self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
             self.memory.items.clear()
             self.redis_known = False
         if first:
             self.attempt(self.disk, lambda s, e: s.recount(e))
+        self.attempt(self.disk, lambda s, e: s.drop_older_epochs(e))  # dead data must not fill the disk
         if lagging or damaged or not self.durable or self.state.dump() != mine:
             self.persist()
 
@@ -409,6 +415,7 @@ class IndependentCache:
                 self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
             self.redis_known = False
             self.persist()
+            self.open_until.clear()  # every store is tried: whatever can still be deleted is deleted
             self.sweep()
 
     def cleanup(self) -> None:

@@ -32,6 +32,12 @@ BACKEND_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError, sq
 _GLOB = re.compile(r"([*?\[\]\\])")
 
 
+def epoch_order(epoch: str) -> tuple[int, str]:
+    """Epochs are "<number>-<token>" (see cache.new_epoch); anything else sorts first."""
+    number, _, token = epoch.split("/")[0].partition("-")
+    return (int(number), token) if number.isdigit() else (-1, "")
+
+
 class RedisStore:
     """`<namespace>:indep:<epoch>:<content>.<tier>` -> entry bytes, with PX as a space hint only."""
 
@@ -189,9 +195,7 @@ class DiskStore:
 
     def cleanup(self, epoch: str, now: float) -> None:
         """Remove other epochs, expired or damaged entries, orphans and stale temporary files; recount."""
-        for name in os.listdir(self.root):
-            if name.startswith("e-") and name != f"e-{epoch}":
-                _remove_tree(os.path.join(self.root, name))
+        self.drop_older_epochs(epoch)
         self.sizes = {}
         for folder, key in self._folders(epoch):
             for name in os.listdir(folder):
@@ -206,6 +210,14 @@ class DiskStore:
                     self.delete(epoch, k)
                 else:
                     self.sizes[(epoch, k)] = len(data) + os.stat(os.path.join(folder, f"{tier}.meta")).st_size
+
+    def drop_older_epochs(self, epoch: str) -> None:
+        """Remove the directories of epochs before `epoch` (a newer one may be another instance's)."""
+        for name in os.listdir(self.root) if os.path.isdir(self.root) else ():
+            if name.startswith("e-") and epoch_order(name[2:]) < epoch_order(epoch):
+                _remove_tree(os.path.join(self.root, name))
+        for key in [k for k in self.sizes if epoch_order(k[0]) < epoch_order(epoch)]:
+            del self.sizes[key]
 
     def recount(self, epoch: str) -> None:
         """Rebuild the byte count of the current epoch (at start: other instances may have written)."""
@@ -240,6 +252,10 @@ class DiskStore:
     def write_state(self, data: bytes) -> None:
         os.makedirs(self.root, exist_ok=True)
         _atomic_write(os.path.join(self.root, self.STATE), data)
+
+    def forget_state(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.root, self.STATE))
 
     def close(self) -> None:
         pass
@@ -342,6 +358,9 @@ class SqliteStore:
 
     def write_state(self, data: bytes) -> None:
         self._db().execute("INSERT OR REPLACE INTO indep_state VALUES (?, ?)", (self.ns, data.decode()))
+
+    def forget_state(self) -> None:
+        self._db().execute("DELETE FROM indep_state WHERE ns = ?", (self.ns,))
 
     def close(self) -> None:
         conn, self.conn = self.conn, None
