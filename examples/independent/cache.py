@@ -193,7 +193,9 @@ class IndependentCache:
     def failed(self, store: Store, exc: BaseException) -> None:
         """Skip the store for a while and give it a fresh epoch: it may have missed a write."""
         if self.usable(store):
-            log.warning("%s tier failed (%s: %s); retried after %.1fs", store.name, type(exc).__name__, exc, RETRY_AFTER)
+            log.warning(
+                "%s tier failed (%s: %s); retried after %.1fs", store.name, type(exc).__name__, exc, RETRY_AFTER
+            )
         self.open_until[store.name] = time.monotonic() + RETRY_AFTER
         if store is self.redis:
             self.redis_known = False

@@ -62,7 +62,8 @@ class RedisStore:
         return f"{self.prefix}{epoch}:{key}"
 
     def read(self, epoch: str, key: Key) -> bytes | None:
-        return self.client.get(self._name(epoch, key))
+        data = self.client.get(self._name(epoch, key))
+        return data if isinstance(data, bytes) else None
 
     def write(self, epoch: str, key: Key, data: bytes, ttl: float, only_if_absent: bool = False) -> bool:
         return bool(self.client.set(self._name(epoch, key), data, px=max(1, int(ttl * 1000) + 1), nx=only_if_absent))
@@ -85,7 +86,7 @@ class RedisStore:
                 self.client.delete(name)
                 continue
             data = self.client.get(name)
-            expires = None if data is None else expiry_of(key, data)
+            expires = expiry_of(key, data) if isinstance(data, bytes) else None
             if expires is None or expires <= now:
                 self.client.delete(name)
 
@@ -206,7 +207,7 @@ class DiskStore:
                 k = Key(key, tier)
                 data = self.read(epoch, k) if re.fullmatch(r"[0-9a-f]{32}", tier) else None
                 expires = None if data is None else expiry_of(k, data)
-                if expires is None or expires <= now:
+                if data is None or expires is None or expires <= now:
                     self.delete(epoch, k)
                 else:
                     self.sizes[(epoch, k)] = len(data) + os.stat(os.path.join(folder, f"{tier}.meta")).st_size
@@ -332,7 +333,8 @@ class SqliteStore:
     def write(self, epoch: str, key: Key, data: bytes, expires: float, only_if_absent: bool = False) -> bool:
         verb = "INSERT OR IGNORE" if only_if_absent else "INSERT OR REPLACE"
         cursor = self._db().execute(
-            f"{verb} INTO indep_entries VALUES (?, ?, ?, ?, ?, ?)", (self.ns, epoch, key.content, key.tier, expires, data)
+            f"{verb} INTO indep_entries VALUES (?, ?, ?, ?, ?, ?)",
+            (self.ns, epoch, key.content, key.tier, expires, data),
         )
         return cursor.rowcount > 0
 
