@@ -152,6 +152,7 @@ class DiskStore:
         meta = json.dumps({"f": name, "n": len(data), "h": digest, "x": expires}).encode()
         size = len(data) + len(meta)
         if not self._make_room(size, (epoch, key)):
+            self.delete(epoch, key)  # too big for the budget: an older entry of this key must not stay
             return False
         os.makedirs(folder, exist_ok=True)
         old = [n for n in os.listdir(folder) if n.startswith(f"{key.tier}-") and n != name]
