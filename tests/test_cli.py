@@ -42,7 +42,8 @@ def failing(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
 def test_a_passing_run_prints_progress_and_the_table_and_writes_three_reports(passing):
     run, reports = passing
     assert run.returncode == 0, run.stdout + run.stderr
-    progress = re.findall(r"^\[\s*(\d+)/(\d+)\] P11\s+pass\s+(?:tiercheck/)?properties/test_p11_static\.py::\S+", run.stdout, re.M)
+    line = r"^\[\s*(\d+)/(\d+)\] P11\s+pass\s+(?:tiercheck/)?properties/test_p11_static\.py::\S+"
+    progress = re.findall(line, run.stdout, re.M)
     assert len(progress) >= 1 and progress[-1][0] == progress[-1][1]  # one line per test, the last says n/n
     assert re.search(r"P11 .*Method definition correctness.*pass", run.stdout)
     document = json.loads((reports / "tiercheck.json").read_text())
@@ -81,7 +82,8 @@ def test_a_failure_shows_the_case_and_a_replay_command_that_replays_it(failing, 
     assert junit is not None and junit.get("message").startswith("AssertionError: structural findings:")
     assert command in junit.text
     summary = run.stdout.split("1 failing test", 1)[1]  # last on the screen: every failure, one line each
-    assert re.search(r"^P11 FAIL (?:tiercheck/)?properties/test_p11_static\.py::\S+structurally_sound — AssertionError", summary, re.M)
+    failure = r"^P11 FAIL (?:tiercheck/)?properties/test_p11_static\.py::\S+structurally_sound — AssertionError"
+    assert re.search(failure, summary, re.M)
     assert f"full details: {reports / 'report.html'}" in summary
 
 

@@ -21,13 +21,8 @@ from variants.independent import CAUGHT_BY
 # the independent implementation is tolerated here only in these tests and only with the stated cause;
 # once they are neutral nothing matches, and the implementation must pass outright. Empty this table then.
 PENDING_NEUTRAL_FIXES: dict[str, str] = {
-    # item 5: a PostgreSQL world asserted although the implementation declares database_kinds=("sqlite",)
-    "[postgres]": "supports only sqlite:/// database URLs",
-    "test_P5_postgres_faults": "supports only sqlite:/// database URLs",
-    # item 2/5: re-admission is not observable without tiers_holding (the runner notes it), then asserted
+    # re-admission is not observable without tiers_holding (the runner notes it), then asserted
     "chaos/test_faults_real.py::": "the tier did not come back every time",
-    # item 1: plant_everywhere overwrites only Redis hashes; an entry kept as a Redis string is never planted
-    "test_E4_planted_payloads_are_misses": "payload was served as {'v': 1}",
 }
 
 
@@ -60,10 +55,7 @@ def test_independent_implementation_passes_every_applicable_property(tmp_path) -
     assert all(verdicts[p] == "pass" for p in ("P1", "P3", "P6", "P7", "P9", "P10", "P11", "P12", "E3", "E5")), verdicts
 
 
-NOT_CAUGHT_YET = {
-    "pickle_fallback": "E4 plants only Redis hashes (issue 15 item 1): the intact Redis string is served before the "
-    "planted pickle in SQLite is read, so only the non-neutral 'served' assertion fires",
-}
+NOT_CAUGHT_YET: dict[str, str] = {}
 
 
 @pytest.mark.slow
