@@ -1,7 +1,11 @@
 """The database tier: SQLite by default (WAL, busy timeout, pooled connections), PostgreSQL by URL.
 
 Both dialects share the SQL below (written with `?`; PostgreSQL gets `%s`); every statement is
-parametrized and every row carries the namespace. A SQLite file that is corrupt is moved aside
+parametrized and every row carries the namespace. A removal leaves a tombstone row (blob NULL)
+with its version; `content = '*'` / `variant = '*'` rows stand for a whole content or namespace.
+A put is one conditional statement: it lands only if newer than the row and those tombstones.
+Any value in the blob column that is not bytes (SQLite stores any type) reads as a corrupt entry.
+A SQLite file that is corrupt is moved aside
 and started afresh (it is a cache), and one deleted under us is noticed and re-created, so the
 tier can be re-admitted once the fault is over.
 """
@@ -14,13 +18,14 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Collection, Iterator
 from typing import Any
 
 from .keys import CacheKey
-from .store import REPAIR_MARK_SECONDS, IsDead, Repair, TierError
+from .store import ALL, TOMBSTONE_SECONDS, IsDead, Removal, TierError
 
 log = logging.getLogger("reference.database")
 
@@ -28,26 +33,31 @@ _POOL_IDLE = 8
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS tc_entries (
-        ns TEXT NOT NULL, content TEXT NOT NULL, variant TEXT NOT NULL,
-        expires_at {real} NOT NULL, blob {blob} NOT NULL,
+        ns TEXT NOT NULL, content TEXT NOT NULL, variant TEXT NOT NULL, version BIGINT NOT NULL,
+        expires_at {real} NOT NULL, blob {blob},
         PRIMARY KEY (ns, content, variant)){suffix}""",
     "CREATE INDEX IF NOT EXISTS tc_entries_expiry ON tc_entries (ns, expires_at)",
-    """CREATE TABLE IF NOT EXISTS tc_repairs (
-        ns TEXT NOT NULL, tier TEXT NOT NULL, rid TEXT NOT NULL, content TEXT NOT NULL, variant TEXT NOT NULL,
-        PRIMARY KEY (ns, tier, rid)){suffix}""",
-    """CREATE TABLE IF NOT EXISTS tc_repaired (
-        ns TEXT NOT NULL, rid TEXT NOT NULL, applied_at {real} NOT NULL,
-        PRIMARY KEY (ns, rid)){suffix}""",
-    """CREATE TABLE IF NOT EXISTS tc_meta (
-        ns TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    """CREATE TABLE IF NOT EXISTS tc_journal (
+        ns TEXT NOT NULL, tier TEXT NOT NULL, content TEXT NOT NULL, variant TEXT NOT NULL, version BIGINT NOT NULL,
+        PRIMARY KEY (ns, tier, content, variant)){suffix}""",
+    """CREATE TABLE IF NOT EXISTS tc_counters (
+        ns TEXT NOT NULL, name TEXT NOT NULL, value BIGINT NOT NULL,
         PRIMARY KEY (ns, name)){suffix}""",
 ]
 
-_UPSERT_ENTRY = (
-    "INSERT INTO tc_entries (ns, content, variant, expires_at, blob) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (ns, content, variant) DO UPDATE SET expires_at = excluded.expires_at, blob = excluded.blob"
+_PUT = (
+    "INSERT INTO tc_entries (ns, content, variant, version, expires_at, blob) "
+    "SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS {real}), CAST(? AS {blob}) "
+    "WHERE NOT EXISTS (SELECT 1 FROM tc_entries WHERE ns = ? AND variant = '*' AND content IN (?, '*') "
+    "AND version >= ?) "
+    "ON CONFLICT (ns, content, variant) DO UPDATE SET version = excluded.version, "
+    "expires_at = excluded.expires_at, blob = excluded.blob WHERE excluded.version > tc_entries.version"
 )
-
+_TOMBSTONE = (
+    "INSERT INTO tc_entries (ns, content, variant, version, expires_at, blob) VALUES (?, ?, ?, ?, ?, NULL) "
+    "ON CONFLICT (ns, content, variant) DO UPDATE SET version = excluded.version, "
+    "expires_at = excluded.expires_at, blob = NULL WHERE excluded.version > tc_entries.version"
+)
 
 class _SqliteBackend:
     """A small pool of SQLite connections: a connection is used by one thread at a time."""
@@ -73,6 +83,9 @@ class _SqliteBackend:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             if not self._schema_ready:
+                columns = [row[1] for row in conn.execute("PRAGMA table_info(tc_entries)")]
+                if columns and "version" not in columns:  # a file of the unversioned layout: it is a cache
+                    conn.execute("DROP TABLE tc_entries")
                 for statement in _SCHEMA:
                     conn.execute(statement.format(real="REAL", blob="BLOB", suffix=" WITHOUT ROWID"))
                 salvaged, self._salvaged = self._salvaged, []
@@ -152,14 +165,10 @@ class _SqliteBackend:
 
 _SALVAGE = (
     (
-        "SELECT ns, tier, rid, content, variant FROM tc_repairs",
-        "INSERT INTO tc_repairs (ns, tier, rid, content, variant) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "SELECT ns, tier, content, variant, version FROM tc_journal",
+        "INSERT INTO tc_journal VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     ),
-    ("SELECT ns, rid, applied_at FROM tc_repaired", "INSERT INTO tc_repaired VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
-    (
-        "SELECT ns, name, value FROM tc_meta",
-        "INSERT INTO tc_meta (ns, name, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-    ),
+    ("SELECT ns, name, value FROM tc_counters", "INSERT INTO tc_counters VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
 )
 
 
@@ -191,12 +200,6 @@ def _salvage(path: str) -> list[tuple[str, list[tuple]]]:
     finally:
         connection.close()
     return salvaged
-
-
-def _chunks(items: list[str], size: int = 300) -> Iterator[list[str]]:
-    """Statements with a bounded number of parameters (SQLite allows 999 in older builds)."""
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _looks_corrupt(exc: BaseException) -> bool:
@@ -234,6 +237,12 @@ class _PostgresBackend:
             if not self._schema_ready:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(7461726)")  # concurrent CREATEs race in PG
+                    columns = conn.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE table_name = 'tc_entries' "
+                        "AND table_schema = current_schema()"
+                    ).fetchall()
+                    if columns and ("version",) not in columns:  # the unversioned layout: it is a cache
+                        conn.execute("DROP TABLE tc_entries")
                     for statement in _SCHEMA:
                         conn.execute(statement.format(real="DOUBLE PRECISION", blob="BYTEA", suffix=""))
                 self._schema_ready = True
@@ -252,6 +261,8 @@ class DatabaseTier:
         else:
             self._backend = _PostgresBackend(url, timeout)
         self.dialect = "sqlite" if sqlite_path is not None else "postgresql"
+        types = {"real": "REAL", "blob": "BLOB"} if sqlite_path is not None else {"real": "DOUBLE PRECISION", "blob": "BYTEA"}
+        self._put_sql = _PUT.format(**types)
         self.ns = namespace
 
     def _run(self, operation: str, sql: str, params: tuple = (), fetch: str | None = None) -> Any:
@@ -271,132 +282,131 @@ class DatabaseTier:
     def get(self, key: CacheKey) -> bytes | None:
         row = self._run(
             "get",
-            "SELECT blob FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
+            "SELECT blob FROM tc_entries WHERE ns = ? AND content = ? AND variant = ? AND blob IS NOT NULL",
             (self.ns, key.content, key.variant),
             fetch="one",
         )
-        return bytes(row[0]) if row else None
+        return None if row is None else _as_bytes(row[0])
 
-    def put(self, key: CacheKey, blob: bytes, expires_at: float, now: float) -> None:
-        self._run("put", _UPSERT_ENTRY, (self.ns, key.content, key.variant, expires_at, blob))
+    def version_of(self, key: CacheKey) -> int | None:
+        row = self._run(
+            "version",
+            "SELECT version FROM tc_entries WHERE ns = ? AND content = ? AND variant = ? AND blob IS NOT NULL",
+            (self.ns, key.content, key.variant),
+            fetch="one",
+        )
+        return None if row is None or not isinstance(row[0], int) else row[0]
 
-    def remove(self, content: str, variant: str | None = None) -> None:
-        if variant is None:
-            self._run("remove", "DELETE FROM tc_entries WHERE ns = ? AND content = ?", (self.ns, content))
-        else:
+    def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> bool:
+        params = (self.ns, key.content, key.variant, version, expires_at, blob, self.ns, key.content, version)
+        return self._run("put", self._put_sql, params) > 0
+
+    def remove(self, content: str, variant: str | None, version: int) -> None:
+        until = time.time() + TOMBSTONE_SECONDS  # tombstones are kept by wall time: they are not entries
+        self._run("remove", _TOMBSTONE, (self.ns, content, variant or ALL, version, until))
+        if variant is None:  # the content's tombstone refuses older puts from now on; drop what it covers
             self._run(
                 "remove",
-                "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
-                (self.ns, content, variant),
+                "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant <> '*' AND version < ?",
+                (self.ns, content, version),
             )
 
-    def clear(self) -> None:
-        self._run("clear", "DELETE FROM tc_entries WHERE ns = ?", (self.ns,))
+    def discard(self, key: CacheKey, version: int | None) -> None:
+        sql = "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ? AND blob IS NOT NULL"
+        params: tuple = (self.ns, key.content, key.variant)
+        if version is not None:
+            sql, params = sql + " AND version = ?", (*params, version)
+        self._run("discard", sql, params)
+
+    def clear(self, version: int) -> None:
+        self._run("clear", _TOMBSTONE, (self.ns, ALL, ALL, version, time.time() + TOMBSTONE_SECONDS))
+        self._run(
+            "clear",
+            "DELETE FROM tc_entries WHERE ns = ? AND version < ? AND NOT (content = '*' AND variant = '*')",
+            (self.ns, version),
+        )
 
     def keys(self) -> Iterator[CacheKey]:
-        rows = self._run("scan", "SELECT content, variant FROM tc_entries WHERE ns = ?", (self.ns,), fetch="all")
+        rows = self._run(
+            "scan", "SELECT content, variant FROM tc_entries WHERE ns = ? AND blob IS NOT NULL", (self.ns,), fetch="all"
+        )
         return iter([CacheKey(c, v) for c, v in rows])
 
     def purge(self, is_dead: IsDead) -> int:
-        rows = self._run("purge", "SELECT content, variant, blob FROM tc_entries WHERE ns = ?", (self.ns,), fetch="all")
+        """Expired, corrupt or non-bytes entries go, each only if unchanged since read; old tombstones too."""
+        rows = self._run(
+            "purge",
+            "SELECT content, variant, version, blob FROM tc_entries WHERE ns = ? AND blob IS NOT NULL",
+            (self.ns,),
+            fetch="all",
+        )
         removed = 0
-        for content, variant, blob in rows:
-            if is_dead(CacheKey(content, variant), bytes(blob)):
+        for content, variant, version, blob in rows:
+            if is_dead(CacheKey(content, variant), _as_bytes(blob)):
                 removed += self._run(
                     "purge",
-                    "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ?",
-                    (self.ns, content, variant),
+                    "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ? AND version = ?",
+                    (self.ns, content, variant, version),
                 )
+        self._run(
+            "purge", "DELETE FROM tc_entries WHERE ns = ? AND blob IS NULL AND expires_at < ?", (self.ns, time.time())
+        )
         return removed
 
     def usage(self) -> dict[str, object]:
-        row = self._run("usage", "SELECT COUNT(*) FROM tc_entries WHERE ns = ?", (self.ns,), fetch="one")
+        row = self._run(
+            "usage", "SELECT COUNT(*) FROM tc_entries WHERE ns = ? AND blob IS NOT NULL", (self.ns,), fetch="one"
+        )
         return {"entries": row[0], "dialect": self.dialect}
 
-    # --- journal and coordination ---------------------------------------------------------
+    # --- the journal of other tiers' removals, and the Redis floor --------------------------
 
-    def journal_add(self, tier: str, repair: Repair) -> None:
+    def journal_add(self, tier: str, removal: Removal) -> None:
         self._run(
             "journal",
-            "INSERT INTO tc_repairs (ns, tier, rid, content, variant) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (self.ns, tier, repair.rid, repair.content, repair.variant),
+            "INSERT INTO tc_journal (ns, tier, content, variant, version) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (ns, tier, content, variant) DO UPDATE SET version = excluded.version "
+            "WHERE excluded.version > tc_journal.version",
+            (self.ns, tier, removal.content, removal.variant, removal.version),
         )
 
-    def journal_load(self) -> list[tuple[str, Repair]]:
+    def journal_load(self) -> list[tuple[str, Removal]]:
         rows = self._run(
-            "journal", "SELECT tier, content, variant, rid FROM tc_repairs WHERE ns = ?", (self.ns,), fetch="all"
+            "journal", "SELECT tier, content, variant, version FROM tc_journal WHERE ns = ?", (self.ns,), fetch="all"
         )
-        return [(tier, Repair(content, variant, rid)) for tier, content, variant, rid in rows]
+        return [(tier, Removal(content, variant, int(version))) for tier, content, variant, version in rows]
 
-    def journal_discard(self, tier: str, repairs: Collection[Repair]) -> None:
-        for chunk in _chunks([r.rid for r in repairs]):
+    def journal_discard(self, tier: str, removals: list[Removal]) -> None:
+        for removal in removals:
             self._run(
                 "journal",
-                f"DELETE FROM tc_repairs WHERE ns = ? AND tier = ? AND rid IN ({', '.join('?' * len(chunk))})",
-                (self.ns, tier, *chunk),
-            )
-
-    def repairs_applied(self, rids: Collection[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(list(rids)):
-            rows = self._run(
-                "repair marks",
-                f"SELECT rid FROM tc_repaired WHERE ns = ? AND rid IN ({', '.join('?' * len(chunk))})",
-                (self.ns, *chunk),
-                fetch="all",
-            )
-            found.update(row[0] for row in rows)
-        return found
-
-    def mark_repaired(self, rids: Collection[str], now: float) -> None:
-        self._run(
-            "repair marks",
-            "DELETE FROM tc_repaired WHERE ns = ? AND applied_at < ?",
-            (self.ns, now - REPAIR_MARK_SECONDS),
-        )
-        for chunk in _chunks(list(rids)):
-            self._run(
-                "repair marks",
-                f"INSERT INTO tc_repaired (ns, rid, applied_at) VALUES {', '.join(['(?, ?, ?)'] * len(chunk))} "
-                "ON CONFLICT DO NOTHING",
-                tuple(value for rid in chunk for value in (self.ns, rid, now)),
+                "DELETE FROM tc_journal WHERE ns = ? AND tier = ? AND content = ? AND variant = ? AND version <= ?",
+                (self.ns, tier, removal.content, removal.variant, removal.version),
             )
 
     def floor_get(self) -> int:
-        """The Redis change counter below which a Redis has lost removals made here (0: none)."""
         row = self._run(
-            "journal", "SELECT value FROM tc_meta WHERE ns = ? AND name = 'redis_floor'", (self.ns,), fetch="one"
+            "journal", "SELECT value FROM tc_counters WHERE ns = ? AND name = 'redis_floor'", (self.ns,), fetch="one"
         )
-        return int(row[0]) if row and str(row[0]).isdigit() else 0
+        return int(row[0]) if row and isinstance(row[0], int) else 0
 
     def floor_raise(self, value: int) -> None:
         self._run(
             "journal",
-            "INSERT INTO tc_meta (ns, name, value) VALUES (?, 'redis_floor', ?) ON CONFLICT (ns, name) DO UPDATE "
-            "SET value = CASE WHEN CAST(excluded.value AS BIGINT) > CAST(tc_meta.value AS BIGINT) "
-            "THEN excluded.value ELSE tc_meta.value END",
-            (self.ns, str(value)),
+            "INSERT INTO tc_counters (ns, name, value) VALUES (?, 'redis_floor', ?) ON CONFLICT (ns, name) "
+            "DO UPDATE SET value = excluded.value WHERE excluded.value > tc_counters.value",
+            (self.ns, value),
         )
-
-    def bump_generation(self) -> str:
-        rows = self._run(
-            "bump_generation",
-            "INSERT INTO tc_meta (ns, name, value) VALUES (?, 'generation_counter', '1') "
-            "ON CONFLICT (ns, name) DO UPDATE SET value = CAST(CAST(tc_meta.value AS BIGINT) + 1 AS TEXT) "
-            "RETURNING value",
-            (self.ns,),
-            fetch="all",  # read to the end: the statement must be finished before the commit
-        )
-        return str(rows[0][0])
-
-    def read_generation(self) -> str:
-        row = self._run(
-            "read_generation",
-            "SELECT value FROM tc_meta WHERE ns = ? AND name = 'generation_counter'",
-            (self.ns,),
-            fetch="one",
-        )
-        return str(row[0]) if row else ""
 
     def close(self) -> None:
         self._backend.close()
+
+
+def _as_bytes(value: Any) -> bytes:
+    """The blob column as bytes; any other SQL type (TEXT, INTEGER, REAL) is a corrupt entry, never
+    converted (bytes(n) would allocate n bytes)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    return b""

@@ -37,7 +37,7 @@ def test_served_by_the_only_tier_holding_it_and_promoted_above(cache, src, only)
     cache.memory.clear()
     for store in cache._stores:
         if store.name != only:
-            store.remove(key.content)
+            store.discard(key, None)
     assert cache.get(src) == {"iso": 200}
     stats = cache.get_stats()
     assert stats[f"{only}_hits"] == 1 and stats["hits"] == 1
@@ -310,7 +310,7 @@ def _two_instances(make_env, fake_redis_url, src):
     env = make_env(redis_url=fake_redis_url)
     a, b = reference.factory(env), reference.factory(env)
     assert a.put(src, {"v": 1})
-    _store(a, "redis").remove(store_key(a, src).content)
+    _store(a, "redis").discard(store_key(a, src), None)
     return env, a, b
 
 
@@ -456,6 +456,7 @@ def test_a_journal_that_cannot_forget_a_repair_never_replays_it_over_newer_data(
     monkeypatch.undo()  # the disk is writable again: the next start forgets the record for good
     third = reference.factory(env)
     assert third.get(str(newer)) == {"v": 2}
+    assert "database" in third.tiers_holding(str(newer))  # the database, used again, applied what it owed
     disk = next(s for s in third._stores if s.name == "disk")
     assert [t for t, _ in disk.journal_load() if t == "database"] == []
     third.shutdown()
