@@ -21,6 +21,7 @@ import contextlib
 import fnmatch
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -120,7 +121,7 @@ class MetadataCache:
                 self.memory,
                 cfg.staleness_seconds,
                 shared,
-                self._journal_call,
+                self._attempt,  # gated: a tier owing removals applies them before it answers
                 redis_url=cfg.redis_url if self._redis is not None else None,
                 prefix=getattr(self._redis, "prefix", ""),
                 redis_tier=self._redis,
@@ -224,7 +225,7 @@ class MetadataCache:
         entry = self.memory.get(key, now)
         if entry is not None and (self._coherence.fresh(entry) or self._coherence.confirm(key, entry)):
             return "memory", entry.payload.load()
-        token = self.memory.token(key)
+        token, begun = self.memory.token(key), time.monotonic()
         for index, store in enumerate(self._stores):
             if not self._repairs.may_serve(store.name):
                 continue
@@ -244,7 +245,7 @@ class MetadataCache:
             if now >= expires_at:
                 self._attempt(store, "discard", store.discard, key, version)
                 continue
-            self._promote(key, blob, version, expires_at, payload, self._stores[:index], token, now)
+            self._promote(key, blob, version, expires_at, payload, self._stores[:index], (token, begun), now)
             return store.name, value
         return None
 
@@ -256,13 +257,14 @@ class MetadataCache:
         expires_at: float,
         payload: Payload,
         faster: list[StoreTier],
-        token: tuple[int, int],
+        token: tuple[tuple[int, int], float],
         now: float,
     ) -> None:
         """Copy a lower-tier hit into the faster tiers, byte for byte (same expiry, same version).
         Each tier refuses it if it holds anything newer, so a copy landing late is harmless; memory
-        refuses it if anything about the content changed since the read began (`token`)."""
-        self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, token))
+        refuses it if anything about the content changed since the read began (`token`: the memory
+        token and the monotonic time of the read's start)."""
+        self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, token[0], token[1]))
         for store in faster:
             self._attempt(store, "promote", store.put, key, blob, version, expires_at, now)
 

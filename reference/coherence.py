@@ -6,10 +6,12 @@ every change of a content hash, by any instance. For each, the memory entries of
 checked against the versions Redis now holds (`RedisTier.fences`): an entry another instance
 replaced or removed is dropped; our own writes are still current and stay. Slower reads in flight
 for that content are fenced (`MemoryTier.remove` moves its token). The whole memory tier is
-flushed only when the tracking connection is (re)established — after a loss or a server restart.
+flushed only when the server says so (FLUSHALL).
 
 An entry is trusted while the tracking connection is alive (confirmed by a PING at least every
-quarter window) and was admitted after it connected. Otherwise — no Redis, a server without
+quarter window) and its data was read after the connection was established: what was read before,
+or while tracking was down, may have missed a message, and is checked per key like below (rather
+than flushing the whole tier when the connection is lost or comes back). Otherwise — no Redis, a server without
 tracking (fakeredis), or tracking down — an entry older than the staleness window is checked
 against the shared tier's version of that key (one small read) before it is served: per key,
 never a flush. The fallback is counted and reported in get_stats()["coherence"].
@@ -123,8 +125,6 @@ class Coherence:
             conn._parser.set_invalidation_push_handler(lambda message: message)
             conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self._prefix)
             conn.read_response()
-            self.memory.clear()  # whatever changed while no tracking connection watched is unknown
-            self.counts["flushes"] += 1
             self._on_reconnect()
             self._since = self._alive_at = time.monotonic()
             self._live = True

@@ -65,9 +65,16 @@ class MemoryTier:
         return item is not None and now < item.expires_at
 
     def put(
-        self, key: CacheKey, expires_at: float, payload: Payload, version: int = 0, token: tuple[int, int] | None = None
+        self,
+        key: CacheKey,
+        expires_at: float,
+        payload: Payload,
+        version: int = 0,
+        token: tuple[int, int] | None = None,
+        stamp: float | None = None,
     ) -> int:
-        """Store unless a newer version is held or `token` moved; return how many entries were evicted."""
+        """Store unless a newer version is held or `token` moved; return how many entries were evicted.
+        `stamp`: the monotonic time the value was known current (a read's start), default now."""
         size = len(payload.data)
         with self._lock:
             if token is not None and token != self.token(key):
@@ -79,7 +86,7 @@ class MemoryTier:
                 self._drop(key)
             if self.max_bytes is not None and size > self.max_bytes:
                 return 0  # larger than the whole tier: the lower tiers hold it
-            self._entries[key] = Entry(expires_at, payload, version, time.monotonic())
+            self._entries[key] = Entry(expires_at, payload, version, time.monotonic() if stamp is None else stamp)
             self._by_content.setdefault(key.content, set()).add(key.variant)
             self._bytes += size
             return self._evict()
