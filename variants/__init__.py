@@ -44,11 +44,13 @@ budget_on_cleanup_only      disk budget enforced by cleanup() only, not on put  
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from reference import legacy
 from reference.cache import MetadataCache
 from reference.config import CacheConfig
+from reference.tiers import default_stores
 
 CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "sampled_hash": ("P6",),
@@ -84,8 +86,23 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
 }
 
 
-def build(cls: type[MetadataCache], env: Any, config: CacheConfig | None = None) -> MetadataCache:
-    """What `reference.factory` does, for a subclass: configure from the contract env, expose legacy."""
-    cache = cls(config if config is not None else CacheConfig.from_contract_env(env))
+def build(cls: type[MetadataCache], env: Any, config: CacheConfig | None = None, **parts: Any) -> MetadataCache:
+    """What `reference.factory` does, for a subclass or with one part swapped (`memory=`, `codec=`,
+    `hasher=`, `stores=`): configure from the contract env, expose the legacy API."""
+    cache = cls(config if config is not None else CacheConfig.from_contract_env(env), **parts)
     cache.legacy_module = legacy
     return cache
+
+
+def swap_store(name: str, cls: type) -> Callable[[CacheConfig], list[tuple[str, Any]]]:
+    """A `stores=` factory: the default tiers, with the one called `name` made an instance of `cls`
+    (a subclass of its class)."""
+
+    def stores(config: CacheConfig) -> list[tuple[str, Any]]:
+        built = default_stores(config)
+        for tier_name, store in built:
+            if tier_name == name and not isinstance(store, Exception):
+                store.__class__ = cls
+        return built
+
+    return stores
