@@ -112,10 +112,10 @@ class MetadataCache:
             by_name = {s.name: s for s in self._stores}
             self._redis = by_name.get("redis")
             journals = [s for s in self._stores if hasattr(s, "journal_load")]
-            self._repairs = Repairs([s.name for s in self._stores], journals, self._journal_call, cfg.staleness_seconds)
+            self._repairs = Repairs(
+                [s.name for s in self._stores], journals, self._journal_call, cfg.staleness_seconds, self._floor_raised
+            )
             self._repairs.load(at_start=True)
-            if self._redis is not None:
-                self._redis.floor = self._repairs.floor
             shared = self._redis or by_name.get("database")
             self._coherence = Coherence(
                 self.memory,
@@ -133,8 +133,11 @@ class MetadataCache:
     def _redis_reconnected(self) -> None:
         """The tracking connection came back: the server may have restarted; check its floor first."""
         self._repairs.load()
-        self._redis.floor = max(self._redis.floor, self._repairs.floor)
         self._redis.floor_unchecked = True
+
+    def _floor_raised(self, floor: int) -> None:
+        if self._redis is not None and floor > self._redis.floor:
+            self._redis.floor = floor
 
     # --- using a tier safely -----------------------------------------------------------------
 
@@ -144,12 +147,12 @@ class MetadataCache:
         if not health.allow():
             return False, None
         try:
-            if self._repairs.owes(store.name):
-                self._repairs.apply(store)
             if store is self._redis and store.floor_unchecked:  # type: ignore[attr-defined]
-                self._redis.floor = max(self._redis.floor, self._repairs.floor)
+                # before anything moves the counter (the repairs below do): a Redis behind lost removals
                 if self._redis.check_floor():
                     log.warning("redis lost removals (counter below the floor %d): namespace purged", self._redis.floor)
+            if self._repairs.owes(store.name):
+                self._repairs.apply(store)
             result = fn(*args)
         except Exception as exc:
             self._tier_failed(store, operation, exc)

@@ -49,14 +49,15 @@ _PUT = (
     "INSERT INTO tc_entries (ns, content, variant, version, expires_at, blob) "
     "SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS {real}), CAST(? AS {blob}) "
     "WHERE NOT EXISTS (SELECT 1 FROM tc_entries WHERE ns = ? AND variant = '*' AND content IN (?, '*') "
-    "AND version >= ?) "
+    "AND CAST(version AS BIGINT) >= ?) "
     "ON CONFLICT (ns, content, variant) DO UPDATE SET version = excluded.version, "
-    "expires_at = excluded.expires_at, blob = excluded.blob WHERE excluded.version > tc_entries.version"
+    "expires_at = excluded.expires_at, blob = excluded.blob "
+    "WHERE excluded.version > CAST(tc_entries.version AS BIGINT)"
 )
 _TOMBSTONE = (
     "INSERT INTO tc_entries (ns, content, variant, version, expires_at, blob) VALUES (?, ?, ?, ?, ?, NULL) "
     "ON CONFLICT (ns, content, variant) DO UPDATE SET version = excluded.version, "
-    "expires_at = excluded.expires_at, blob = NULL WHERE excluded.version > tc_entries.version"
+    "expires_at = excluded.expires_at, blob = NULL WHERE excluded.version > CAST(tc_entries.version AS BIGINT)"
 )
 
 class _SqliteBackend:
@@ -374,7 +375,11 @@ class DatabaseTier:
         rows = self._run(
             "journal", "SELECT tier, content, variant, version FROM tc_journal WHERE ns = ?", (self.ns,), fetch="all"
         )
-        return [(tier, Removal(content, variant, int(version))) for tier, content, variant, version in rows]
+        return [  # a row of other SQL types (an altered file) is no record, never an exception
+            (tier, Removal(content, variant, version))
+            for tier, content, variant, version in rows
+            if isinstance(version, int) and all(isinstance(x, str) for x in (tier, content, variant))
+        ]
 
     def journal_discard(self, tier: str, removals: list[Removal]) -> None:
         for removal in removals:

@@ -27,8 +27,16 @@ Call = Callable[..., tuple[bool, Any]]  # (tier, operation, fn, *args) -> (ok, r
 
 
 class Repairs:
-    def __init__(self, tiers: list[str], journals: list[Journal], call: Call, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        tiers: list[str],
+        journals: list[Journal],
+        call: Call,
+        poll_seconds: float,
+        on_floor: Callable[[int], None] = lambda floor: None,
+    ) -> None:
         self._journals = journals
+        self._on_floor = on_floor  # the Redis tier compares every new connection with it
         self._call = call
         self._poll_seconds = poll_seconds
         self._pending: dict[str, dict[tuple[str, str], int]] = {name: {} for name in tiers}
@@ -62,7 +70,7 @@ class Repairs:
                         owed[slot] = max(owed.get(slot, 0), removal.version)
             ok, floor = self._call(journal, "journal", journal.floor_get)
             if ok:
-                self.floor = max(self.floor, floor)
+                self._raise(floor)
             self._unread.discard(journal.name)
         self._polled = time.monotonic()
 
@@ -127,11 +135,16 @@ class Repairs:
 
     def record_floor(self, counter: int) -> bool:
         """Redis's removal counter after a removal, durably: True when a journal holds it (or none exists)."""
-        self.floor = max(self.floor, counter)
+        self._raise(counter)
         durable = not self._journals
         for journal in self._journals:
             durable = self._call(journal, "journal", journal.floor_raise, counter)[0] or durable
         return durable
+
+    def _raise(self, floor: int) -> None:
+        if floor > self.floor:
+            self.floor = floor
+            self._on_floor(floor)
 
     def pending_counts(self) -> dict[str, int]:
         with self._lock:
