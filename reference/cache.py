@@ -113,7 +113,7 @@ class MetadataCache:
             self._redis = by_name.get("redis")
             journals = [s for s in self._stores if hasattr(s, "journal_load")]
             self._repairs = Repairs(
-                [s.name for s in self._stores], journals, self._journal_call, cfg.staleness_seconds, self._floor_raised
+                [s.name for s in self._stores], journals, self._journal_call, cfg.staleness_seconds * 0.8, self._floor_raised
             )
             self._repairs.load(at_start=True)
             shared = self._redis or by_name.get("database")

@@ -32,6 +32,8 @@ from .memory_tier import Entry, MemoryTier
 
 log = logging.getLogger("reference.coherence")
 
+_TRUST = 0.8  # an unconfirmed entry is checked after this share of the window: the check itself takes time
+
 
 class Coherence:
     def __init__(
@@ -82,7 +84,7 @@ class Coherence:
         now = time.monotonic()
         if self._live and entry.stamp >= self._since and now - self._alive_at < self.window / 2:
             return True
-        return self._shared is None or now - entry.stamp < self.window
+        return self._shared is None or now - entry.stamp < self.window * _TRUST
 
     def confirm(self, key: CacheKey, entry: Entry) -> bool:
         """An entry too old to trust blindly: serve it if the shared tier still holds its version."""
