@@ -18,12 +18,10 @@ store tiers from the config.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .codec import HEADER_LEN, Codec, CorruptEntry, InvalidMetadata, Payload, blob_version, dump_metadata, load_payload
@@ -31,10 +29,11 @@ from .coherence import Coherence
 from .config import CacheConfig
 from .health import TierHealth
 from .keys import CacheKey, ContentHasher, UnreadableFile, tier_variant
+from .management import CacheManagement
 from .memory_tier import MemoryTier
 from .repairs import Repairs
 from .stats import Stats
-from .store import ALL, Removal, StoreTier, TierError
+from .store import ALL, Journal, Removal, StoreTier, TierError
 from .tiers import default_stores
 from .versions import VersionClock
 
@@ -47,7 +46,7 @@ class CacheClosedError(RuntimeError):
     """The cache was shut down; create a new one."""
 
 
-class MetadataCache:
+class MetadataCache(CacheManagement):
     """A multi-tier metadata cache keyed by file content and extraction tier."""
 
     legacy_module: Any  # annotation only: `reference.factory` sets it (the legacy API capability, SPEC E9)
@@ -111,9 +110,13 @@ class MetadataCache:
                 self._health[name] = TierHealth(name, cfg.failure_threshold, cfg.retry_max_ops, cfg.retry_max_seconds)
             by_name = {s.name: s for s in self._stores}
             self._redis = by_name.get("redis")
-            journals = [s for s in self._stores if hasattr(s, "journal_load")]
+            journals: list[Journal] = [s for s in self._stores if isinstance(s, Journal)]
             self._repairs = Repairs(
-                [s.name for s in self._stores], journals, self._journal_call, cfg.staleness_seconds * 0.8, self._floor_raised
+                [s.name for s in self._stores],
+                journals,
+                self._journal_call,
+                cfg.staleness_seconds * 0.8,
+                self._floor_raised,
             )
             self._repairs.load(at_start=True)
             shared = self._redis or by_name.get("database")
@@ -147,10 +150,8 @@ class MetadataCache:
         if not health.allow():
             return False, None
         try:
-            if store is self._redis and store.floor_unchecked:  # type: ignore[attr-defined]
-                # before anything moves the counter (the repairs below do): a Redis behind lost removals
-                if self._redis.check_floor():
-                    log.warning("redis lost removals (counter below the floor %d): namespace purged", self._redis.floor)
+            if store is self._redis:
+                self._check_floor()
             if self._repairs.owes(store.name):
                 self._repairs.apply(store)
             result = fn(*args)
@@ -159,6 +160,11 @@ class MetadataCache:
             return False, None
         health.record_success()
         return True, result
+
+    def _check_floor(self) -> None:
+        """Before anything moves Redis's removal counter (repairs do): a Redis behind the floor lost removals."""
+        if self._redis.floor_unchecked and self._redis.check_floor():
+            log.warning("redis lost removals (counter below the floor %d): namespace purged", self._redis.floor)
 
     def _journal_call(self, store: Any, operation: str, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
         """Like _attempt without the tier's own repairs: journals and coherence checks touch no entries."""
@@ -369,19 +375,6 @@ class MetadataCache:
         for store in self._stores:
             self._attempt(store, "cleanup", store.purge, is_dead)
 
-    def remove_matching(self, pattern: str) -> int:
-        """Remove every entry whose key `<content>.<variant>` matches the glob; return how many keys."""
-        self._check_open()
-        self._start()
-        keys = set(self.memory.keys())
-        for store in self._stores:
-            ok, found = self._attempt(store, "scan", lambda s=store: list(s.keys()))
-            keys.update(found if ok else ())
-        matched = [k for k in keys if fnmatch.fnmatchcase(str(k), pattern)]
-        for key in matched:
-            self._remove(key.content, key.variant)
-        return len(matched)
-
     def get_stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self._stats.snapshot()
         stats["memory"] = self.memory.usage()
@@ -394,86 +387,6 @@ class MetadataCache:
         if self._setup_errors:
             stats["tier_setup_errors"] = dict(self._setup_errors)
         return stats
-
-    def get_info(self) -> dict[str, Any]:
-        """Management view: configuration, stats and every tier's usage (may query the backends)."""
-        self._start()
-        usage: dict[str, Any] = {"memory": self.memory.usage()}
-        for store in self._stores:
-            ok, value = self._attempt(store, "usage", store.usage)
-            usage[store.name] = value if ok else {"error": self._health[store.name].last_error}
-        settings = {k: v for k, v in vars(self.config).items() if k != "clock"}
-        return {
-            "config": settings,
-            "stats": self.get_stats(),
-            "tiers": usage,
-            "staleness_window_seconds": self.staleness_window_seconds,
-        }
-
-    def configure(self, **changes: Any) -> None:
-        """Change ttl_seconds, max_memory_entries, max_memory_bytes or compression_level at run time."""
-        allowed = {"ttl_seconds", "max_memory_entries", "max_memory_bytes", "compression_level"}
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"cannot change {sorted(unknown)} at run time; allowed: {sorted(allowed)}")
-        self.config = self.config.with_changes(**changes)
-        self._codec.set_level(self.config.compression_level)
-        self._stats.add("evictions", self.memory.resize(self.config.max_memory_entries, self.config.max_memory_bytes))
-
-    def warm_cache(
-        self,
-        paths: Iterable[str],
-        extract: Callable[[str, str], dict[str, Any]],
-        tier: str = "premium",
-        max_workers: int = 4,
-    ) -> dict[str, bool]:
-        """Extract and store every file not cached yet, at most max_workers at once; one failure stops nothing."""
-        self._check_open()
-        tier_variant(tier)
-        unique = list(dict.fromkeys(paths))
-        with ThreadPoolExecutor(max_workers=max(1, int(max_workers)), thread_name_prefix="tiercheck-warm") as pool:
-            keys = dict(zip(unique, pool.map(lambda p: self._key(p, tier), unique), strict=True))
-            by_key: dict[CacheKey, list[str]] = {}
-            for path, key in keys.items():
-                if key is not None:
-                    by_key.setdefault(key, []).append(path)
-
-            def warm(key: CacheKey, path: str) -> bool:
-                if self._lookup(key) is not None:
-                    return True
-                try:
-                    metadata = extract(path, tier)
-                    return self.put(path, metadata, tier)
-                except Exception as exc:
-                    log.warning("warm_cache: extracting %r failed: %s", path, exc)
-                    return False
-
-            outcomes = {key: pool.submit(warm, key, group[0]) for key, group in by_key.items()}
-            results = {path: False for path in unique}
-            for key, future in outcomes.items():
-                for path in by_key[key]:
-                    results[path] = future.result()
-        return results
-
-    def tiers_holding(self, file_path: str, tier: str = "premium") -> set[str]:
-        """Which tiers hold a live, valid entry (introspection: no promotion, no stats)."""
-        self._check_open()
-        key = self._key(file_path, tier)
-        if key is None:
-            return set()
-        self._start()
-        now = self.config.clock()
-        held = {"memory"} if self.memory.peek(key, now) else set()
-        for store in self._stores:
-            ok, blob = self._attempt(store, "inspect", store.get, key)
-            if ok and blob is not None:
-                try:
-                    expires_at, _ = self._codec.decode(str(key), blob)
-                except CorruptEntry:
-                    continue
-                if now < expires_at:
-                    held.add(store.name)
-        return held
 
     def shutdown(self) -> None:
         """Close every connection and file; idempotent. The cache cannot be used afterwards."""

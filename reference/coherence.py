@@ -120,6 +120,7 @@ class Coherence:
 
     def _track(self) -> None:
         interval = max(self.window / 4, 0.01)
+        assert self._url is not None  # only tracking mode runs this thread
         client = redis.Redis.from_url(self._url, protocol=3, socket_timeout=interval, socket_connect_timeout=interval)
         self._client = client
         conn = client.connection_pool.get_connection()

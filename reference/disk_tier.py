@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from .codec import HEADER_LEN, blob_version
@@ -316,7 +316,9 @@ class DiskTier:
                 for record in tier_dir.iterdir():
                     content, variant, version = (record.name.split(".") + ["", ""])[:3]
                     if all(part == "ALL" or _is_hex(part) for part in (content, variant)) and version.isdigit():
-                        removal = Removal(ALL if content == "ALL" else content, ALL if variant == "ALL" else variant, int(version))
+                        removal = Removal(
+                            ALL if content == "ALL" else content, ALL if variant == "ALL" else variant, int(version)
+                        )
                         records.append((tier_dir.name, removal))
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc

@@ -204,8 +204,14 @@ class RedisTier:
         name, v, field = self.prefix + content, padded(version), variant or ALL
 
         def watched(pipe: Any) -> Any:
-            fields = {k.decode(): x.decode() for k, x in pipe.hgetall(name).items() if k.startswith(b"v:") or k.startswith(b"t:")}
-            doomed = [f for f, x in fields.items() if f.startswith("v:") and (field == ALL or f == "v:" + field) and x < v]
+            fields = {
+                k.decode(): x.decode()
+                for k, x in pipe.hgetall(name).items()
+                if k.startswith(b"v:") or k.startswith(b"t:")
+            }
+            doomed = [
+                f for f, x in fields.items() if f.startswith("v:") and (field == ALL or f == "v:" + field) and x < v
+            ]
             ttl = pipe.pttl(name)
             pipe.multi()
             for f in doomed:
@@ -217,7 +223,9 @@ class RedisTier:
             pipe.incr(self.counter_key)
             return None
 
-        return _int(self._call("remove", self._script, "remove", [name, self.counter_key], [field, v, _TOMBSTONE_MS], watched))
+        return _int(
+            self._call("remove", self._script, "remove", [name, self.counter_key], [field, v, _TOMBSTONE_MS], watched)
+        )
 
     def discard(self, key: CacheKey, version: int | None) -> None:
         name = self.prefix + key.content
@@ -239,7 +247,11 @@ class RedisTier:
             pipe.incr(self.counter_key)
             return None
 
-        counter = _int(self._call("clear", self._script, "clear", [self._cleared_key, self.counter_key], [padded(version)], watched))
+        counter = _int(
+            self._call(
+                "clear", self._script, "clear", [self._cleared_key, self.counter_key], [padded(version)], watched
+            )
+        )
         self._call("clear", self._delete_namespace)
         return counter
 
@@ -292,7 +304,9 @@ class RedisTier:
             for name, content in self._scan():
                 fields = {k.decode(): x for k, x in self._client.hgetall(name).items()}  # type: ignore[union-attr]
                 for variant, blob in fields.items():
-                    if ":" not in variant and is_dead(CacheKey(content, variant), blob):
+                    if ":" not in variant and is_dead(
+                        CacheKey(content, variant), blob if isinstance(blob, bytes) else b""
+                    ):
                         removed += min(1, self._client.hdel(name, variant, "v:" + variant))
             return removed
 

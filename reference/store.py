@@ -8,7 +8,7 @@ applying a write late, twice, or after a later removal is harmless.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from .keys import CacheKey
 
@@ -43,15 +43,16 @@ class StoreTier(Protocol):
         """Store unless the tier holds a newer version or tombstone of the key; False when refused."""
         ...
 
-    def remove(self, content: str, variant: str | None, version: int) -> None:
-        """Remove entries older than `version` (every variant when None) and leave a tombstone."""
+    def remove(self, content: str, variant: str | None, version: int) -> int | None:
+        """Remove entries older than `version` (every variant when None) and leave a tombstone.
+        Redis returns its removal counter after it (the floor); the others None."""
         ...
 
     def discard(self, key: CacheKey, version: int | None) -> None:
         """Drop the entry if it still has this version (None: whatever it holds): expired or corrupt."""
         ...
 
-    def clear(self, version: int) -> None: ...
+    def clear(self, version: int) -> int | None: ...
 
     def purge(self, is_dead: IsDead) -> int:
         """Remove entries for which is_dead(key, blob) holds (expired, corrupt); return the count."""
@@ -70,6 +71,7 @@ class SharedTier(StoreTier, Protocol):
     def version_of(self, key: CacheKey) -> int | None: ...
 
 
+@runtime_checkable
 class Journal(Protocol):
     """A durable tier that also keeps the removals other tiers owe (disk, database)."""
 

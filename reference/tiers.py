@@ -16,7 +16,9 @@ def default_stores(cfg: CacheConfig) -> list[tuple[str, StoreTier | Exception]]:
     builders: list[tuple[str, Callable[[], StoreTier]]] = []
     if cfg.redis_url:
         url = cfg.redis_url
-        builders.append(("redis", lambda: RedisTier(url, cfg.namespace, cfg.redis_socket_timeout, cfg.redis_connect_timeout)))
+        builders.append(
+            ("redis", lambda: RedisTier(url, cfg.namespace, cfg.redis_socket_timeout, cfg.redis_connect_timeout))
+        )
     if cfg.enable_disk:
         builders.append(("disk", lambda: DiskTier(cfg.cache_dir, cfg.max_disk_bytes, cfg.disk_fsync)))
     if cfg.database_url:

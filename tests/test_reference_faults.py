@@ -8,6 +8,7 @@ window" or "after re-admission", so nothing waits on the wall clock.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import sqlite3
@@ -64,10 +65,8 @@ class Partition:
         self._server.close()
         socks, self._socks = self._socks, []
         for s in socks:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
 
@@ -235,14 +234,22 @@ def test_database_rows_of_another_sql_type_are_corrupt_entries(make_env, tmp_pat
     tracemalloc.stop()
     assert peak < 16 << 20
     assert cache.get_stats()["tier_health"]["database"]["healthy"]
-    assert db.execute("SELECT COUNT(*) FROM tc_entries WHERE content IN (?, ?) AND blob IS NOT NULL",
-                      (text_key.content, int_key.content)).fetchone()[0] == 0
+    assert (
+        db.execute(
+            "SELECT COUNT(*) FROM tc_entries WHERE content IN (?, ?) AND blob IS NOT NULL",
+            (text_key.content, int_key.content),
+        ).fetchone()[0]
+        == 0
+    )
     cache.shutdown()
     db.execute("UPDATE tc_entries SET blob = 'again' WHERE 0")  # keep the connection busy-free
     writer = reference.factory(env)
     assert writer.put(src, {"name": "expiring"})
-    db.execute("INSERT INTO tc_entries SELECT ns, 'ab' || content, variant, version, expires_at, 'text' "
-               "FROM tc_entries WHERE content = ?", (text_key.content,))
+    db.execute(
+        "INSERT INTO tc_entries SELECT ns, 'ab' || content, variant, version, expires_at, 'text' "
+        "FROM tc_entries WHERE content = ?",
+        (text_key.content,),
+    )
     clock.advance(200)
     writer.cleanup()  # the altered row does not stop the sweep
     assert db.execute("SELECT COUNT(*) FROM tc_entries WHERE blob IS NOT NULL").fetchone()[0] == 0
@@ -256,8 +263,12 @@ def test_threads_of_a_new_instance_never_read_a_restored_redis_before_the_purge(
     from integration.servers import restore_redis, snapshot_redis
 
     for attempt in range(5):
-        env = make_env(redis_url=redis_server.url, cache_dir=str(tmp_path / f"c{attempt}"),
-                       database_url=f"sqlite:///{tmp_path}/db{attempt}.sqlite3", namespace=f"r08-{attempt}-{id(tmp_path)}")
+        env = make_env(
+            redis_url=redis_server.url,
+            cache_dir=str(tmp_path / f"c{attempt}"),
+            database_url=f"sqlite:///{tmp_path}/db{attempt}.sqlite3",
+            namespace=f"r08-{attempt}-{id(tmp_path)}",
+        )
         a = instance(env)
         assert a.put(src, {"camera": "old"})
         snapshot = snapshot_redis(redis_server)
@@ -267,7 +278,7 @@ def test_threads_of_a_new_instance_never_read_a_restored_redis_before_the_purge(
         c = instance(env)
         barrier, results = threading.Barrier(8), []
 
-        def first_get() -> None:
+        def first_get(barrier=barrier, results=results, c=c) -> None:
             barrier.wait()
             results.append(c.get(src))
 
@@ -326,10 +337,8 @@ def test_a_promotion_that_timed_out_and_lands_after_an_invalidate_is_refused(mak
     redis_a.put = real_put
     assert b.invalidate(src) is True
     for args in late:  # the server applies the delayed command now
-        try:
+        with contextlib.suppress(TierError):
             real_put(*args)
-        except TierError:
-            pass
     fresh = instance(env)
     assert fresh.get(src) is None and b.get(src) is None
     for c in (a, b, fresh):
@@ -394,7 +403,7 @@ def test_concurrent_first_use_is_not_taken_for_a_redis_restart(make_env, redis_s
         cache = instance(make_env(redis_url=redis_server.url, namespace=f"r16-{attempt}-{id(tmp_path)}"))
         barrier = threading.Barrier(8)
 
-        def worker(t: int) -> None:
+        def worker(t: int, barrier=barrier, cache=cache) -> None:
             barrier.wait()
             for p in paths[t::8]:
                 cache.put(p, {"p": p})

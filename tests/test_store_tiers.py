@@ -131,7 +131,9 @@ def check_journal(journal) -> None:
     journal.journal_add("redis", R1)  # idempotent
     journal.journal_add("disk", R3)
     assert owed(journal) == {
-        ("redis", K1.content, K1.variant): 15, ("redis", K2.content, ALL): 11, ("disk", ALL, ALL): 12
+        ("redis", K1.content, K1.variant): 15,
+        ("redis", K2.content, ALL): 11,
+        ("disk", ALL, ALL): 12,
     }
     journal.journal_discard("redis", [R1, R2])  # R4 is newer than what was applied: it stays
     journal.journal_discard("disk", [R1])  # another tier's record stays

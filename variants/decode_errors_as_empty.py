@@ -8,8 +8,8 @@ caught by E2 (corrupted entries must be misses).
 import logging
 
 from reference.cache import MetadataCache
-from reference.config import CacheConfig
 from reference.codec import Codec, CorruptEntry, Payload
+from reference.config import CacheConfig
 
 from . import build
 

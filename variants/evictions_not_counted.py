@@ -20,4 +20,6 @@ class SilentEvictionMemoryTier(MemoryTier):
 
 def factory(env):
     config = CacheConfig.from_contract_env(env)
-    return build(MetadataCache, env, config, memory=SilentEvictionMemoryTier(config.max_memory_entries, config.max_memory_bytes))
+    return build(
+        MetadataCache, env, config, memory=SilentEvictionMemoryTier(config.max_memory_entries, config.max_memory_bytes)
+    )

@@ -27,4 +27,6 @@ class InclusiveExpiryMemoryTier(MemoryTier):
 
 def factory(env):
     config = CacheConfig.from_contract_env(env)
-    return build(MetadataCache, env, config, memory=InclusiveExpiryMemoryTier(config.max_memory_entries, config.max_memory_bytes))
+    return build(
+        MetadataCache, env, config, memory=InclusiveExpiryMemoryTier(config.max_memory_entries, config.max_memory_bytes)
+    )

@@ -8,8 +8,8 @@ Expected to be caught by E2 (corrupted entries, including another entry's bytes,
 import zstandard
 
 from reference.cache import MetadataCache
-from reference.config import CacheConfig
 from reference.codec import FLAG_COMPRESSED, FLAG_STDLIB_JSON, HEADER_LEN, Codec, CorruptEntry, Payload
+from reference.config import CacheConfig
 
 from . import build
 
