@@ -39,8 +39,10 @@ def measure(env: Env, files: list[str]) -> list[float]:
 
 def summary(name: str, gaps: list[float], window: float) -> str:
     q = statistics.quantiles(gaps, n=100, method="inclusive")
-    return (f"{name:<34} n={len(gaps):3d}  p50={q[49] * 1000:8.2f} ms  p99={q[98] * 1000:8.2f} ms  "
-            f"max={max(gaps) * 1000:8.2f} ms  declared={window:.1f} s")
+    return (
+        f"{name:<34} n={len(gaps):3d}  p50={q[49] * 1000:8.2f} ms  p99={q[98] * 1000:8.2f} ms  "
+        f"max={max(gaps) * 1000:8.2f} ms  declared={window:.1f} s"
+    )
 
 
 def main() -> None:

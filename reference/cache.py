@@ -138,6 +138,14 @@ class MetadataCache(CacheManagement):
         self._repairs.load()
         self._redis.floor_unchecked = True
 
+    def _learned(self, removal: Removal) -> None:
+        """Another instance recorded a removal a tier owes (it could not reach it; we may): our memory
+        tier may hold the entry and no invalidation message will come."""
+        if removal.content == ALL:
+            self.memory.clear()
+        else:
+            self.memory.remove(removal.content, None if removal.variant == ALL else removal.variant)
+
     def _floor_raised(self, floor: int) -> None:
         if self._redis is not None and floor > self._redis.floor:
             self._redis.floor = floor
@@ -296,6 +304,8 @@ class MetadataCache(CacheManagement):
             evicted = self.memory.put(key, expires_at, payload, version)
             for store in self._stores:
                 ok, landed = self._attempt(store, "put", store.put, key, blob, version, expires_at, now)
+                if ok and store is self._redis and landed:
+                    self._repairs.note_floor(landed)
                 if not ok:  # it may hold an older value, or get this one late: it owes a removal of both
                     self._defer(store, key.content, key.variant, version + 1)
                 stored, refused = stored or bool(landed), refused or (ok and not landed)

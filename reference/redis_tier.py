@@ -7,7 +7,7 @@ a WATCH/MULTI transaction doing the same: a put lands only if newer than the key
 tombstones and than `<ns>:cleared` (clear_all), so a late write can never bring back what a later
 removal took away.
 
-Every removal moves `<ns>:removals` in the same atomic step. The cache records the value durably
+Every removal and every put moves `<ns>:removals` in the same atomic step. The cache records the value durably
 (the floor, in the disk/database journals): a Redis that shows a lower counter — restarted empty,
 or restored from a snapshot taken before that removal — has lost removals and is purged before
 it serves (`check_floor`). Each new connection compares the counter with the floor it knows.
@@ -38,7 +38,7 @@ local f = redis.call('HMGET', KEYS[1], 't:*', 't:' .. ARGV[1], 'v:' .. ARGV[1])
 if (f[1] and f[1] >= ARGV[3]) or (f[2] and f[2] >= ARGV[3]) or (f[3] and f[3] > ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'v:' .. ARGV[1], ARGV[3])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-return 1
+return redis.call('INCR', KEYS[3])
 """
 
 _REMOVE = """
@@ -148,8 +148,6 @@ class RedisTier:
                         pipe.reset()
                         return early
                     results = pipe.execute()
-                    if name == "put":
-                        return 1
                     return results[-1] if results else None
                 except redis.WatchError:
                     continue
@@ -178,7 +176,8 @@ class RedisTier:
         floor = max(values[-1], _int(cleared))
         return {v: max(values[2 * i], values[2 * i + 1] + 1, floor + 1) for i, v in enumerate(variants)}
 
-    def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> bool:
+    def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> int:
+        """The counter after the write (the cache raises the floor with it), or 0 when refused."""
         name, v = self.prefix + key.content, padded(version)
         backstop = max(int(max(expires_at - now, 0) * 1000 * _BACKSTOP_FACTOR) + _BACKSTOP_SLACK_MS, _TOMBSTONE_MS)
 
@@ -194,10 +193,14 @@ class RedisTier:
             pipe.hset(name, mapping={key.variant: blob, "v:" + key.variant: v})
             if ttl < backstop:
                 pipe.pexpire(name, backstop)
+            pipe.incr(self.counter_key)
             return None
 
         args = [key.variant, blob, v, backstop]
-        return bool(self._call("put", self._script, "put", [name, self._cleared_key], args, watched))
+        keys = [name, self._cleared_key, self.counter_key]
+        counter = _int(self._call("put", self._script, "put", keys, args, watched))
+        self.floor = max(self.floor, counter)  # a server that shows less later lost this write
+        return counter
 
     def remove(self, content: str, variant: str | None, version: int) -> int:
         """Remove and leave a tombstone; return the removal counter after it (the cache records the floor)."""

@@ -34,8 +34,11 @@ class Repairs:
         call: Call,
         poll_seconds: float,
         on_floor: Callable[[int], None] = lambda floor: None,
+        on_learned: Callable[[Removal], None] = lambda removal: None,
     ) -> None:
         self._journals = journals
+        self._on_learned = on_learned  # a removal another instance recorded: memory drops the key
+        self._unsaved_floor = 0  # a floor seen by puts, written to the journals at the next poll
         self._on_floor = on_floor  # the Redis tier compares every new connection with it
         self._call = call
         self._poll_seconds = poll_seconds
@@ -62,12 +65,16 @@ class Repairs:
                 ok, records = self._call(journal, "journal", journal.journal_load)
             if not ok:
                 continue
+            learned = []
             with self._lock:
                 for tier, removal in records:
                     owed = self._pending.get(tier)
-                    if owed is not None:
-                        slot = (removal.content, removal.variant)
-                        owed[slot] = max(owed.get(slot, 0), removal.version)
+                    slot = (removal.content, removal.variant)
+                    if owed is not None and owed.get(slot, 0) < removal.version:
+                        owed[slot] = removal.version
+                        learned.append(removal)
+            for removal in learned:
+                self._on_learned(removal)
             ok, floor = self._call(journal, "journal", journal.floor_get)
             if ok:
                 self._raise(floor)
@@ -78,6 +85,8 @@ class Repairs:
         """Re-read the journals once per staleness window (another instance may have recorded removals)."""
         if time.monotonic() - self._polled >= self._poll_seconds and self._read_lock.acquire(blocking=False):
             try:
+                if self._unsaved_floor > self.floor:
+                    self.record_floor(self._unsaved_floor)
                 self.load()
             finally:
                 self._read_lock.release()
@@ -140,6 +149,10 @@ class Repairs:
         for journal in self._journals:
             durable = self._call(journal, "journal", journal.floor_raise, counter)[0] or durable
         return durable
+
+    def note_floor(self, counter: int) -> None:
+        """A counter a put returned: kept in memory now, written to the journals at the next poll."""
+        self._unsaved_floor = max(self._unsaved_floor, counter)
 
     def _raise(self, floor: int) -> None:
         if floor > self.floor:

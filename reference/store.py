@@ -39,8 +39,9 @@ class StoreTier(Protocol):
 
     def get(self, key: CacheKey) -> bytes | None: ...
 
-    def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> bool:
-        """Store unless the tier holds a newer version or tombstone of the key; False when refused."""
+    def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> bool | int:
+        """Store unless the tier holds a newer version or tombstone of the key; false when refused
+        (Redis returns its counter after the write, like remove)."""
         ...
 
     def remove(self, content: str, variant: str | None, version: int) -> int | None:

@@ -201,15 +201,20 @@ def test_warm_cache_bounded_skips_cached_reports_failures(cache, tmp_path):
     assert cache.get(paths[4]) == {"path": "w4"}
 
 
+def _own_threads() -> set[threading.Thread]:
+    """Threads of this process, without the in-process fakeredis server's per-connection handlers."""
+    return {t for t in threading.enumerate() if "process_request" not in t.name}
+
+
 def test_shutdown_leaves_no_thread_or_descriptor(make_env, fake_redis_url, src):
     proc = psutil.Process()
-    threads, fds = set(threading.enumerate()), proc.num_fds()
+    threads, fds = _own_threads(), proc.num_fds()
     c = reference.factory(make_env(redis_url=fake_redis_url))
     c.put(src, {"a": 1})
     c.get(src)
     c.warm_cache([src], lambda p, t: {"x": 1})
     c.shutdown()
-    assert set(threading.enumerate()) <= threads
+    assert _own_threads() <= threads
     assert proc.num_fds() <= fds
 
 
