@@ -117,6 +117,7 @@ class MetadataCache(CacheManagement):
                 self._journal_call,
                 cfg.staleness_seconds * 0.8,
                 self._floor_raised,
+                self._learned,
             )
             self._repairs.load(at_start=True)
             shared = self._redis or by_name.get("database")
@@ -404,8 +405,11 @@ class MetadataCache(CacheManagement):
             if self._closed:
                 return
             self._closed = True
-            stores, self._stores = self._stores, []
+            stores = self._stores
         self._coherence.stop()
+        if self._started:
+            self._repairs.save_floor()  # the counter our puts reached: a later Redis below it lost them
+        self._stores = []
         for store in stores:
             try:
                 store.close()

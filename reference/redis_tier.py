@@ -80,8 +80,9 @@ class _FloorCheckedConnection:
             self._check_floor()
 
     def _check_floor(self) -> None:
+        floor = self.tier.floor  # before the GET: puts on other connections raise it meanwhile
         self.send_command("GET", self.tier.counter_key)
-        if _int(self.read_response()) < self.tier.floor:
+        if _int(self.read_response()) < floor:
             self.tier.floor_unchecked = True
             raise redis.ConnectionError("the server's removal counter is below the floor: purge first")
 
@@ -264,6 +265,7 @@ class RedisTier:
         """If the server's removal counter is below the floor, purge the namespace and lift the counter.
         True when it purged. Concurrent checks purge at most once per lost state."""
         with self._purge_lock:
+            self.floor_unchecked = False  # first: a failure meanwhile sets it again (the cache does on any error)
             floor = self.floor
             current = _int(self._call("floor check", self._admin.get, self.counter_key))
             purged = False
@@ -271,7 +273,6 @@ class RedisTier:
                 self._call("purge", self._delete_namespace, self._admin)
                 self._call("purge", self._admin.incrby, self.counter_key, floor - current)  # concurrent INCRs only add
                 purged = True
-            self.floor_unchecked = False
             return purged
 
     def _delete_namespace(self, client: redis.Redis | None = None) -> None:

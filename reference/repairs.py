@@ -85,8 +85,7 @@ class Repairs:
         """Re-read the journals once per staleness window (another instance may have recorded removals)."""
         if time.monotonic() - self._polled >= self._poll_seconds and self._read_lock.acquire(blocking=False):
             try:
-                if self._unsaved_floor > self.floor:
-                    self.record_floor(self._unsaved_floor)
+                self.save_floor()
                 self.load()
             finally:
                 self._read_lock.release()
@@ -149,6 +148,10 @@ class Repairs:
         for journal in self._journals:
             durable = self._call(journal, "journal", journal.floor_raise, counter)[0] or durable
         return durable
+
+    def save_floor(self) -> None:
+        if self._unsaved_floor > self.floor:
+            self.record_floor(self._unsaved_floor)
 
     def note_floor(self, counter: int) -> None:
         """A counter a put returned: kept in memory now, written to the journals at the next poll."""

@@ -400,7 +400,13 @@ def test_concurrent_first_use_is_not_taken_for_a_redis_restart(make_env, redis_s
         paths.append(str(tmp_path / f"f{i}"))
         (tmp_path / f"f{i}").write_text(f"content {i}")
     for attempt in range(3):
-        cache = instance(make_env(redis_url=redis_server.url, namespace=f"r16-{attempt}-{id(tmp_path)}"))
+        cache = instance(
+            make_env(
+                redis_url=redis_server.url,
+                namespace=f"r16-{attempt}-{id(tmp_path)}",
+                cache_dir=str(tmp_path / f"c{attempt}"),
+            )
+        )
         barrier = threading.Barrier(8)
 
         def worker(t: int, barrier=barrier, cache=cache) -> None:
@@ -443,3 +449,43 @@ def test_threads_of_one_instance_never_flush_its_memory_tier(make_env, fake_redi
     stats = cache.get_stats()
     assert stats["memory"]["entries"] == 16 and stats["evictions"] - before == 144
     cache.shutdown()
+
+
+@pytest.mark.real_redis
+def test_a_removal_another_instance_could_only_journal_reaches_this_instances_memory(make_env, redis_server, src):
+    """Same class as repro 02, the partition on one side only: B cannot reach Redis, A can (its
+    tracking connection is alive, and no message comes, since Redis never saw the removal). A learns
+    the removal from the shared journal within its staleness window."""
+    partition = Partition(redis_server.url)
+    env_a, env_b = make_env(redis_url=redis_server.url), make_env(redis_url=partition.url)
+    a, b = instance(env_a, staleness_seconds=60.0), instance(env_b, **QUICK)
+    assert a.put(src, {"camera": "old"}) and a.get(src) == {"camera": "old"}
+    partition.cut()
+    try:
+        assert b.invalidate(src) is True  # Redis's removal is journaled
+        a._repairs._polled = float("-inf")  # A's staleness window has passed: it reads the journals again
+        assert [a.get(src) for _ in range(3)] == [None] * 3
+        assert a.tiers_holding(src) == set()  # A applied what Redis owed before using it
+    finally:
+        partition.heal()
+        a.shutdown()
+        b.shutdown()
+
+
+@pytest.mark.real_redis
+def test_a_redis_restored_from_before_a_put_never_serves_the_overwritten_value(make_env, redis_server, src):
+    """Same class as repro 05 for puts: the counter moved only with removals, so a snapshot taken
+    before an overwrite passed the floor check and served the older value."""
+    from integration.servers import restore_redis, snapshot_redis
+
+    env = make_env(redis_url=redis_server.url)
+    a = instance(env)
+    assert a.put(src, {"camera": "v1"})
+    snapshot = snapshot_redis(redis_server)
+    assert a.put(src, {"camera": "v2"})
+    a.shutdown()
+    restore_redis(redis_server, snapshot)  # the server comes back holding v1
+    c = instance(env)
+    assert c.get(src) in (None, {"camera": "v2"})
+    assert c.get(src) == {"camera": "v2"}
+    c.shutdown()
