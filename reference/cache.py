@@ -369,36 +369,6 @@ class MetadataCache(CacheManagement):
                     self._repairs.record_floor(counter)
             self.memory.clear()
 
-    def cleanup(self) -> None:
-        """Remove expired and corrupt entries from every tier now, and enforce the disk budget."""
-        self._check_open()
-        self._start()
-        now = self.config.clock()
-        self.memory.purge_expired(now)
-
-        def is_dead(key: CacheKey, blob: bytes) -> bool:
-            try:
-                expires_at, _ = self._codec.decode(str(key), blob)
-            except CorruptEntry:
-                return True
-            return now >= expires_at
-
-        for store in self._stores:
-            self._attempt(store, "cleanup", store.purge, is_dead)
-
-    def get_stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = self._stats.snapshot()
-        stats["memory"] = self.memory.usage()
-        disk = next((s for s in self._stores if s.name == "disk"), None)
-        if disk is not None:
-            stats["disk"] = disk.usage()
-        stats["tier_health"] = {name: h.snapshot() for name, h in self._health.items()}
-        stats["pending_repairs"] = self._repairs.pending_counts()
-        stats["coherence"] = self._coherence.snapshot()
-        if self._setup_errors:
-            stats["tier_setup_errors"] = dict(self._setup_errors)
-        return stats
-
     def shutdown(self) -> None:
         """Close every connection and file; idempotent. The cache cannot be used afterwards."""
         with self._start_lock:

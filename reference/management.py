@@ -1,4 +1,4 @@
-"""The management and introspection API of MetadataCache, off the hot path: glob removal, info,
+"""The management and introspection API of MetadataCache, off the hot path: cleanup, stats, glob removal, info,
 run-time configuration, warming and `tiers_holding`. A mixin: it works on the cache's own parts."""
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ class CacheManagement:
     _key: Callable[[Any, str], CacheKey | None]
     _remove: Callable[[str, str | None], bool]
     _lookup: Callable[[CacheKey], Any]
-    get_stats: Callable[[], dict[str, Any]]
+    _repairs: Any
+    _coherence: Any
+    _setup_errors: dict[str, str]
     put: Callable[..., bool]
 
     def remove_matching(self, pattern: str) -> int:
@@ -126,3 +128,33 @@ class CacheManagement:
                 if now < expires_at:
                     held.add(store.name)
         return held
+
+    def cleanup(self) -> None:
+        """Remove expired and corrupt entries from every tier now, and enforce the disk budget."""
+        self._check_open()
+        self._start()
+        now = self.config.clock()
+        self.memory.purge_expired(now)
+
+        def is_dead(key: CacheKey, blob: bytes) -> bool:
+            try:
+                expires_at, _ = self._codec.decode(str(key), blob)
+            except CorruptEntry:
+                return True
+            return now >= expires_at
+
+        for store in self._stores:
+            self._attempt(store, "cleanup", store.purge, is_dead)
+
+    def get_stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self._stats.snapshot()
+        stats["memory"] = self.memory.usage()
+        disk = next((s for s in self._stores if s.name == "disk"), None)
+        if disk is not None:
+            stats["disk"] = disk.usage()
+        stats["tier_health"] = {name: h.snapshot() for name, h in self._health.items()}
+        stats["pending_repairs"] = self._repairs.pending_counts()
+        stats["coherence"] = self._coherence.snapshot()
+        if self._setup_errors:
+            stats["tier_setup_errors"] = dict(self._setup_errors)
+        return stats
