@@ -1,8 +1,10 @@
 """Deliberately broken variants of the reference cache: each carries ONE realistic bug.
 
-Every module exposes `factory(env)` (the contract's factory) and builds a subclass of
-`reference.cache.MetadataCache`, or of one of its parts, for that instance only: nothing is patched
-globally, so any number of variants can be imported in one process. `tests/test_variants_caught.py`
+Every module exposes `factory(env)` (the contract's factory) and swaps ONE part of the reference
+through its seams — `MetadataCache(config, memory=, codec=, hasher=, stores=)`, a store tier through
+`swap_store(name, cls)` — or, where the bug lives in the orchestration itself, subclasses
+`reference.cache.MetadataCache`. Nothing is patched globally, so any number of variants can be
+imported in one process. `tests/test_variants_caught.py`
 runs `tiercheck verify --only <ID>` on each and requires the property to FAIL.
 
 module                      bug                                                            caught by
