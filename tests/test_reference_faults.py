@@ -489,3 +489,27 @@ def test_a_redis_restored_from_before_a_put_never_serves_the_overwritten_value(m
     assert c.get(src) in (None, {"camera": "v2"})
     assert c.get(src) == {"camera": "v2"}
     c.shutdown()
+
+
+def test_journal_and_version_columns_of_another_sql_type_are_no_records(make_env, tmp_path, src):
+    """Same class as repro 07, in the other columns: a TEXT version or a BLOB tier in the journal, a
+    TEXT version on an entry, never raise and never keep the database tier out."""
+    db_path = tmp_path / "cache.sqlite3"
+    env = make_env(database_url=f"sqlite:///{db_path}")
+    cache = reference.factory(env)
+    assert cache.put(src, {"v": 1})
+    key = cache._key(src, "premium")
+    cache.shutdown()
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute(
+        "INSERT INTO tc_journal VALUES (?, 'redis', ?, ?, 'not a version')", (env.namespace, key.content, key.variant)
+    )
+    db.execute("INSERT INTO tc_journal VALUES (?, x'00', ?, ?, 5)", (env.namespace, key.content, key.variant))
+    db.execute("UPDATE tc_entries SET version = 'garbage' WHERE content = ?", (key.content,))
+    cache = reference.factory(make_env(database_url=f"sqlite:///{db_path}", cache_dir=str(tmp_path / "fresh")))
+    cache.get(src)  # whatever the damaged row reads as, no exception
+    assert cache.put(src, {"v": 2}) and cache.get(src) == {"v": 2}
+    assert "database" in cache.tiers_holding(src)  # the entry's damaged version did not fence the put out
+    assert cache.get_stats()["tier_health"]["database"]["total_failures"] == 0
+    cache.shutdown()
+    db.close()
