@@ -110,7 +110,7 @@ class Coherence:
                 self.mode, self.fallback_reason = "polling", f"server refused tracking: {exc}"
                 log.warning("redis: no client tracking (%s); memory entries are checked per key instead", exc)
                 return
-            except (redis.RedisError, OSError, ValueError, IndexError) as exc:
+            except Exception as exc:  # lost (or closed under us by stop()): reconnect, never die
                 if self._live or backoff == 0.05:
                     log.info("redis tracking connection lost: %s", exc)
             finally:
