@@ -3,7 +3,8 @@
 Layout under cache_dir: `entries/<content[:2]>/<content>/<variant>`, names made only of hex
 digests, so no path or tier string can reach outside cache_dir. A size budget is kept by
 evicting the least recently used files after every put and in cleanup. Beside the entries:
-`tombs/<content[:2]>/<content>/<variant|ALL>` and `cleared` hold removal versions (tombstones);
+`tombs/<content[:2]>/<content>/<variant|ALL>.<version>` and `cleared/clear.<version>` are removal
+versions (tombstones), as empty marker files like the journal's (every bookkeeping file is empty);
 writes and removals of one content hold `locks/<content[:2]>` (flock, shared by every process on
 this directory), so a put lands only if newer than the entry, its tombstones and the last clear.
 `journal/<tier>/<content|ALL>.<variant|ALL>.<version>` are removals other tiers owe.
@@ -42,7 +43,7 @@ class DiskTier:
         self.journal_root = Path(cache_dir) / "journal"
         self.tombs_root = Path(cache_dir) / "tombs"
         self.locks_root = Path(cache_dir) / "locks"
-        self.cleared_path = Path(cache_dir) / "cleared"
+        self.cleared_root = Path(cache_dir) / "cleared"
         self.max_bytes = max_bytes
         self.fsync = fsync
         self._lock = threading.Lock()
@@ -109,18 +110,42 @@ class DiskTier:
                 fcntl.flock(lock, fcntl.LOCK_EX)
             yield  # closing the files releases the locks
 
-    def _read_version(self, path: Path, header: bool = False) -> int:
+    def _entry_version(self, path: Path) -> int:
         try:
             with open(path, "rb") as f:
-                data = f.read(HEADER_LEN if header else 32)
+                return blob_version(f.read(HEADER_LEN)) or 0
         except FileNotFoundError:
             return 0
-        if header:
-            return blob_version(data) or 0
-        return int(data) if data.strip().isdigit() else 0
 
-    def _tomb(self, content: str, variant: str) -> Path:
-        return self.tombs_root / content[:2] / content / ("ALL" if variant == ALL else variant)
+    def _tomb_dir(self, content: str) -> Path:
+        return self.tombs_root / content[:2] / content
+
+    def _tomb_name(self, variant: str) -> str:
+        return "ALL" if variant == ALL else variant
+
+    @staticmethod
+    def _marks(directory: Path) -> dict[str, int]:
+        """Marker files `<name>.<version>` in a directory: the highest version per name."""
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return {}
+        found: dict[str, int] = {}
+        for file_name in names:
+            name, _, version = file_name.rpartition(".")
+            if version.isdigit():
+                found[name] = max(found.get(name, 0), int(version))
+        return found
+
+    def _mark(self, directory: Path, name: str, version: int) -> None:
+        """Raise the marker `name` to `version` (never lower it); older markers of that name go."""
+        if self._marks(directory).get(name, 0) >= version:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        self._touch(directory / f"{name}.{version}")
+        for file_name in os.listdir(directory):
+            if file_name.rpartition(".")[0] == name and file_name != f"{name}.{version}":
+                (directory / file_name).unlink(missing_ok=True)
 
     def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> bool:
         if len(blob) > self.max_bytes:  # larger than the whole budget: not kept here, and no older copy either
@@ -130,12 +155,13 @@ class DiskTier:
             self._ensure_scanned()
             path = self._path(key)
             with self._locked(key.content):
+                tombs = self._marks(self._tomb_dir(key.content))
                 fence = max(
-                    self._read_version(self.cleared_path),
-                    self._read_version(self._tomb(key.content, ALL)),
-                    self._read_version(self._tomb(key.content, key.variant)),
+                    self._marks(self.cleared_root).get("clear", 0),
+                    tombs.get(self._tomb_name(ALL), 0),
+                    tombs.get(self._tomb_name(key.variant), 0),
                 )
-                if version <= fence or version < self._read_version(path, header=True):
+                if version <= fence or version < self._entry_version(path):
                     return False
                 self._write_atomically(path, blob)
         except OSError as exc:
@@ -177,10 +203,7 @@ class DiskTier:
     def remove(self, content: str, variant: str | None, version: int) -> None:
         try:
             with self._locked(content):
-                tomb = self._tomb(content, variant or ALL)
-                if self._read_version(tomb) < version:
-                    tomb.parent.mkdir(parents=True, exist_ok=True)
-                    self._write_atomically(tomb, b"%d" % version)
+                self._mark(self._tomb_dir(content), self._tomb_name(variant or ALL), version)
                 if variant is None:
                     directory = self.root / content[:2] / content
                     names = [p.name for p in directory.iterdir()] if directory.exists() else []
@@ -188,7 +211,7 @@ class DiskTier:
                 else:
                     victims = [CacheKey(content, variant)]
                 for key in victims:
-                    if self._read_version(self._path(key), header=True) < version:
+                    if self._entry_version(self._path(key)) < version:
                         self._unlink(key)
         except OSError as exc:
             raise TierError(f"disk remove: {exc}") from exc
@@ -196,7 +219,7 @@ class DiskTier:
     def discard(self, key: CacheKey, version: int | None) -> None:
         try:
             with self._locked(key.content):
-                if version is None or self._read_version(self._path(key), header=True) == version:
+                if version is None or self._entry_version(self._path(key)) == version:
                     self._unlink(key)
         except OSError as exc:
             raise TierError(f"disk discard: {exc}") from exc
@@ -210,9 +233,7 @@ class DiskTier:
         trash = self.root.with_name(f"entries.trash-{uuid.uuid4().hex}")
         try:
             with self._locked(ALL):
-                if self._read_version(self.cleared_path) < version:
-                    self.cleared_path.parent.mkdir(parents=True, exist_ok=True)
-                    self._write_atomically(self.cleared_path, b"%d" % version)
+                self._mark(self.cleared_root, "clear", version)
                 os.rename(self.root, trash)
         except FileNotFoundError:
             pass

@@ -35,11 +35,11 @@ class TierNamedDiskTier(DiskTier):
     def _walk(self):
         base = self._by_tier()
         for path in base.rglob("*") if base.is_dir() else ():
-            if path.is_file() and not path.name.startswith(".tmp-") and not path.name.endswith(".tomb"):
+            if path.is_file() and not path.name.startswith(".tmp-"):
                 yield CacheKey(path.name, str(path.parent.relative_to(base))), path
 
-    def _tomb(self, content, variant):
-        return Path(str(self._path(CacheKey(content, variant))) + ".tomb")  # under the same safety net
+    def _tomb_name(self, variant):
+        return "ALL" if variant == "*" else variant.encode("utf-8", "surrogatepass").hex()  # tombstones stay inside
 
     def remove(self, content, variant, version):
         if variant is not None:
