@@ -354,3 +354,18 @@ def test_sqlite_quarantine_of_an_unreadable_file_starts_empty(tmp_path):
     with pytest.raises(TierError):
         again.journal_load()
     assert again.journal_load() == []  # quarantined, logged as lost, and a fresh file serves
+
+
+def test_disk_bookkeeping_files_are_empty(tmp_path):
+    """Tombstones, the clear mark, journal records and the floor are empty marker files: the only
+    non-empty files under cache_dir are entries (a harness that alters files finds only entries)."""
+    tier = DiskTier(str(tmp_path), max_bytes=1 << 20)
+    tier.put(K1, entry(K1, next(V)), next(V), 100.0, 0.0)
+    tier.remove(K2.content, K2.variant, next(V))
+    tier.remove(K3.content, None, next(V))
+    tier.clear(next(V))
+    tier.put(K3, entry(K3, next(V)), next(V), 100.0, 0.0)
+    tier.journal_add("redis", R1)
+    tier.floor_raise(7)
+    non_empty = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size]
+    assert non_empty == [tier._path(K3)]
