@@ -37,7 +37,7 @@ def test_served_by_the_only_tier_holding_it_and_promoted_above(cache, src, only)
     cache.memory.clear()
     for store in cache._stores:
         if store.name != only:
-            store.remove(key.content)
+            store.discard(key, None)
     assert cache.get(src) == {"iso": 200}
     stats = cache.get_stats()
     assert stats[f"{only}_hits"] == 1 and stats["hits"] == 1
@@ -201,16 +201,29 @@ def test_warm_cache_bounded_skips_cached_reports_failures(cache, tmp_path):
     assert cache.get(paths[4]) == {"path": "w4"}
 
 
+def _own_threads() -> set[threading.Thread]:
+    """Threads of this process, without the in-process fakeredis server's per-connection handlers."""
+    return {t for t in threading.enumerate() if "process_request" not in t.name}
+
+
+def _own_fds(proc: psutil.Process, server_port: int) -> int:
+    """Descriptors of this process, without the in-process fakeredis server's side of each connection
+    (its handler threads close them on their own time)."""
+    served = [c for c in proc.net_connections("tcp") if c.laddr and c.laddr.port == server_port]
+    return proc.num_fds() - len(served)
+
+
 def test_shutdown_leaves_no_thread_or_descriptor(make_env, fake_redis_url, src):
     proc = psutil.Process()
-    threads, fds = set(threading.enumerate()), proc.num_fds()
+    port = int(fake_redis_url.rsplit(":", 1)[1].split("/")[0])
+    threads, fds = _own_threads(), _own_fds(proc, port)
     c = reference.factory(make_env(redis_url=fake_redis_url))
     c.put(src, {"a": 1})
     c.get(src)
     c.warm_cache([src], lambda p, t: {"x": 1})
     c.shutdown()
-    assert set(threading.enumerate()) <= threads
-    assert proc.num_fds() <= fds
+    assert _own_threads() <= threads
+    assert _own_fds(proc, port) <= fds
 
 
 def test_redis_outage_never_raises_and_invalidation_survives_it(make_env, fake_redis_server, src, tmp_path):
@@ -310,7 +323,7 @@ def _two_instances(make_env, fake_redis_url, src):
     env = make_env(redis_url=fake_redis_url)
     a, b = reference.factory(env), reference.factory(env)
     assert a.put(src, {"v": 1})
-    _store(a, "redis").remove(store_key(a, src).content)
+    _store(a, "redis").discard(store_key(a, src), None)
     return env, a, b
 
 
@@ -456,6 +469,7 @@ def test_a_journal_that_cannot_forget_a_repair_never_replays_it_over_newer_data(
     monkeypatch.undo()  # the disk is writable again: the next start forgets the record for good
     third = reference.factory(env)
     assert third.get(str(newer)) == {"v": 2}
+    assert "database" in third.tiers_holding(str(newer))  # the database, used again, applied what it owed
     disk = next(s for s in third._stores if s.name == "disk")
     assert [t for t, _ in disk.journal_load() if t == "database"] == []
     third.shutdown()

@@ -2,48 +2,86 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 
 import pytest
 import redis
 
+from tiercheck.reference.codec import Codec, Payload
 from tiercheck.reference.database_tier import DatabaseTier
 from tiercheck.reference.disk_tier import DiskTier
 from tiercheck.reference.keys import CacheKey
 from tiercheck.reference.redis_tier import RedisTier
-from tiercheck.reference.store import ALL, REPAIR_MARK_SECONDS, Repair, TierError
+from tiercheck.reference.store import ALL, Removal, TierError
 
 K1 = CacheKey("a1" * 32, "b1" * 16)
 K2 = CacheKey("a1" * 32, "b2" * 16)
 K3 = CacheKey("c3" * 32, "b1" * 16)
+V = itertools.count(1_000)  # versions, increasing like a VersionClock's
 
 
 def exercise(tier) -> None:
     """The behaviour every store tier shares."""
     assert tier.get(K1) is None
-    tier.put(K1, b"one", 100.0, 0.0)
-    tier.put(K2, b"two", 100.0, 0.0)
-    tier.put(K3, b"three", 5.0, 0.0)
+    tier.put(K1, b"one", next(V), 100.0, 0.0)
+    tier.put(K2, b"two", next(V), 100.0, 0.0)
+    tier.put(K3, b"three", next(V), 5.0, 0.0)
     assert (tier.get(K1), tier.get(K2), tier.get(K3)) == (b"one", b"two", b"three")
-    tier.put(K1, b"one again", 100.0, 0.0)
+    tier.put(K1, b"one again", next(V), 100.0, 0.0)
     assert tier.get(K1) == b"one again"
     assert sorted(map(str, tier.keys())) == sorted(map(str, [K1, K2, K3]))
     assert tier.purge(lambda key, blob: blob == b"three") == 1 and tier.get(K3) is None
-    tier.remove(K1.content, K1.variant)
+    tier.remove(K1.content, K1.variant, next(V))
     assert tier.get(K1) is None and tier.get(K2) == b"two"
-    tier.put(K1, b"one", 100.0, 0.0)
-    tier.remove(K1.content)
+    tier.put(K1, b"one", next(V), 100.0, 0.0)
+    tier.remove(K1.content, None, next(V))
     assert tier.get(K1) is None and tier.get(K2) is None
-    tier.put(K3, b"three", 5.0, 0.0)
-    tier.clear()
+    tier.put(K3, b"three", next(V), 5.0, 0.0)
+    tier.clear(next(V))
     assert list(tier.keys()) == []
+    check_fence(tier)
+
+
+def entry(key: CacheKey, version: int) -> bytes:
+    return Codec(0, 1 << 20).encode(str(key), Payload(b'{"v": %d}' % version, 0), 100.0, version)
+
+
+def check_fence(tier) -> None:
+    """A write lands only if newer than the key's entry, its tombstones and the last clear: a write
+    that arrives late (a timed-out promotion, a put racing an invalidate) can never bring back what a
+    later removal took away, and two instances' concurrent puts leave the same winner everywhere."""
+    base = next(V) + 100
+    for k in (K1, K2, K3):
+        tier.discard(k, None)
+    assert tier.put(K1, entry(K1, base + 5), base + 5, 100.0, 0.0)
+    assert not tier.put(K1, entry(K1, base + 3), base + 3, 100.0, 0.0)  # older than what it holds
+    assert tier.get(K1) == entry(K1, base + 5)
+    tier.remove(K1.content, K1.variant, base + 7)
+    assert not tier.put(K1, entry(K1, base + 6), base + 6, 100.0, 0.0)  # late: older than the removal
+    assert tier.get(K1) is None
+    assert tier.put(K1, entry(K1, base + 8), base + 8, 100.0, 0.0)  # a later put wins
+    tier.remove(K1.content, None, base + 9)  # every variant of the content
+    assert not tier.put(K2, entry(K2, base + 8), base + 8, 100.0, 0.0) and tier.get(K1) is None
+    assert tier.put(K3, entry(K3, base + 10), base + 10, 100.0, 0.0)
+    tier.remove(K3.content, K3.variant, base + 2)  # an old removal applied again: newer entry kept
+    assert tier.get(K3) == entry(K3, base + 10)
+    tier.discard(K3, base + 1)  # not the version it holds: kept
+    assert tier.get(K3) == entry(K3, base + 10)
+    tier.clear(base + 20)
+    assert not tier.put(K3, entry(K3, base + 15), base + 15, 100.0, 0.0) and tier.get(K3) is None
+    assert tier.put(K3, entry(K3, base + 21), base + 21, 100.0, 0.0)
+    tier.discard(K3, base + 21)
+    assert tier.get(K3) is None
+    while next(V) < base + 30:  # later writes of the calling test are newer than these
+        pass
 
 
 def test_disk_tier(tmp_path):
     tier = DiskTier(str(tmp_path), max_bytes=1 << 20)
     exercise(tier)
-    tier.put(K1, b"x", 9.0, 0.0)
+    tier.put(K1, b"x", next(V), 9.0, 0.0)
     names = [p.name for p in (tmp_path / "entries").rglob("*")]
     assert all(set(n) <= set("0123456789abcdef") for n in names), names
     assert not [n for n in names if n.startswith(".tmp")]
@@ -53,11 +91,11 @@ def test_disk_budget_enforced_after_every_put(tmp_path):
     tier = DiskTier(str(tmp_path), max_bytes=1000)
     keys = [CacheKey(f"{i:064x}", "ab" * 16) for i in range(20)]
     for k in keys:
-        tier.put(k, b"z" * 300, 9.0, 0.0)
+        tier.put(k, b"z" * 300, next(V), 9.0, 0.0)
         on_disk = sum(p.stat().st_size for p in (tmp_path / "entries").rglob("*") if p.is_file())
         assert on_disk <= 1000
     assert tier.get(keys[-1]) is not None and tier.get(keys[0]) is None  # oldest evicted first
-    tier.put(keys[0], b"z" * 2000, 9.0, 0.0)  # larger than the budget: not stored
+    tier.put(keys[0], b"z" * 2000, next(V), 9.0, 0.0)  # larger than the budget: not stored
     assert tier.get(keys[0]) is None
 
 
@@ -65,50 +103,47 @@ def test_disk_directory_removed_heals(tmp_path):
     import shutil
 
     tier = DiskTier(str(tmp_path / "c"), max_bytes=1 << 20)
-    tier.put(K1, b"one", 9.0, 0.0)
+    tier.put(K1, b"one", next(V), 9.0, 0.0)
     shutil.rmtree(tmp_path / "c")
     assert tier.get(K1) is None
-    tier.put(K1, b"again", 9.0, 0.0)
+    tier.put(K1, b"again", next(V), 9.0, 0.0)
     assert tier.get(K1) == b"again"
 
 
-R1 = Repair(K1.content, K1.variant, "0a" * 16)
-R2 = Repair(K2.content, ALL, "0b" * 16)
-R3 = Repair(ALL, ALL, "0c" * 16)
-R4 = Repair(K1.content, K1.variant, "0d" * 16)  # the same removal, recorded by another instance
+R1 = Removal(K1.content, K1.variant, 10)
+R2 = Removal(K2.content, ALL, 11)
+R3 = Removal(ALL, ALL, 12)
+R4 = Removal(K1.content, K1.variant, 15)  # a later removal of the same key (another instance)
+
+
+def owed(journal) -> dict:
+    """What a journal says each tier owes: the newest version per (tier, content, variant)."""
+    view: dict = {}
+    for tier, r in journal.journal_load():
+        slot = (tier, r.content, r.variant)
+        view[slot] = max(view.get(slot, 0), r.version)
+    return view
 
 
 def check_journal(journal) -> None:
-    """Records are kept per rid, survive a new instance, and are discarded one by one."""
     for record in (R1, R2, R4):
         journal.journal_add("redis", record)
     journal.journal_add("redis", R1)  # idempotent
     journal.journal_add("disk", R3)
-    assert sorted(journal.journal_load()) == sorted([("redis", R1), ("redis", R2), ("redis", R4), ("disk", R3)])
-    journal.journal_discard("redis", [R1, R2])
-    journal.journal_discard("disk", [R1])  # another tier's record of the same rid stays
-    assert sorted(journal.journal_load()) == sorted([("redis", R4), ("disk", R3)])
-
-
-def check_repair_marks(tier) -> None:
-    """A tier remembers which journal records it applied, for REPAIR_MARK_SECONDS."""
-    rids = {R1.rid, R2.rid, R3.rid}
-    assert tier.repairs_applied(rids) == set()
-    tier.mark_repaired([R1.rid, R2.rid], 1000.0)
-    assert tier.repairs_applied(rids) == {R1.rid, R2.rid}
-    tier.clear()  # the marks are not entries: clear_all keeps them
-    tier.mark_repaired([R3.rid], 1000.0 + REPAIR_MARK_SECONDS - 1)
-    assert tier.repairs_applied(rids) == rids
-    tier.mark_repaired([], 1001.0 + REPAIR_MARK_SECONDS)  # marks older than the retention go
-    assert tier.repairs_applied(rids) == {R3.rid}
-    assert tier.repairs_applied([]) == set()
+    assert owed(journal) == {
+        ("redis", K1.content, K1.variant): 15,
+        ("redis", K2.content, ALL): 11,
+        ("disk", ALL, ALL): 12,
+    }
+    journal.journal_discard("redis", [R1, R2])  # R4 is newer than what was applied: it stays
+    journal.journal_discard("disk", [R1])  # another tier's record stays
+    assert owed(journal) == {("redis", K1.content, K1.variant): 15, ("disk", ALL, ALL): 12}
 
 
 def test_disk_journal(tmp_path):
     check_journal(DiskTier(str(tmp_path), max_bytes=1 << 20))
-    check_repair_marks(DiskTier(str(tmp_path), max_bytes=1 << 20))
     reopened = DiskTier(str(tmp_path), max_bytes=1 << 20)  # durable: a new instance finds the records left
-    assert sorted(reopened.journal_load()) == sorted([("redis", R4), ("disk", R3)])
+    assert owed(reopened) == {("redis", K1.content, K1.variant): 15, ("disk", ALL, ALL): 12}
 
 
 def sqlite_tier(tmp_path, ns="ns") -> DatabaseTier:
@@ -123,26 +158,26 @@ def test_sqlite_tier(tmp_path):
 
 def test_sqlite_namespaces_isolate(tmp_path):
     a, b = sqlite_tier(tmp_path, "a"), sqlite_tier(tmp_path, "b")
-    a.put(K1, b"a", 9.0, 0.0)
+    a.put(K1, b"a", next(V), 9.0, 0.0)
     assert b.get(K1) is None
-    b.clear()
+    b.clear(next(V))
     assert a.get(K1) == b"a"
 
 
 def test_sqlite_file_deleted_is_recreated(tmp_path):
     tier = sqlite_tier(tmp_path)
-    tier.put(K1, b"one", 9.0, 0.0)
+    tier.put(K1, b"one", next(V), 9.0, 0.0)
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(f"{tmp_path}/db.sqlite3{suffix}"):
             os.unlink(f"{tmp_path}/db.sqlite3{suffix}")
     assert tier.get(K1) is None
-    tier.put(K1, b"two", 9.0, 0.0)
+    tier.put(K1, b"two", next(V), 9.0, 0.0)
     assert tier.get(K1) == b"two" and os.path.exists(f"{tmp_path}/db.sqlite3")
 
 
 def test_sqlite_corrupt_file_is_quarantined(tmp_path):
     tier = sqlite_tier(tmp_path)
-    tier.put(K1, b"one", 9.0, 0.0)
+    tier.put(K1, b"one", next(V), 9.0, 0.0)
     tier.close()
     with open(f"{tmp_path}/db.sqlite3", "r+b") as f:
         f.write(os.urandom(4096))
@@ -152,38 +187,33 @@ def test_sqlite_corrupt_file_is_quarantined(tmp_path):
     with pytest.raises(TierError):
         tier.get(K1)
     assert tier.get(K1) is None  # a fresh file
-    tier.put(K1, b"new", 9.0, 0.0)
+    tier.put(K1, b"new", next(V), 9.0, 0.0)
     assert tier.get(K1) == b"new"
 
 
 def test_sqlite_locked_longer_than_busy_timeout(tmp_path):
     tier = sqlite_tier(tmp_path)
-    tier.put(K1, b"one", 9.0, 0.0)
+    tier.put(K1, b"one", next(V), 9.0, 0.0)
     blocker = sqlite3.connect(f"{tmp_path}/db.sqlite3", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     with pytest.raises(TierError):
-        tier.put(K2, b"two", 9.0, 0.0)
+        tier.put(K2, b"two", next(V), 9.0, 0.0)
     blocker.execute("ROLLBACK")
     blocker.close()
-    tier.put(K2, b"two", 9.0, 0.0)
+    tier.put(K2, b"two", next(V), 9.0, 0.0)
     assert tier.get(K2) == b"two"
 
 
 def test_sqlite_sql_injection_in_namespace_is_data(tmp_path):
     tier = sqlite_tier(tmp_path, "x'; DROP TABLE tc_entries; --")
-    tier.put(K1, b"one", 9.0, 0.0)
+    tier.put(K1, b"one", next(V), 9.0, 0.0)
     assert tier.get(K1) == b"one"
 
 
-def test_database_journal_and_generation(tmp_path):
+def test_database_journal_and_floor(tmp_path):
     tier = sqlite_tier(tmp_path)
     check_journal(tier)
-    check_repair_marks(tier)
-    assert sorted(sqlite_tier(tmp_path).journal_load()) == sorted([("redis", R4), ("disk", R3)])  # durable
-    assert tier.read_generation() == ""
-    token = tier.bump_generation()
-    assert tier.read_generation() == token != tier.bump_generation()
-    assert [tier.bump_generation() for _ in range(2)] == ["3", "4"]  # a counter: gaps show others' changes
+    assert owed(sqlite_tier(tmp_path)) == {("redis", K1.content, K1.variant): 15, ("disk", ALL, ALL): 12}
     check_floor(tier)
 
 
@@ -206,8 +236,6 @@ def test_postgres_tier(postgres_server, namespace):
     try:
         exercise(tier)
         check_journal(tier)
-        check_repair_marks(tier)
-        assert tier.read_generation() != tier.bump_generation()
         check_floor(tier)
     finally:
         tier.close()
@@ -217,14 +245,14 @@ def test_redis_tier(any_redis_url, namespace):
     tier = RedisTier(any_redis_url, namespace, 0.5, 0.5)
     try:
         exercise(tier)
-        assert tier.read_generation() == ""
-        token = tier.bump_generation()
-        assert tier.read_generation() == token
-        tier.put(K1, b"one", 9.0, 0.0)
-        assert tier.catch_up(1) is False and tier.get(K1) == b"one"  # not behind: kept
-        assert tier.catch_up(5) is True and tier.get(K1) is None  # behind the floor: purged, lifted
-        assert tier.read_generation() == "5" and tier.catch_up(5) is False
-        check_repair_marks(tier)
+        counter = tier.remove(K3.content, None, next(V))  # every removal moves the counter, atomically
+        assert counter >= 1 and tier.remove(K3.content, None, next(V)) == counter + 1
+        tier.put(K1, b"one", next(V), 9.0, 0.0)
+        tier.floor = counter + 1
+        assert tier.check_floor() is False and tier.get(K1) == b"one"  # not behind: kept
+        tier.floor = counter + 5
+        assert tier.check_floor() is True and tier.get(K1) is None  # behind the floor: purged, lifted
+        assert tier.check_floor() is False
     finally:
         tier.close()
 
@@ -233,12 +261,12 @@ def test_redis_namespace_with_glob_characters(any_redis_url):
     a = RedisTier(any_redis_url, "ns*[x]?", 0.5, 0.5)
     b = RedisTier(any_redis_url, "ns-other", 0.5, 0.5)
     try:
-        b.put(K1, b"b", 9.0, 0.0)
-        a.put(K1, b"a", 9.0, 0.0)
-        a.clear()
+        b.put(K1, b"b", next(V), 9.0, 0.0)
+        a.put(K1, b"a", next(V), 9.0, 0.0)
+        a.clear(next(V))
         assert b.get(K1) == b"b" and a.get(K1) is None
     finally:
-        b.clear()
+        b.clear(next(V))
         a.close()
         b.close()
 
@@ -249,21 +277,20 @@ def test_redis_restart_with_old_data_is_purged(redis_server, namespace):
 
     tier = RedisTier(redis_server.url, namespace, 0.5, 0.5)
     try:
-        tier.put(K1, b"old", 9.0, 0.0)
+        tier.put(K1, b"old", next(V), 9.0, 0.0)
         snapshot = snapshot_redis(redis_server)
-        tier.remove(K1.content)
-        tier.floor = int(tier.bump_generation()) + 40  # what the cache's journals recorded
+        tier.floor = tier.remove(K1.content, None, next(V))  # what the cache's journals recorded
         restore_redis(redis_server, snapshot)  # the server comes back holding K1 again
         assert redis.Redis.from_url(redis_server.url).hget(f"{namespace}:e:{K1.content}", K1.variant) == b"old"
-        with pytest.raises(TierError, match="restarted"):
+        with pytest.raises(TierError, match="below the floor"):  # every new connection compares
             tier.get(K1)
+        assert tier.floor_unchecked and tier.check_floor() is True
         assert tier.get(K1) is None
         assert redis.Redis.from_url(redis_server.url).exists(f"{namespace}:e:{K1.content}") == 0
         # The purge lifted the counter to the journals' floor: a new instance starting from those
         # journals must not take the clean server for an old one and purge what was stored since.
-        tier.put(K2, b"new", 9.0, 0.0)
-        assert int(tier.read_generation()) >= tier.floor
-        assert tier.catch_up(tier.floor) is False and tier.get(K2) == b"new"
+        tier.put(K2, b"new", next(V), 9.0, 0.0)
+        assert tier.check_floor() is False and tier.get(K2) == b"new"
     finally:
         tier.close()
 
@@ -283,7 +310,7 @@ def test_sqlite_with_an_unsupported_file_format_is_quarantined(tmp_path):
     """Found by the chaos campaign: a corrupted header byte reads as OperationalError("unsupported file
     format"), which was not recognised as corruption, so the database tier never came back."""
     tier = sqlite_tier(tmp_path)
-    tier.put(K1, b"one", 9.0, 0.0)
+    tier.put(K1, b"one", next(V), 9.0, 0.0)
     tier.close()
     path = str(tmp_path / "db.sqlite3")
     with open(path, "r+b") as f:
@@ -293,7 +320,7 @@ def test_sqlite_with_an_unsupported_file_format_is_quarantined(tmp_path):
     with pytest.raises(TierError, match="unsupported file format"):
         tier.get(K1)
     assert tier.get(K1) is None  # moved aside; a fresh file serves (a miss, never the corrupt data)
-    tier.put(K1, b"two", 9.0, 0.0)
+    tier.put(K1, b"two", next(V), 9.0, 0.0)
     assert tier.get(K1) == b"two"
     assert any(".corrupt-" in name for name in os.listdir(tmp_path))
 
@@ -304,14 +331,12 @@ def test_sqlite_quarantine_carries_the_repair_journal_to_the_new_file(tmp_path, 
     tiers (and the Redis floor) are copied over, else a restart could let those tiers serve old data."""
     path = prefix + str(tmp_path / "db.sqlite3")
     tier = DatabaseTier(f"sqlite:///{path}", "ns", path, 0.2)
-    tier.put(K1, b"entry", 9.0, 0.0)
+    tier.put(K1, b"entry", next(V), 9.0, 0.0)
     tier.journal_add("disk", R1)
-    tier.mark_repaired([R2.rid], 1000.0)
     tier.floor_raise(42)
     tier._backend._quarantine()  # what reading a damaged page does (the damage itself: tests above)
     assert tier.get(K1) is None  # entries are not carried over: the fresh file starts empty
-    assert tier.journal_load() == [("disk", R1)]
-    assert tier.repairs_applied([R1.rid, R2.rid]) == {R2.rid}
+    assert tier.journal_load() == [("disk", R1)]  # the journal and the floor are carried over
     assert tier.floor_get() == 42
     moved = [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name]
     assert len({name.split("-wal")[0].split("-shm")[0] for name in moved}) == 1  # one name, WAL beside it
@@ -329,3 +354,18 @@ def test_sqlite_quarantine_of_an_unreadable_file_starts_empty(tmp_path):
     with pytest.raises(TierError):
         again.journal_load()
     assert again.journal_load() == []  # quarantined, logged as lost, and a fresh file serves
+
+
+def test_disk_bookkeeping_files_are_empty(tmp_path):
+    """Tombstones, the clear mark, journal records and the floor are empty marker files: the only
+    non-empty files under cache_dir are entries (a harness that alters files finds only entries)."""
+    tier = DiskTier(str(tmp_path), max_bytes=1 << 20)
+    tier.put(K1, entry(K1, next(V)), next(V), 100.0, 0.0)
+    tier.remove(K2.content, K2.variant, next(V))
+    tier.remove(K3.content, None, next(V))
+    tier.clear(next(V))
+    tier.put(K3, entry(K3, next(V)), next(V), 100.0, 0.0)
+    tier.journal_add("redis", R1)
+    tier.floor_raise(7)
+    non_empty = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size]
+    assert non_empty == [tier._path(K3)]

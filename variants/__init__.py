@@ -1,8 +1,10 @@
 """Deliberately broken variants of the reference cache: each carries ONE realistic bug.
 
-Every module exposes `factory(env)` (the contract's factory) and builds a subclass of
-`reference.cache.MetadataCache`, or of one of its parts, for that instance only: nothing is patched
-globally, so any number of variants can be imported in one process. `tests/test_variants_caught.py`
+Every module exposes `factory(env)` (the contract's factory) and swaps ONE part of the reference
+through its seams — `MetadataCache(config, memory=, codec=, hasher=, stores=)`, a store tier through
+`swap_store(name, cls)` — or, where the bug lives in the orchestration itself, subclasses
+`reference.cache.MetadataCache`. Nothing is patched globally, so any number of variants can be
+imported in one process. `tests/test_variants_caught.py`
 runs `tiercheck verify --only <ID>` on each and requires the property to FAIL.
 
 module                      bug                                                            caught by
@@ -44,11 +46,13 @@ budget_on_cleanup_only      disk budget enforced by cleanup() only, not on put  
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tiercheck.reference import legacy
 from tiercheck.reference.cache import MetadataCache
 from tiercheck.reference.config import CacheConfig
+from tiercheck.reference.tiers import default_stores
 
 CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "sampled_hash": ("P6",),
@@ -84,8 +88,23 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
 }
 
 
-def build(cls: type[MetadataCache], env: Any, config: CacheConfig | None = None) -> MetadataCache:
-    """What `reference.factory` does, for a subclass: configure from the contract env, expose legacy."""
-    cache = cls(config if config is not None else CacheConfig.from_contract_env(env))
+def build(cls: type[MetadataCache], env: Any, config: CacheConfig | None = None, **parts: Any) -> MetadataCache:
+    """What `reference.factory` does, for a subclass or with one part swapped (`memory=`, `codec=`,
+    `hasher=`, `stores=`): configure from the contract env, expose the legacy API."""
+    cache = cls(config if config is not None else CacheConfig.from_contract_env(env), **parts)
     cache.legacy_module = legacy
     return cache
+
+
+def swap_store(name: str, cls: type) -> Callable[[CacheConfig], list[tuple[str, Any]]]:
+    """A `stores=` factory: the default tiers, with the one called `name` made an instance of `cls`
+    (a subclass of its class)."""
+
+    def stores(config: CacheConfig) -> list[tuple[str, Any]]:
+        built = default_stores(config)
+        for tier_name, store in built:
+            if tier_name == name and not isinstance(store, Exception):
+                store.__class__ = cls
+        return built
+
+    return stores

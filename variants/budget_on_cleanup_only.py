@@ -8,25 +8,17 @@ within max_disk_bytes after every put).
 from tiercheck.reference.cache import MetadataCache
 from tiercheck.reference.disk_tier import DiskTier
 
-from . import build
+from . import build, swap_store
 
 
 class CleanupBudgetDiskTier(DiskTier):
-    def put(self, key, blob, expires_at, now):
+    def put(self, key, blob, version, expires_at, now):
         enforce, self._enforce_budget = self._enforce_budget, lambda: 0  # BUG: no budget on the put path
         try:
-            super().put(key, blob, expires_at, now)
+            return super().put(key, blob, version, expires_at, now)
         finally:
             self._enforce_budget = enforce
 
 
-class CleanupBudgetCache(MetadataCache):
-    def _start(self):
-        super()._start()
-        for store in self._stores:
-            if type(store) is DiskTier:
-                store.__class__ = CleanupBudgetDiskTier
-
-
 def factory(env):
-    return build(CleanupBudgetCache, env)
+    return build(MetadataCache, env, stores=swap_store("disk", CleanupBudgetDiskTier))

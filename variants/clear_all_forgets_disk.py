@@ -6,24 +6,15 @@ machine's clear_all rule).
 """
 
 from tiercheck.reference.cache import MetadataCache
-from tiercheck.reference.store import ALL
+from tiercheck.reference.disk_tier import DiskTier
 
-from . import build
+from . import build, swap_store
 
 
-class DiskForgettingCache(MetadataCache):
-    def clear_all(self):
-        self._check_open()
-        self._start()
-        with self._writing(None):
-            self.memory.clear()
-            for store in self._stores:
-                if store.name == "disk":
-                    continue  # BUG: the disk tier is left as it was
-                if not self._attempt(store, "clear", store.clear)[0]:
-                    self._defer(store, ALL, ALL)
-        self._announce_invalidation()
+class ClearIgnoringDiskTier(DiskTier):
+    def clear(self, version):
+        pass  # BUG: the disk tier is left as it was
 
 
 def factory(env):
-    return build(DiskForgettingCache, env)
+    return build(MetadataCache, env, stores=swap_store("disk", ClearIgnoringDiskTier))

@@ -9,6 +9,7 @@ import logging
 
 from tiercheck.reference.cache import MetadataCache
 from tiercheck.reference.codec import Codec, CorruptEntry, Payload
+from tiercheck.reference.config import CacheConfig
 
 from . import build
 
@@ -24,11 +25,6 @@ class ForgivingCodec(Codec):
             return float("inf"), Payload(b"{}", 0)  # BUG: corruption becomes data
 
 
-class ForgivingCache(MetadataCache):
-    def __init__(self, config=None, **overrides):
-        super().__init__(config, **overrides)
-        self._codec = ForgivingCodec(self.config.compression_level, self.config.max_entry_bytes)
-
-
 def factory(env):
-    return build(ForgivingCache, env)
+    config = CacheConfig.from_contract_env(env)
+    return build(MetadataCache, env, config, codec=ForgivingCodec(config.compression_level, config.max_entry_bytes))

@@ -15,8 +15,8 @@ class LeakyCache(MetadataCache):
         health = self._health[store.name]
         if not health.allow():
             return False, None
-        if self._pending[store.name] and not self._repair(store):
-            return False, None
+        if self._repairs.owes(store.name):
+            self._repairs.apply(store)
         result = fn(*args)  # BUG: no try/except: a TierError (or anything else) reaches the caller
         health.record_success()
         return True, result

@@ -6,22 +6,20 @@ Expected to be caught by P8 (evictions are counted).
 """
 
 from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.config import CacheConfig
 from tiercheck.reference.memory_tier import MemoryTier
 
 from . import build
 
 
 class SilentEvictionMemoryTier(MemoryTier):
-    def put(self, key, expires_at, payload):
-        super().put(key, expires_at, payload)
+    def put(self, key, expires_at, payload, *args, **kwargs):
+        super().put(key, expires_at, payload, *args, **kwargs)
         return 0  # BUG: the evictions just made are not reported
 
 
-class UncountedEvictionsCache(MetadataCache):
-    def __init__(self, config=None, **overrides):
-        super().__init__(config, **overrides)
-        self.memory = SilentEvictionMemoryTier(self.config.max_memory_entries, self.config.max_memory_bytes)
-
-
 def factory(env):
-    return build(UncountedEvictionsCache, env)
+    config = CacheConfig.from_contract_env(env)
+    return build(
+        MetadataCache, env, config, memory=SilentEvictionMemoryTier(config.max_memory_entries, config.max_memory_bytes)
+    )

@@ -6,6 +6,7 @@ machine samples the boundary: advancing the clock by exactly the TTL).
 """
 
 from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.config import CacheConfig
 from tiercheck.reference.memory_tier import MemoryTier
 
 from . import build
@@ -24,11 +25,8 @@ class InclusiveExpiryMemoryTier(MemoryTier):
             return item
 
 
-class InclusiveExpiryCache(MetadataCache):
-    def __init__(self, config=None, **overrides):
-        super().__init__(config, **overrides)
-        self.memory = InclusiveExpiryMemoryTier(self.config.max_memory_entries, self.config.max_memory_bytes)
-
-
 def factory(env):
-    return build(InclusiveExpiryCache, env)
+    config = CacheConfig.from_contract_env(env)
+    return build(
+        MetadataCache, env, config, memory=InclusiveExpiryMemoryTier(config.max_memory_entries, config.max_memory_bytes)
+    )

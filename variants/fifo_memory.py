@@ -5,6 +5,7 @@ entry is evicted first once enough new files arrive. Expected to be caught by P8
 """
 
 from tiercheck.reference.cache import MetadataCache
+from tiercheck.reference.config import CacheConfig
 from tiercheck.reference.memory_tier import MemoryTier
 
 from . import build
@@ -22,11 +23,6 @@ class FifoMemoryTier(MemoryTier):
             return item  # BUG: no self._entries.move_to_end(key)
 
 
-class FifoCache(MetadataCache):
-    def __init__(self, config=None, **overrides):
-        super().__init__(config, **overrides)
-        self.memory = FifoMemoryTier(self.config.max_memory_entries, self.config.max_memory_bytes)
-
-
 def factory(env):
-    return build(FifoCache, env)
+    config = CacheConfig.from_contract_env(env)
+    return build(MetadataCache, env, config, memory=FifoMemoryTier(config.max_memory_entries, config.max_memory_bytes))

@@ -33,11 +33,5 @@ class ToleranceHasher(ContentHasher):
         return digest
 
 
-class MtimeMemoCache(MetadataCache):
-    def __init__(self, config=None, **overrides):
-        super().__init__(config, **overrides)
-        self._hasher = ToleranceHasher(self.config.racy_window_seconds)
-
-
 def factory(env):
-    return build(MtimeMemoCache, env)
+    return build(MetadataCache, env, hasher=ToleranceHasher())

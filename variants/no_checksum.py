@@ -9,6 +9,7 @@ import zstandard
 
 from tiercheck.reference.cache import MetadataCache
 from tiercheck.reference.codec import FLAG_COMPRESSED, FLAG_STDLIB_JSON, HEADER_LEN, Codec, CorruptEntry, Payload
+from tiercheck.reference.config import CacheConfig
 
 from . import build
 
@@ -31,11 +32,6 @@ class UncheckedCodec(Codec):
         return expires_at, Payload(bytes(raw), flags & FLAG_STDLIB_JSON)
 
 
-class UncheckedCache(MetadataCache):
-    def __init__(self, config=None, **overrides):
-        super().__init__(config, **overrides)
-        self._codec = UncheckedCodec(self.config.compression_level, self.config.max_entry_bytes)
-
-
 def factory(env):
-    return build(UncheckedCache, env)
+    config = CacheConfig.from_contract_env(env)
+    return build(MetadataCache, env, config, codec=UncheckedCodec(config.compression_level, config.max_entry_bytes))

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class ForgetfulCache(MetadataCache):
-    def _defer(self, store, content, variant):
+    def _defer(self, store, content, variant, version):
         log.warning("tier %s missed a removal of %s.%s; ignoring", store.name, content, variant)
         return True  # BUG: nothing recorded, nothing replayed when the tier is back
 

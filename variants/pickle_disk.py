@@ -10,12 +10,12 @@ import pickle
 from tiercheck.reference.cache import MetadataCache
 from tiercheck.reference.disk_tier import DiskTier
 
-from . import build
+from . import build, swap_store
 
 
 class PickleDiskTier(DiskTier):
-    def put(self, key, blob, expires_at, now):
-        super().put(key, pickle.dumps(blob), expires_at, now)
+    def put(self, key, blob, version, expires_at, now):
+        return super().put(key, pickle.dumps(blob), version, expires_at, now)
 
     def get(self, key):
         data = super().get(key)
@@ -25,13 +25,5 @@ class PickleDiskTier(DiskTier):
         return super().purge(lambda key, data: is_dead(key, pickle.loads(data)))
 
 
-class PickleDiskCache(MetadataCache):
-    def _start(self):
-        super()._start()
-        for store in self._stores:
-            if type(store) is DiskTier:
-                store.__class__ = PickleDiskTier
-
-
 def factory(env):
-    return build(PickleDiskCache, env)
+    return build(MetadataCache, env, stores=swap_store("disk", PickleDiskTier))

@@ -11,8 +11,8 @@ from . import build
 
 
 class MemoryOnlyPromotionCache(MetadataCache):
-    def _promote(self, key, blob, expires_at, payload, faster, stripe, epoch, now):
-        super()._promote(key, blob, expires_at, payload, [], stripe, epoch, now)  # BUG: `faster` dropped
+    def _promote(self, key, blob, version, expires_at, payload, faster, token, now):
+        super()._promote(key, blob, version, expires_at, payload, [], token, now)  # BUG: `faster` dropped
 
 
 def factory(env):

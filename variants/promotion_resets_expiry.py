@@ -11,9 +11,9 @@ from . import build
 
 
 class FreshTtlPromotionCache(MetadataCache):
-    def _promote(self, key, blob, expires_at, payload, faster, stripe, epoch, now):
+    def _promote(self, key, blob, version, expires_at, payload, faster, token, now):
         fresh = now + self.config.ttl_seconds  # BUG: should keep the entry's own expires_at
-        super()._promote(key, blob, fresh, payload, faster, stripe, epoch, now)
+        super()._promote(key, blob, version, fresh, payload, faster, token, now)
 
 
 def factory(env):

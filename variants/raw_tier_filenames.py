@@ -18,7 +18,7 @@ from tiercheck.reference.disk_tier import DiskTier
 from tiercheck.reference.keys import CacheKey
 from tiercheck.reference.store import TierError
 
-from . import build
+from . import build, swap_store
 
 
 class TierNamedDiskTier(DiskTier):
@@ -38,9 +38,12 @@ class TierNamedDiskTier(DiskTier):
             if path.is_file() and not path.name.startswith(".tmp-"):
                 yield CacheKey(path.name, str(path.parent.relative_to(base))), path
 
-    def remove(self, content, variant=None):
+    def _tomb_name(self, variant):
+        return "ALL" if variant == "*" else variant.encode("utf-8", "surrogatepass").hex()  # tombstones stay inside
+
+    def remove(self, content, variant, version):
         if variant is not None:
-            return super().remove(content, variant)
+            return super().remove(content, variant, version)
         try:
             for key, _ in list(self._walk()):
                 if key.content == content:
@@ -48,8 +51,8 @@ class TierNamedDiskTier(DiskTier):
         except OSError as exc:
             raise TierError(f"disk remove: {exc}") from exc
 
-    def clear(self):
-        super().clear()
+    def clear(self, version):
+        super().clear(version)
         shutil.rmtree(self._by_tier(), ignore_errors=True)
 
 
@@ -58,12 +61,6 @@ class RawTierCache(MetadataCache):
         key = super()._key(file_path, tier)
         return None if key is None else CacheKey(key.content, tier)  # the tier string, not its digest
 
-    def _start(self):
-        super()._start()
-        for store in self._stores:
-            if type(store) is DiskTier:
-                store.__class__ = TierNamedDiskTier
-
 
 def factory(env):
-    return build(RawTierCache, env)
+    return build(RawTierCache, env, stores=swap_store("disk", TierNamedDiskTier))

@@ -32,11 +32,5 @@ class SampledHasher(ContentHasher):
         return h.hexdigest()
 
 
-class SampledHashCache(MetadataCache):
-    def __init__(self, config=None, **overrides):
-        super().__init__(config, **overrides)
-        self._hasher = SampledHasher(self.config.racy_window_seconds)
-
-
 def factory(env):
-    return build(SampledHashCache, env)
+    return build(MetadataCache, env, hasher=SampledHasher())

@@ -10,7 +10,7 @@ import zstandard
 from tiercheck.reference.cache import MetadataCache
 from tiercheck.reference.disk_tier import DiskTier
 
-from . import build
+from . import build, swap_store
 
 
 def _unpack(data):
@@ -21,8 +21,8 @@ def _unpack(data):
 
 
 class ZstdDiskTier(DiskTier):
-    def put(self, key, blob, expires_at, now):
-        super().put(key, zstandard.ZstdCompressor(level=3).compress(blob), expires_at, now)
+    def put(self, key, blob, version, expires_at, now):
+        return super().put(key, zstandard.ZstdCompressor(level=3).compress(blob), version, expires_at, now)
 
     def get(self, key):
         data = super().get(key)
@@ -32,13 +32,5 @@ class ZstdDiskTier(DiskTier):
         return super().purge(lambda key, data: is_dead(key, _unpack(data)))
 
 
-class ZstdDiskCache(MetadataCache):
-    def _start(self):
-        super()._start()
-        for store in self._stores:
-            if type(store) is DiskTier:
-                store.__class__ = ZstdDiskTier
-
-
 def factory(env):
-    return build(ZstdDiskCache, env)
+    return build(MetadataCache, env, stores=swap_store("disk", ZstdDiskTier))

@@ -2,7 +2,9 @@
 
 Layout of a stored entry (all tiers below memory store exactly these bytes):
 
-    magic "TCE1" | flags u8 | reserved u8 | expires_at f64 | raw_len u64 | checksum 16B | body
+    magic "TCE2" | flags u8 | reserved u8 | expires_at f64 | raw_len u64 | version u64 | checksum 16B | body
+
+`version` orders writes of one key across instances (versions.py); every tier copies it with the bytes.
 
 `checksum = blake3(key | header-without-checksum | body)[:16]`: binding the key in means an
 entry copied over another entry's slot fails verification, not only a flipped bit.
@@ -21,8 +23,8 @@ import blake3
 import orjson
 import zstandard
 
-MAGIC = b"TCE1"
-_HEADER = struct.Struct(">4sBBdQ")
+MAGIC = b"TCE2"
+_HEADER = struct.Struct(">4sBBdQQ")
 _CHECKSUM_LEN = 16
 HEADER_LEN = _HEADER.size + _CHECKSUM_LEN
 
@@ -179,7 +181,7 @@ class Codec:
             local.decompressor = zstandard.ZstdDecompressor()
         return local.decompressor
 
-    def encode(self, key: str, payload: Payload, expires_at: float) -> bytes:
+    def encode(self, key: str, payload: Payload, expires_at: float, version: int = 0) -> bytes:
         raw = payload.data
         if len(raw) > self.max_entry_bytes:
             raise InvalidMetadata(
@@ -192,7 +194,7 @@ class Codec:
             packed = compressor.compress(raw)
             if len(packed) < len(raw):  # keep raw when compression does not shrink
                 body, flags = packed, flags | FLAG_COMPRESSED
-        header = _HEADER.pack(MAGIC, flags, 0, expires_at, len(raw))
+        header = _HEADER.pack(MAGIC, flags, 0, expires_at, len(raw), version)
         checksum = blake3.blake3(key.encode() + header + body).digest(_CHECKSUM_LEN)
         return header + checksum + body
 
@@ -223,10 +225,17 @@ class Codec:
         """(expires_at, flags, raw_len) from the header, without verifying the body."""
         if not isinstance(blob, bytes | bytearray | memoryview) or len(blob) < HEADER_LEN:
             raise CorruptEntry("too short for an entry")
-        magic, flags, reserved, expires_at, raw_len = _HEADER.unpack_from(blob)
+        magic, flags, reserved, expires_at, raw_len, _ = _HEADER.unpack_from(blob)
         if magic != MAGIC or reserved != 0 or flags & ~_KNOWN_FLAGS or not math.isfinite(expires_at):
             raise CorruptEntry("not a tiercheck entry")
         return expires_at, flags, raw_len
+
+
+def blob_version(blob: bytes) -> int | None:
+    """The version in an entry's header, unverified (None: not an entry); for a tier's own fence."""
+    if len(blob) < HEADER_LEN or blob[:4] != MAGIC:
+        return None
+    return int(_HEADER.unpack_from(blob)[5])
 
 
 def load_payload(payload: Payload) -> dict[str, Any]:

@@ -3,24 +3,29 @@
 Layout under cache_dir: `entries/<content[:2]>/<content>/<variant>`, names made only of hex
 digests, so no path or tier string can reach outside cache_dir. A size budget is kept by
 evicting the least recently used files after every put and in cleanup. Beside the entries:
-`journal/<tier>/<content>.<variant>.<rid>`, removals other tiers owe, and `repaired/<rid>.<time>`,
-the journal records this tier has applied.
+`tombs/<content[:2]>/<content>/<variant|ALL>.<version>` and `cleared/clear.<version>` are removal
+versions (tombstones), as empty marker files like the journal's (every bookkeeping file is empty);
+writes and removals of one content hold `locks/<content[:2]>` (flock, shared by every process on
+this directory), so a put lands only if newer than the entry, its tombstones and the last clear.
+`journal/<tier>/<content|ALL>.<variant|ALL>.<version>` are removals other tiers owe.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
+from .codec import HEADER_LEN, blob_version
 from .keys import CacheKey
-from .store import ALL, REPAIR_MARK_SECONDS, IsDead, Repair, TierError
+from .store import ALL, TOMBSTONE_SECONDS, IsDead, Removal, TierError
 
 _HEX = frozenset("0123456789abcdef")
 _STALE_TEMP_SECONDS = 60.0  # a temp file this old belongs to a put that crashed
@@ -36,7 +41,9 @@ class DiskTier:
     def __init__(self, cache_dir: str, max_bytes: int, fsync: bool = True) -> None:
         self.root = Path(cache_dir) / "entries"
         self.journal_root = Path(cache_dir) / "journal"
-        self.marks_root = Path(cache_dir) / "repaired"
+        self.tombs_root = Path(cache_dir) / "tombs"
+        self.locks_root = Path(cache_dir) / "locks"
+        self.cleared_root = Path(cache_dir) / "cleared"
         self.max_bytes = max_bytes
         self.fsync = fsync
         self._lock = threading.Lock()
@@ -92,26 +99,78 @@ class DiskTier:
                 self._sizes.move_to_end(key)
         return data
 
-    def put(self, key: CacheKey, blob: bytes, expires_at: float, now: float) -> None:
-        if len(blob) > self.max_bytes:  # larger than the whole budget: not kept here, and no older copy either
-            self.remove(key.content, key.variant)
+    @contextlib.contextmanager
+    def _locked(self, content: str) -> Iterator[None]:
+        """Hold the lock of a content's shard (ALL: every shard, in order), across processes."""
+        self.locks_root.mkdir(parents=True, exist_ok=True)
+        shards = [f"{i:02x}" for i in range(256)] if content == ALL else [content[:2]]
+        with contextlib.ExitStack() as stack:
+            for shard in shards:
+                lock = stack.enter_context(open(self.locks_root / shard, "ab"))
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield  # closing the files releases the locks
+
+    def _entry_version(self, path: Path) -> int:
+        try:
+            with open(path, "rb") as f:
+                return blob_version(f.read(HEADER_LEN)) or 0
+        except FileNotFoundError:
+            return 0
+
+    def _tomb_dir(self, content: str) -> Path:
+        return self.tombs_root / content[:2] / content
+
+    def _tomb_name(self, variant: str) -> str:
+        return "ALL" if variant == ALL else variant
+
+    @staticmethod
+    def _marks(directory: Path) -> dict[str, int]:
+        """Marker files `<name>.<version>` in a directory: the highest version per name."""
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return {}
+        found: dict[str, int] = {}
+        for file_name in names:
+            name, _, version = file_name.rpartition(".")
+            if version.isdigit():
+                found[name] = max(found.get(name, 0), int(version))
+        return found
+
+    def _mark(self, directory: Path, name: str, version: int) -> None:
+        """Raise the marker `name` to `version` (never lower it); older markers of that name go."""
+        if self._marks(directory).get(name, 0) >= version:
             return
+        directory.mkdir(parents=True, exist_ok=True)
+        self._touch(directory / f"{name}.{version}")
+        for file_name in os.listdir(directory):
+            if file_name.rpartition(".")[0] == name and file_name != f"{name}.{version}":
+                (directory / file_name).unlink(missing_ok=True)
+
+    def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> bool:
+        if len(blob) > self.max_bytes:  # larger than the whole budget: not kept here, and no older copy either
+            self.discard(key, None)
+            return False
         try:
             self._ensure_scanned()
             path = self._path(key)
-            for attempt in range(3):
-                try:
-                    self._write_atomically(path, blob)
-                    break
-                except FileNotFoundError:  # a concurrent remove() took the empty directory: make it again
-                    if attempt == 2:
-                        raise
+            with self._locked(key.content):
+                tombs = self._marks(self._tomb_dir(key.content))
+                fence = max(
+                    self._marks(self.cleared_root).get("clear", 0),
+                    tombs.get(self._tomb_name(ALL), 0),
+                    tombs.get(self._tomb_name(key.variant), 0),
+                )
+                if version <= fence or version < self._entry_version(path):
+                    return False
+                self._write_atomically(path, blob)
         except OSError as exc:
             raise TierError(f"disk put: {exc}") from exc
         with self._lock:
             self._total += len(blob) - self._sizes.pop(key, 0)
             self._sizes[key] = len(blob)
         self._enforce_budget()
+        return True
 
     def _write_atomically(self, path: Path, blob: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,31 +200,41 @@ class DiskTier:
             except OSError as exc:
                 raise TierError(f"disk evict: {exc}") from exc
 
-    def remove(self, content: str, variant: str | None = None) -> None:
+    def remove(self, content: str, variant: str | None, version: int) -> None:
         try:
-            if variant is None:
-                directory = self.root / content[:2] / content
-                # Entries only: a .tmp- file belongs to a put in progress, which will rename it.
-                names = [p.name for p in directory.iterdir()] if directory.exists() else []
-                victims = [CacheKey(content, name) for name in names if _is_hex(name)]
+            with self._locked(content):
+                self._mark(self._tomb_dir(content), self._tomb_name(variant or ALL), version)
+                if variant is None:
+                    directory = self.root / content[:2] / content
+                    names = [p.name for p in directory.iterdir()] if directory.exists() else []
+                    victims = [CacheKey(content, name) for name in names if _is_hex(name)]  # not .tmp- files
+                else:
+                    victims = [CacheKey(content, variant)]
                 for key in victims:
-                    self._unlink(key)
-                with contextlib.suppress(OSError):  # gone already, or a concurrent put refilled it
-                    directory.rmdir()
-            else:
-                self._unlink(CacheKey(content, variant))
+                    if self._entry_version(self._path(key)) < version:
+                        self._unlink(key)
         except OSError as exc:
             raise TierError(f"disk remove: {exc}") from exc
+
+    def discard(self, key: CacheKey, version: int | None) -> None:
+        try:
+            with self._locked(key.content):
+                if version is None or self._entry_version(self._path(key)) == version:
+                    self._unlink(key)
+        except OSError as exc:
+            raise TierError(f"disk discard: {exc}") from exc
 
     def _unlink(self, key: CacheKey) -> None:
         self._path(key).unlink(missing_ok=True)
         with self._lock:
             self._total -= self._sizes.pop(key, 0)
 
-    def clear(self) -> None:
+    def clear(self, version: int) -> None:
         trash = self.root.with_name(f"entries.trash-{uuid.uuid4().hex}")
         try:
-            os.rename(self.root, trash)
+            with self._locked(ALL):
+                self._mark(self.cleared_root, "clear", version)
+                os.rename(self.root, trash)
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -196,6 +265,7 @@ class DiskTier:
                     path.unlink(missing_ok=True)
                     removed += 1
             self._remove_debris()
+            self._remove_old_tombstones()
             self._scanned = False
             self._ensure_scanned()
             self._enforce_budget()
@@ -221,6 +291,13 @@ class DiskTier:
                 with contextlib.suppress(OSError):
                     os.rmdir(content_dir.path)  # only succeeds when empty
 
+    def _remove_old_tombstones(self) -> None:
+        cutoff = time.time() - TOMBSTONE_SECONDS
+        for tomb in self.tombs_root.glob("*/*/*") if self.tombs_root.exists() else ():
+            with contextlib.suppress(OSError):
+                if tomb.stat().st_mtime < cutoff:
+                    tomb.unlink()
+
     def usage(self) -> dict[str, object]:
         with self._lock:
             total, count = self._total, len(self._sizes)
@@ -233,75 +310,49 @@ class DiskTier:
 
     # --- the journal of other tiers' pending repairs -------------------------------------
 
-    def _journal_path(self, tier: str, repair: Repair) -> Path:
-        content = "ALL" if repair.content == ALL else repair.content
-        variant = "ALL" if repair.variant == ALL else repair.variant
-        return self.journal_root / tier / f"{content}.{variant}.{repair.rid}"
+    def _journal_path(self, tier: str, removal: Removal) -> Path:
+        content = "ALL" if removal.content == ALL else removal.content
+        variant = "ALL" if removal.variant == ALL else removal.variant
+        return self.journal_root / tier / f"{content}.{variant}.{removal.version}"
 
     def _touch(self, path: Path) -> None:
-        """An empty marker file (journal record, repair mark, floor), durable when fsync is on."""
+        """An empty marker file (journal record, floor), durable when fsync is on."""
         with open(path, "wb") as f:
             if self.fsync:
                 os.fsync(f.fileno())
 
-    def journal_add(self, tier: str, repair: Repair) -> None:
-        path = self._journal_path(tier, repair)
+    def journal_add(self, tier: str, removal: Removal) -> None:
+        path = self._journal_path(tier, removal)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._touch(path)
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
 
-    def journal_load(self) -> list[tuple[str, Repair]]:
+    def journal_load(self) -> list[tuple[str, Removal]]:
         records = []
         try:
             tiers = [p for p in self.journal_root.iterdir() if p.is_dir()] if self.journal_root.exists() else []
             for tier_dir in tiers:
                 for record in tier_dir.iterdir():
-                    content, variant, rid = (record.name.split(".") + ["", ""])[:3]
-                    if all(part == "ALL" or _is_hex(part) for part in (content, variant)) and _is_hex(rid):
-                        repair = Repair(ALL if content == "ALL" else content, ALL if variant == "ALL" else variant, rid)
-                        records.append((tier_dir.name, repair))
+                    content, variant, version = (record.name.split(".") + ["", ""])[:3]
+                    if all(part == "ALL" or _is_hex(part) for part in (content, variant)) and version.isdigit():
+                        removal = Removal(
+                            ALL if content == "ALL" else content, ALL if variant == "ALL" else variant, int(version)
+                        )
+                        records.append((tier_dir.name, removal))
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
         return records
 
-    def journal_discard(self, tier: str, repairs: Collection[Repair]) -> None:
+    def journal_discard(self, tier: str, removals: list[Removal]) -> None:
+        done = {(r.content, r.variant): r.version for r in removals}
         try:
-            for repair in repairs:
-                self._journal_path(tier, repair).unlink(missing_ok=True)
+            for held_tier, record in self.journal_load():
+                if held_tier == tier and record.version <= done.get((record.content, record.variant), -1):
+                    self._journal_path(tier, record).unlink(missing_ok=True)
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
-
-    # --- repairs this tier has applied (files `repaired/<rid>.<unix time>`) ----------------
-
-    def _marks(self) -> dict[str, int]:
-        try:
-            names = os.listdir(self.marks_root)
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise TierError(f"disk repair marks: {exc}") from exc
-        marks = {}
-        for name in names:
-            rid, _, stamp = name.partition(".")
-            if _is_hex(rid) and stamp.isdigit():
-                marks[rid] = int(stamp)
-        return marks
-
-    def repairs_applied(self, rids: Collection[str]) -> set[str]:
-        return set(rids) & self._marks().keys()
-
-    def mark_repaired(self, rids: Collection[str], now: float) -> None:
-        try:
-            self.marks_root.mkdir(parents=True, exist_ok=True)
-            for rid, stamp in self._marks().items():
-                if stamp < now - REPAIR_MARK_SECONDS:
-                    (self.marks_root / f"{rid}.{stamp}").unlink(missing_ok=True)
-            for rid in rids:
-                self._touch(self.marks_root / f"{rid}.{int(now)}")
-        except OSError as exc:
-            raise TierError(f"disk repair marks: {exc}") from exc
 
     def floor_get(self) -> int:
         """The Redis change counter below which a Redis has lost removals made here (0: none)."""

@@ -2,15 +2,31 @@
 
 It keeps serialized payloads, not dicts: every hit decodes a fresh object, so nothing a
 caller does to what it got back (or passed in) can change what later gets return.
+
+Each entry carries its version and the monotonic time it was admitted or last confirmed (`stamp`,
+see coherence.py). A copy from a slower tier is admitted only if nothing about its content changed
+since the read began: `token()` before the read, `put(..., token=)` after (removals and
+invalidation messages move the token), so a slow read never brings back what was removed.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from typing import NamedTuple
 
 from .codec import Payload
 from .keys import CacheKey
+
+_STRIPES = 1024
+
+
+class Entry(NamedTuple):
+    expires_at: float
+    payload: Payload
+    version: int
+    stamp: float
 
 
 class MemoryTier:
@@ -19,17 +35,25 @@ class MemoryTier:
     def __init__(self, max_entries: int, max_bytes: int | None = None) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[CacheKey, tuple[float, Payload]] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, Entry] = OrderedDict()
         self._by_content: dict[str, set[str]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
+        self._moves = [0] * _STRIPES  # removals per stripe of contents
+        self._clears = 0
 
-    def get(self, key: CacheKey, now: float) -> tuple[float, Payload] | None:
+    def _stripe(self, content: str) -> int:
+        return hash(content) % _STRIPES
+
+    def token(self, key: CacheKey) -> tuple[int, int]:
+        return self._clears, self._moves[self._stripe(key.content)]
+
+    def get(self, key: CacheKey, now: float) -> Entry | None:
         with self._lock:
             item = self._entries.get(key)
             if item is None:
                 return None
-            if now >= item[0]:
+            if now >= item.expires_at:
                 self._drop(key)
                 return None
             self._entries.move_to_end(key)
@@ -38,20 +62,45 @@ class MemoryTier:
     def peek(self, key: CacheKey, now: float) -> bool:
         """Holds a live entry? Does not touch the LRU order."""
         item = self._entries.get(key)
-        return item is not None and now < item[0]
+        return item is not None and now < item.expires_at
 
-    def put(self, key: CacheKey, expires_at: float, payload: Payload) -> int:
-        """Store; return how many entries were evicted to make room."""
+    def put(
+        self,
+        key: CacheKey,
+        expires_at: float,
+        payload: Payload,
+        version: int = 0,
+        token: tuple[int, int] | None = None,
+        stamp: float | None = None,
+    ) -> int:
+        """Store unless a newer version is held or `token` moved; return how many entries were evicted.
+        `stamp`: the monotonic time the value was known current (a read's start), default now."""
         size = len(payload.data)
         with self._lock:
-            if key in self._entries:
+            if token is not None and token != self.token(key):
+                return 0
+            old = self._entries.get(key)
+            if old is not None:
+                if old.version > version:
+                    return 0
                 self._drop(key)
             if self.max_bytes is not None and size > self.max_bytes:
                 return 0  # larger than the whole tier: the lower tiers hold it
-            self._entries[key] = (expires_at, payload)
+            self._entries[key] = Entry(expires_at, payload, version, time.monotonic() if stamp is None else stamp)
             self._by_content.setdefault(key.content, set()).add(key.variant)
             self._bytes += size
             return self._evict()
+
+    def confirm(self, key: CacheKey, version: int) -> None:
+        """The shared tiers still hold this version: trust the entry for another window."""
+        with self._lock:
+            item = self._entries.get(key)
+            if item is not None and item.version == version:
+                self._entries[key] = item._replace(stamp=time.monotonic())
+
+    def versions(self, content: str) -> dict[str, int]:
+        with self._lock:
+            return {v: self._entries[CacheKey(content, v)].version for v in self._by_content.get(content, ())}
 
     def _evict(self) -> int:
         evicted = 0
@@ -62,21 +111,28 @@ class MemoryTier:
         return evicted
 
     def _drop(self, key: CacheKey) -> None:
-        _, payload = self._entries.pop(key)
-        self._bytes -= len(payload.data)
+        item = self._entries.pop(key)
+        self._bytes -= len(item.payload.data)
         variants = self._by_content.get(key.content)
         if variants is not None:
             variants.discard(key.variant)
             if not variants:
                 del self._by_content[key.content]
 
-    def remove(self, content: str, variant: str | None = None) -> None:
+    def remove(self, content: str, variant: str | None = None, unless_version: dict[str, int] | None = None) -> None:
+        """Drop one variant (None: every variant) of a content, and fence slower reads of it in flight.
+        `unless_version`: keep an entry whose version is at least this (it is still current)."""
         with self._lock:
+            self._moves[self._stripe(content)] += 1
             variants = [variant] if variant is not None else list(self._by_content.get(content, ()))
             for v in variants:
                 key = CacheKey(content, v)
-                if key in self._entries:
-                    self._drop(key)
+                item = self._entries.get(key)
+                if item is None:
+                    continue
+                if unless_version is not None and item.version >= unless_version.get(v, 1 << 63):
+                    continue
+                self._drop(key)
 
     def keys(self) -> list[CacheKey]:
         with self._lock:
@@ -89,13 +145,14 @@ class MemoryTier:
 
     def purge_expired(self, now: float) -> int:
         with self._lock:
-            dead = [k for k, (exp, _) in self._entries.items() if now >= exp]
+            dead = [k for k, item in self._entries.items() if now >= item.expires_at]
             for k in dead:
                 self._drop(k)
             return len(dead)
 
     def clear(self) -> None:
         with self._lock:
+            self._clears += 1
             self._entries.clear()
             self._by_content.clear()
             self._bytes = 0

@@ -1,18 +1,22 @@
 """The Redis tier: one hash per content (field = tier variant), pooled, with timeouts and retry.
 
-A restarted server may come back with data older than invalidations this cache made (an RDB
-or AOF taken earlier). Every (re)connection reads the server's run_id and the namespace's
-invalidation-generation token: a new run_id, or a token other than the last one this instance
-wrote or read, means the server may have lost invalidations. The tier then answers nothing
-until it has purged this namespace, so old entries cannot resurrect. (A token changed by
-another instance's invalidation causes a needless purge on a new connection: a cost, never
-wrong data; pooled connections are long-lived, so it is rare.)
+Per content hash `<ns>:e:<content>`: `<variant>` → entry bytes, `v:<variant>` → its version,
+`t:<variant>` / `t:*` → tombstones (versions are zero-padded decimals, so strings compare like
+numbers). Writes are conditional, in one Lua script (EVAL) or, on servers without Lua (fakeredis),
+a WATCH/MULTI transaction doing the same: a put lands only if newer than the key's version and
+tombstones and than `<ns>:cleared` (clear_all), so a late write can never bring back what a later
+removal took away.
+
+Every removal and every put moves `<ns>:removals` in the same atomic step. The cache records the value durably
+(the floor, in the disk/database journals): a Redis that shows a lower counter — restarted empty,
+or restored from a snapshot taken before that removal — has lost removals and is purged before
+it serves (`check_floor`). Each new connection compares the counter with the floor it knows.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -20,70 +24,74 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from .keys import CacheKey
-from .store import REPAIR_MARK_SECONDS, IsDead, TierError
+from .store import ALL, TOMBSTONE_SECONDS, IsDead, TierError
+from .versions import padded
 
 _BACKSTOP_FACTOR = 2.0  # native expiry only as a backstop: well after the entry's own expiry
 _BACKSTOP_SLACK_MS = 60_000
+_TOMBSTONE_MS = int(TOMBSTONE_SECONDS * 1000)
+
+_PUT = """
+local c = redis.call('GET', KEYS[2])
+if c and c >= ARGV[3] then return 0 end
+local f = redis.call('HMGET', KEYS[1], 't:*', 't:' .. ARGV[1], 'v:' .. ARGV[1])
+if (f[1] and f[1] >= ARGV[3]) or (f[2] and f[2] >= ARGV[3]) or (f[3] and f[3] > ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'v:' .. ARGV[1], ARGV[3])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return redis.call('INCR', KEYS[3])
+"""
+
+_REMOVE = """
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local f = fields[i]
+  if string.sub(f, 1, 2) == 'v:' and (ARGV[1] == '*' or f == 'v:' .. ARGV[1]) and fields[i + 1] < ARGV[2] then
+    redis.call('HDEL', KEYS[1], f, string.sub(f, 3))
+  end
+end
+local t = redis.call('HGET', KEYS[1], 't:' .. ARGV[1])
+if (not t) or t < ARGV[2] then redis.call('HSET', KEYS[1], 't:' .. ARGV[1], ARGV[2]) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return redis.call('INCR', KEYS[2])
+"""
+
+_CLEAR = """
+local c = redis.call('GET', KEYS[1])
+if (not c) or c < ARGV[1] then redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('INCR', KEYS[2])
+"""
 
 
-_SERVERS_WITHOUT_INFO: set[str] = set()  # URLs, so each new instance does not learn it again
+class _FloorCheckedConnection:
+    """Mixin for redis-py connections: on every (re)connect, compare the removal counter with the
+    floor; a server behind it has lost removals, and the tier refuses it until purged."""
 
-
-class _RestartWatcher:
-    """Shared by every connection of one pool: what this instance last knew of the server."""
-
-    def __init__(self, generation_key: str, url: str) -> None:
-        self.generation_key = generation_key
-        self.url = url
-        self.run_id: str | None = None
-        self.generation: str | None = None  # None: nothing known yet
-        self.restarted = threading.Event()
-
-    def saw_run_id(self, run_id: str) -> None:
-        if self.run_id is not None and run_id != self.run_id:
-            self.restarted.set()
-        self.run_id = run_id
-
-    def saw_generation_on_connect(self, token: str) -> None:
-        if self.generation is not None and token != self.generation:
-            self.restarted.set()
-        self.generation = token
-
-
-class _WatchedConnection:
-    """Mixin for redis-py connections: check run_id and generation after every (re)connect."""
-
-    watcher: _RestartWatcher
-    send_command: Callable[..., None]  # provided by the redis-py connection class it is mixed into
+    tier: RedisTier
+    send_command: Callable[..., None]
     read_response: Callable[..., Any]
 
-    def on_connect_check_health(self, *args, **kwargs) -> None:  # redis-py >= 6 calls this on connect
+    def on_connect_check_health(self, *args: Any, **kwargs: Any) -> None:  # redis-py >= 6
         super().on_connect_check_health(*args, **kwargs)  # type: ignore[misc]
-        self._check_server()
+        self._check_floor()
 
     def on_connect(self) -> None:  # older redis-py calls only this
         super().on_connect()  # type: ignore[misc]
         if not hasattr(super(), "on_connect_check_health"):
-            self._check_server()
+            self._check_floor()
 
-    def _check_server(self) -> None:
-        if self.watcher.url not in _SERVERS_WITHOUT_INFO:
-            self.send_command("INFO", "server")  # type: ignore[attr-defined]
-            try:
-                info = self.read_response()  # type: ignore[attr-defined]
-            except redis.ResponseError as exc:
-                # A server without INFO (fakeredis) also drops the connection: fail this connect,
-                # redis-py's retry reconnects without INFO, and the generation check remains.
-                _SERVERS_WITHOUT_INFO.add(self.watcher.url)
-                raise redis.ConnectionError(f"server has no INFO: {exc}") from exc
-            text = info.decode() if isinstance(info, bytes) else str(info)
-            for line in text.splitlines():
-                if line.startswith("run_id:"):
-                    self.watcher.saw_run_id(line.split(":", 1)[1].strip())
-                    break
-        self.send_command("GET", self.watcher.generation_key)  # type: ignore[attr-defined]
-        token = self.read_response()  # type: ignore[attr-defined]
-        self.watcher.saw_generation_on_connect(token.decode() if token else "")
+    def _check_floor(self) -> None:
+        floor = self.tier.floor  # before the GET: puts on other connections raise it meanwhile
+        self.send_command("GET", self.tier.counter_key)
+        if _int(self.read_response()) < floor:
+            self.tier.floor_unchecked = True
+            raise redis.ConnectionError("the server's removal counter is below the floor: purge first")
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _escape_glob(text: str) -> str:
@@ -94,7 +102,13 @@ class RedisTier:
     name = "redis"
 
     def __init__(self, url: str, namespace: str, socket_timeout: float, connect_timeout: float) -> None:
-        self.watcher = _RestartWatcher(f"{namespace}:changes", url)  # a counter (INCR); ":generation" held tokens
+        self.url = url
+        self.prefix = f"{namespace}:e:"
+        self.counter_key = f"{namespace}:removals"
+        self._cleared_key = f"{namespace}:cleared"
+        self._match = _escape_glob(self.prefix) + "*"
+        self.floor = 0  # the highest removal counter the journals recorded
+        self.floor_unchecked = True  # check_floor before the tier serves
         pool = redis.ConnectionPool.from_url(
             url,
             socket_timeout=socket_timeout,
@@ -103,145 +117,187 @@ class RedisTier:
             max_connections=64,
         )
         base = pool.connection_class
-        pool.connection_class = type("Watched" + base.__name__, (_WatchedConnection, base), {"watcher": self.watcher})
+        pool.connection_class = type("Floor" + base.__name__, (_FloorCheckedConnection, base), {"tier": self})
         self._pool = pool
         self._client = redis.Redis(connection_pool=pool)
-        self._prefix = f"{namespace}:e:"
-        self._match = _escape_glob(self._prefix) + "*"
-        self._generation_key = self.watcher.generation_key
-        self._repaired_key = f"{namespace}:repaired"  # journal records applied here: see StoreTier.mark_repaired
+        # check_floor and its purge go through a connection that is not refused for being behind the floor
+        self._admin = redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout)
+        self._scripts = {name: self._client.register_script(src) for name, src in _SCRIPTS.items()}
+        self.lua = True  # until the server says it has no EVAL (fakeredis without lupa)
         self._purge_lock = threading.Lock()
-        self.floor = 0  # the highest change counter the cache's journals recorded (see catch_up)
 
-    def _hash_key(self, content: str) -> str:
-        return self._prefix + content
-
-    def _call(self, operation: str, fn, *args):
-        """Run one command; raise TierError on failure, or when the server restarted under us."""
+    def _call(self, operation: str, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            result = fn(*args)
+            return fn(*args)
         except redis.RedisError as exc:
             raise TierError(f"redis {operation}: {exc}") from exc
-        if self.watcher.restarted.is_set():
-            self._purge_after_restart()
-            raise TierError(f"redis {operation}: server restarted; namespace purged, result discarded")
-        return result
 
-    def _purge_after_restart(self) -> None:
-        with self._purge_lock:
-            if not self.watcher.restarted.is_set():
-                return
+    def _script(self, name: str, keys: list[str], args: list[Any], fallback: Callable[[Any], Any]) -> Any:
+        if self.lua and name in self._scripts:
             try:
-                self._delete_namespace()
-                self._lift_counter(self.floor, self._counter())  # else a later instance takes it for an old one
-                token = self._client.get(self._generation_key)
-            except redis.RedisError as exc:
-                raise TierError(f"redis purge after restart: {exc}") from exc
-            self.watcher.generation = token.decode() if token else ""  # type: ignore[union-attr]  # bytes
-            self.watcher.restarted.clear()
+                return self._scripts[name](keys=keys, args=args)
+            except redis.ResponseError as exc:
+                if "unknown command" not in str(exc).lower():
+                    raise
+                self.lua = False
+        with self._client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(*keys)
+                    early = fallback(pipe)  # reads run at once while watching; None: it queued a MULTI
+                    if early is not None:
+                        pipe.reset()
+                        return early
+                    results = pipe.execute()
+                    return results[-1] if results else None
+                except redis.WatchError:
+                    continue
 
-    def catch_up(self, floor: int) -> bool:
-        """A server whose change counter is below `floor` has lost removals made before (it came back
-        from an older snapshot, or empty, while no instance was watching it): purge the namespace and
-        lift the counter. True if it purged."""
-
-        def check() -> bool:
-            current = self._counter()
-            if current >= floor:
-                return False
-            self._delete_namespace()
-            self._lift_counter(floor, current)
-            return True
-
-        return self._call("catch up", check)
-
-    def _counter(self) -> int:
-        """The change counter on the server; -1 when it has none."""
-        value = self._client.get(self._generation_key)
-        return int(value) if value is not None and value.isdigit() else -1
-
-    def _lift_counter(self, floor: int, current: int) -> None:
-        if current >= floor:
-            return
-        if current < 0:
-            self._client.set(self._generation_key, floor)
-        else:
-            self._client.incrby(self._generation_key, floor - current)  # concurrent INCRs only add
-
-    def _delete_namespace(self) -> None:
-        batch: list[bytes] = []
-        for name in self._client.scan_iter(match=self._match, count=1000):
-            batch.append(name)
-            if len(batch) >= 1000:
-                self._client.unlink(*batch)
-                batch.clear()
-        if batch:
-            self._client.unlink(*batch)
+    # --- entries --------------------------------------------------------------------------
 
     def get(self, key: CacheKey) -> bytes | None:
-        return self._call("get", self._client.hget, self._hash_key(key.content), key.variant)
+        return self._call("get", self._client.hget, self.prefix + key.content, key.variant)
 
-    def put(self, key: CacheKey, blob: bytes, expires_at: float, now: float) -> None:
-        self._write(key, blob, expires_at, now, announce=False)
+    def version_of(self, key: CacheKey) -> int | None:
+        value = self._call("version", self._client.hget, self.prefix + key.content, "v:" + key.variant)
+        return None if value is None else _int(value)
 
-    def put_and_announce(self, key: CacheKey, blob: bytes, expires_at: float, now: float) -> str:
-        """put() and bump_generation() in one round trip (one MULTI): a put's announcement costs nothing extra."""
-        token = self._write(key, blob, expires_at, now, announce=True)
-        self.watcher.generation = token
-        return token
+    def fences(self, content: str, variants: list[str]) -> dict[str, int]:
+        """Per variant, the lowest version this tier would still accept: coherence keeps a memory entry
+        at least that new (a missing entry without a tombstone refuses nothing)."""
 
-    def _write(self, key: CacheKey, blob: bytes, expires_at: float, now: float, announce: bool) -> str:
-        backstop_ms = int(max(expires_at - now, 0) * 1000 * _BACKSTOP_FACTOR) + _BACKSTOP_SLACK_MS
-        name = self._hash_key(key.content)
-
-        def write() -> str:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hset(name, key.variant, blob)
-            pipe.pexpire(name, backstop_ms)
-            if announce:
-                pipe.incr(self._generation_key)
-            return str(pipe.execute()[-1])
-
-        return self._call("put", write)
-
-    def remove(self, content: str, variant: str | None = None) -> None:
-        name = self._hash_key(content)
-        if variant is None:
-            self._call("remove", self._client.delete, name)
-        else:
-            self._call("remove", self._client.hdel, name, variant)
-
-    def clear(self) -> None:
-        self._call("clear", self._delete_namespace)
-
-    def repairs_applied(self, rids: Collection[str]) -> set[str]:
-        ordered = list(rids)
-
-        def look() -> list[Any]:
+        def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
-            for rid in ordered:
-                pipe.zscore(self._repaired_key, rid)
+            pipe.hmget(self.prefix + content, [f for v in variants for f in ("v:" + v, "t:" + v)] + ["t:*"])
+            pipe.get(self._cleared_key)
             return pipe.execute()
 
-        scores = self._call("repair marks", look) if ordered else []
-        return {rid for rid, score in zip(ordered, scores, strict=True) if score is not None}
+        fields, cleared = self._call("fences", read)
+        values = [_int(x) for x in fields]
+        floor = max(values[-1], _int(cleared))
+        return {v: max(values[2 * i], values[2 * i + 1] + 1, floor + 1) for i, v in enumerate(variants)}
 
-    def mark_repaired(self, rids: Collection[str], now: float) -> None:
-        def mark() -> None:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.zremrangebyscore(self._repaired_key, "-inf", f"({now - REPAIR_MARK_SECONDS}")
-            if rids:
-                pipe.zadd(self._repaired_key, dict.fromkeys(rids, now))
-            pipe.execute()
+    def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> int:
+        """The counter after the write (the cache raises the floor with it), or 0 when refused."""
+        name, v = self.prefix + key.content, padded(version)
+        backstop = max(int(max(expires_at - now, 0) * 1000 * _BACKSTOP_FACTOR) + _BACKSTOP_SLACK_MS, _TOMBSTONE_MS)
 
-        self._call("repair marks", mark)
+        def watched(pipe: Any) -> Any:
+            cleared = pipe.get(self._cleared_key)
+            tomb_all, tomb, current = pipe.hmget(name, "t:*", "t:" + key.variant, "v:" + key.variant)
+            if any(x is not None and x.decode() >= v for x in (cleared, tomb_all, tomb)) or (
+                current is not None and current.decode() > v
+            ):
+                return 0
+            ttl = pipe.pttl(name)
+            pipe.multi()
+            pipe.hset(name, mapping={key.variant: blob, "v:" + key.variant: v})
+            if ttl < backstop:
+                pipe.pexpire(name, backstop)
+            pipe.incr(self.counter_key)
+            return None
+
+        args = [key.variant, blob, v, backstop]
+        keys = [name, self._cleared_key, self.counter_key]
+        counter = _int(self._call("put", self._script, "put", keys, args, watched))
+        self.floor = max(self.floor, counter)  # a server that shows less later lost this write
+        return counter
+
+    def remove(self, content: str, variant: str | None, version: int) -> int:
+        """Remove and leave a tombstone; return the removal counter after it (the cache records the floor)."""
+        name, v, field = self.prefix + content, padded(version), variant or ALL
+
+        def watched(pipe: Any) -> Any:
+            fields = {
+                k.decode(): x.decode()
+                for k, x in pipe.hgetall(name).items()
+                if k.startswith(b"v:") or k.startswith(b"t:")
+            }
+            doomed = [
+                f for f, x in fields.items() if f.startswith("v:") and (field == ALL or f == "v:" + field) and x < v
+            ]
+            ttl = pipe.pttl(name)
+            pipe.multi()
+            for f in doomed:
+                pipe.hdel(name, f, f[2:])
+            if fields.get("t:" + field, "") < v:
+                pipe.hset(name, "t:" + field, v)
+            if ttl < _TOMBSTONE_MS:
+                pipe.pexpire(name, _TOMBSTONE_MS)
+            pipe.incr(self.counter_key)
+            return None
+
+        return _int(
+            self._call("remove", self._script, "remove", [name, self.counter_key], [field, v, _TOMBSTONE_MS], watched)
+        )
+
+    def discard(self, key: CacheKey, version: int | None) -> None:
+        name = self.prefix + key.content
+
+        def watched(pipe: Any) -> None:
+            current = pipe.hget(name, "v:" + key.variant)
+            pipe.multi()
+            if version is None or _int(current) == version:
+                pipe.hdel(name, key.variant, "v:" + key.variant)
+
+        self._call("discard", self._script, "discard", [name], [], watched)
+
+    def clear(self, version: int) -> int:
+        def watched(pipe: Any) -> Any:
+            current = pipe.get(self._cleared_key)
+            pipe.multi()
+            if current is None or current.decode() < padded(version):
+                pipe.set(self._cleared_key, padded(version))
+            pipe.incr(self.counter_key)
+            return None
+
+        counter = _int(
+            self._call(
+                "clear", self._script, "clear", [self._cleared_key, self.counter_key], [padded(version)], watched
+            )
+        )
+        self._call("clear", self._delete_namespace)
+        return counter
+
+    # --- the removal counter and its floor --------------------------------------------------
+
+    def check_floor(self) -> bool:
+        """If the server's removal counter is below the floor, purge the namespace and lift the counter.
+        True when it purged. Concurrent checks purge at most once per lost state."""
+        with self._purge_lock:
+            self.floor_unchecked = False  # first: a failure meanwhile sets it again (the cache does on any error)
+            floor = self.floor
+            current = _int(self._call("floor check", self._admin.get, self.counter_key))
+            purged = False
+            if current < floor:
+                self._call("purge", self._delete_namespace, self._admin)
+                self._call("purge", self._admin.incrby, self.counter_key, floor - current)  # concurrent INCRs only add
+                purged = True
+            return purged
+
+    def _delete_namespace(self, client: redis.Redis | None = None) -> None:
+        client = client or self._client
+        batch: list[bytes] = []
+        for name in client.scan_iter(match=self._match, count=1000):
+            batch.append(name)
+            if len(batch) >= 1000:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
+
+    # --- scans ----------------------------------------------------------------------------
+
+    def _scan(self) -> Iterator[tuple[bytes, str]]:
+        for name in self._client.scan_iter(match=self._match, count=1000):
+            yield name, name.decode()[len(self.prefix) :]
 
     def keys(self) -> Iterator[CacheKey]:
         def collect() -> list[CacheKey]:
             found: list[CacheKey] = []
-            for name in self._client.scan_iter(match=self._match, count=1000):
-                content = name.decode()[len(self._prefix) :]
-                found.extend(CacheKey(content, v.decode()) for v in self._client.hkeys(name))  # type: ignore[union-attr]
+            for name, content in self._scan():
+                fields = [f.decode() for f in self._client.hkeys(name)]  # type: ignore[union-attr]
+                found.extend(CacheKey(content, f) for f in fields if ":" not in f)
             return found
 
         return iter(self._call("scan", collect))
@@ -249,28 +305,19 @@ class RedisTier:
     def purge(self, is_dead: IsDead) -> int:
         def sweep() -> int:
             removed = 0
-            for name in self._client.scan_iter(match=self._match, count=1000):
-                content = name.decode()[len(self._prefix) :]
-                for variant, blob in self._client.hgetall(name).items():
-                    if is_dead(CacheKey(content, variant.decode()), blob):  # type: ignore[union-attr,arg-type]
-                        removed += self._client.hdel(name, variant)
+            for name, content in self._scan():
+                fields = {k.decode(): x for k, x in self._client.hgetall(name).items()}  # type: ignore[union-attr]
+                for variant, blob in fields.items():
+                    if ":" not in variant and is_dead(
+                        CacheKey(content, variant), blob if isinstance(blob, bytes) else b""
+                    ):
+                        removed += min(1, self._client.hdel(name, variant, "v:" + variant))
             return removed
 
         return self._call("purge", sweep)
 
-    def bump_generation(self) -> str:
-        token = str(self._call("bump_generation", self._client.incr, self._generation_key))
-        self.watcher.generation = token
-        return token
-
-    def read_generation(self) -> str:
-        value = self._call("read_generation", self._client.get, self._generation_key)
-        token = value.decode() if value else ""
-        self.watcher.generation = token
-        return token
-
     def usage(self) -> dict[str, object]:
-        info: dict[str, object] = {"run_id": self.watcher.run_id}
+        info: dict[str, object] = {"lua": self.lua, "floor": self.floor}
         try:
             info["used_memory"] = self._client.info("memory").get("used_memory")
         except redis.RedisError as exc:
@@ -280,3 +327,8 @@ class RedisTier:
     def close(self) -> None:
         self._client.close()
         self._pool.disconnect()
+        self._admin.close()
+        self._admin.connection_pool.disconnect()
+
+
+_SCRIPTS = {"put": _PUT, "remove": _REMOVE, "clear": _CLEAR}

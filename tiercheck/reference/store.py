@@ -1,32 +1,37 @@
-"""What every tier below memory provides; the cache talks to Redis, disk and database only through this."""
+"""What every tier below memory provides; the cache talks to Redis, disk and database only through this.
+
+Every write carries a version (see versions.py). A tier keeps, per key, the newest version it has
+seen — an entry, or a tombstone left by a removal — and applies a write only when it is newer, so
+applying a write late, twice, or after a later removal is harmless.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Iterator
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from .keys import CacheKey
 
 ALL = "*"
-"""In a repair journal: every variant of a content (as variant) or every entry (as content)."""
+"""As a variant: every variant of a content; as content and variant: the whole namespace."""
 
 IsDead = Callable[[CacheKey, bytes], bool]
 
-REPAIR_MARK_SECONDS = 86_400.0
-"""How long a tier remembers an applied repair: longer than any instance keeps a record it loaded
-from a journal before another instance applied it."""
+TOMBSTONE_SECONDS = 600.0
+"""How long a tier keeps a tombstone: far longer than any write can be in flight (timeouts are
+fractions of a second). Removals a tier missed while down are kept in a journal until applied."""
 
 
 class TierError(Exception):
     """A tier could not do what was asked (down, hung, full, corrupt). Never reaches the caller."""
 
 
-class Repair(NamedTuple):
-    """A removal a tier owes (its journal record); `rid` tells two records of the same removal apart."""
+class Removal(NamedTuple):
+    """A removal a tier owes (a journal record): entries of (content, variant) older than `version`."""
 
     content: str  # ALL: every entry
     variant: str  # ALL: every variant of the content
-    rid: str
+    version: int
 
 
 class StoreTier(Protocol):
@@ -34,11 +39,21 @@ class StoreTier(Protocol):
 
     def get(self, key: CacheKey) -> bytes | None: ...
 
-    def put(self, key: CacheKey, blob: bytes, expires_at: float, now: float) -> None: ...
+    def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> bool | int:
+        """Store unless the tier holds a newer version or tombstone of the key; false when refused
+        (Redis returns its counter after the write, like remove)."""
+        ...
 
-    def remove(self, content: str, variant: str | None = None) -> None: ...
+    def remove(self, content: str, variant: str | None, version: int) -> int | None:
+        """Remove entries older than `version` (every variant when None) and leave a tombstone.
+        Redis returns its removal counter after it (the floor); the others None."""
+        ...
 
-    def clear(self) -> None: ...
+    def discard(self, key: CacheKey, version: int | None) -> None:
+        """Drop the entry if it still has this version (None: whatever it holds): expired or corrupt."""
+        ...
+
+    def clear(self, version: int) -> int | None: ...
 
     def purge(self, is_dead: IsDead) -> int:
         """Remove entries for which is_dead(key, blob) holds (expired, corrupt); return the count."""
@@ -48,42 +63,31 @@ class StoreTier(Protocol):
 
     def usage(self) -> dict[str, object]: ...
 
-    def repairs_applied(self, rids: Collection[str]) -> set[str]:
-        """Which of these journal records this tier has applied already (see `mark_repaired`)."""
-        ...
-
-    def mark_repaired(self, rids: Collection[str], now: float) -> None:
-        """Remember, in the tier itself, that these records were applied: a journal that could not
-        forget them (read-only, down) must not replay them later over newer data. Marks older than
-        `now - REPAIR_MARK_SECONDS` are dropped."""
-        ...
-
     def close(self) -> None: ...
 
 
+class SharedTier(StoreTier, Protocol):
+    """A tier instances share (Redis, database): memory entries are checked against it."""
+
+    def version_of(self, key: CacheKey) -> int | None: ...
+
+
+@runtime_checkable
 class Journal(Protocol):
-    """A durable tier that can also keep other tiers' pending repairs (disk, database)."""
+    """A durable tier that also keeps the removals other tiers owe (disk, database)."""
 
-    def journal_add(self, tier: str, repair: Repair) -> None: ...
+    name: str
 
-    def journal_load(self) -> list[tuple[str, Repair]]: ...
+    def journal_add(self, tier: str, removal: Removal) -> None: ...
 
-    def journal_discard(self, tier: str, repairs: Collection[Repair]) -> None: ...
+    def journal_load(self) -> list[tuple[str, Removal]]: ...
+
+    def journal_discard(self, tier: str, removals: list[Removal]) -> None:
+        """Forget these records, and older ones of the same keys; newer ones stay."""
+        ...
 
     def floor_get(self) -> int:
-        """The Redis change counter below which a Redis has lost removals made here (0: none)."""
+        """The Redis removal counter below which a Redis has lost removals made here (0: none)."""
         ...
 
     def floor_raise(self, value: int) -> None: ...
-
-
-class Coordinator(Protocol):
-    """A shared tier that carries the invalidation generation between instances (Redis, database)."""
-
-    def bump_generation(self) -> str:
-        """Announce a change (put, invalidation); return the new counter, as a decimal string."""
-        ...
-
-    def read_generation(self) -> str:
-        """The counter, moved by every change anywhere ("" when never set)."""
-        ...

@@ -1,0 +1,214 @@
+"""Connections for the database tier: a small pool of SQLite connections (WAL, busy timeout; a corrupt
+file is moved aside and its journal carried over), or a psycopg pool for PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+log = logging.getLogger("reference.database")
+
+_POOL_IDLE = 8
+
+
+class SqliteBackend:
+    """A small pool of SQLite connections: a connection is used by one thread at a time."""
+
+    placeholder = "?"
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    def __init__(self, schema: list[str], path: str, busy_timeout: float) -> None:
+        self.schema = schema
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self._idle: queue.LifoQueue[tuple[sqlite3.Connection, int]] = queue.LifoQueue()
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped when the file is replaced: older connections are dropped
+        self._inode: int | None = None
+        self._schema_ready = False
+        self._salvaged: list[tuple[str, list[tuple]]] = []  # from a quarantined file, for the next one
+
+    def _open(self) -> sqlite3.Connection:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if not self._schema_ready:
+                columns = [row[1] for row in conn.execute("PRAGMA table_info(tc_entries)")]
+                if columns and "version" not in columns:  # a file of the unversioned layout: it is a cache
+                    conn.execute("DROP TABLE tc_entries")
+                for statement in self.schema:
+                    conn.execute(statement.format(real="REAL", blob="BLOB", suffix=" WITHOUT ROWID"))
+                salvaged, self._salvaged = self._salvaged, []
+                for statement, rows in salvaged:
+                    conn.executemany(statement, rows)
+                self._schema_ready = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _current_inode(self) -> int | None:
+        try:
+            return os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        inode = self._current_inode()
+        if inode != self._inode:  # deleted or replaced under us: start over on the new file
+            with self._lock:
+                if inode != self._inode:
+                    self._drop_all()
+                    self._inode = inode
+        conn = None
+        ok = False
+        try:
+            try:
+                conn, generation = self._idle.get_nowait()
+            except queue.Empty:
+                conn, generation = self._open(), self._generation
+                if self._inode is None:
+                    self._inode = self._current_inode()
+            yield conn
+            ok = True
+        except sqlite3.DatabaseError as exc:
+            if _looks_corrupt(exc):  # some corruption arrives as OperationalError ("unsupported file format")
+                self._quarantine()
+            raise
+        except UnicodeDecodeError as exc:  # a corrupt file can hand sqlite3 text that is not UTF-8
+            self._quarantine()
+            raise sqlite3.DatabaseError(f"database disk image is malformed (undecodable text: {exc})") from exc
+        finally:
+            if conn is not None:
+                if ok and generation == self._generation and self._idle.qsize() < _POOL_IDLE:
+                    self._idle.put((conn, generation))
+                else:
+                    conn.close()
+
+    def _drop_all(self) -> None:
+        self._generation += 1
+        self._schema_ready = False
+        while True:
+            try:
+                conn, _ = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            conn.close()
+
+    def _quarantine(self) -> None:
+        """Move a corrupt file aside so the next operation starts a fresh one, which gets what can still
+        be read of the old one's repair journal and counters (a lost removal could bring old data back)."""
+        with self._lock:
+            self._drop_all()
+            moved = f"{self.path}.corrupt-{uuid.uuid4().hex[:8]}"
+            for suffix in ("", "-wal", "-shm"):  # one name for all three: the WAL stays with its file
+                with contextlib.suppress(OSError):
+                    os.replace(self.path + suffix, moved + suffix)
+            self._inode = None
+            self._salvaged = _salvage(moved)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_all()
+
+
+_SALVAGE = (
+    (
+        "SELECT ns, tier, content, variant, version FROM tc_journal",
+        "INSERT INTO tc_journal VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    ),
+    ("SELECT ns, name, value FROM tc_counters", "INSERT INTO tc_counters VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+)
+
+
+def _read_only_uri(path: str) -> str:
+    """`file:` URI of a path, read-only. One leading slash: "//tmp/x" (sqlite:////tmp/x) would make
+    "tmp" the URI's authority, which SQLite refuses."""
+    absolute = "/" + os.path.abspath(path).lstrip("/")
+    return f"file:{urllib.parse.quote(absolute)}?mode=ro"
+
+
+def _salvage(path: str) -> list[tuple[str, list[tuple]]]:
+    """The rows of the journal tables a corrupt file still gives, for its replacement (entries are not
+    worth the risk: they are a cache)."""
+    salvaged: list[tuple[str, list[tuple]]] = []
+    try:
+        connection = sqlite3.connect(_read_only_uri(path), uri=True, timeout=1)
+    except sqlite3.Error as exc:
+        log.error("database %s is corrupt; its repair journal is lost: %s", path, exc)
+        return salvaged
+    try:
+        for select, insert in _SALVAGE:
+            rows: list[tuple] = []
+            try:
+                for row in connection.execute(select):
+                    rows.append(tuple(row))
+            except (sqlite3.Error, UnicodeDecodeError) as exc:  # keep what was read before the damage
+                log.error("database %s is corrupt; %r salvaged %d rows, then: %s", path, select, len(rows), exc)
+            salvaged.append((insert, rows))
+    finally:
+        connection.close()
+    return salvaged
+
+
+def _looks_corrupt(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(sign in text for sign in ("malformed", "not a database", "corrupt", "unsupported file format"))
+
+
+class PostgresBackend:
+    placeholder = "%s"
+
+    def __init__(self, schema: list[str], url: str, timeout: float) -> None:
+        self.schema = schema
+        import psycopg
+        import psycopg_pool
+
+        self.errors = (psycopg.Error, psycopg_pool.PoolTimeout)
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=8,
+            timeout=max(timeout * 4, 1.0),
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, int(round(timeout * 2))),
+                "options": f"-c statement_timeout={int(timeout * 4000)}",
+            },
+            open=False,
+            name="tiercheck-reference",
+        )
+        self._pool.open(wait=False)
+        self._schema_ready = False
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self._pool.connection() as conn:
+            if not self._schema_ready:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(7461726)")  # concurrent CREATEs race in PG
+                    columns = conn.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE table_name = 'tc_entries' "
+                        "AND table_schema = current_schema()"
+                    ).fetchall()
+                    if columns and ("version",) not in columns:  # the unversioned layout: it is a cache
+                        conn.execute("DROP TABLE tc_entries")
+                    for statement in self.schema:
+                        conn.execute(statement.format(real="DOUBLE PRECISION", blob="BYTEA", suffix=""))
+                self._schema_ready = True
+            yield conn
+
+    def close(self) -> None:
+        self._pool.close(timeout=2.0)
