@@ -40,9 +40,7 @@ class ChaosMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         env = self.sandbox.new_env(ttl_seconds=600.0)
-        self.runner = Runner(
-            self.factory, self.sandbox, env, random.Random(0), check_leaks=False, avoid_known_bugs=True
-        )
+        self.runner = Runner(self.factory, self.sandbox, env, random.Random(0), check_leaks=False)
         self.nemeses = {n.kind: n for n in build_nemeses(self.sandbox, env, random.Random(0))}
         self.active: Nemesis | None = None
 

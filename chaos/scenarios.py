@@ -38,7 +38,6 @@ def run_fault(
     cycles: int = 2,
     ops: int = 10,
     script: Script | None = None,
-    avoid_known_bugs: bool = True,
     log: Callable[[str], None] = print,
 ) -> tuple[Summary, list[str]]:
     """Warm up, then `cycles` fault cycles of the nemesis named `kind`; (summary, orphans left)."""
@@ -49,7 +48,7 @@ def run_fault(
     with Sandbox(**settings["sandbox"]) as sandbox:
         env = sandbox.new_env(ttl_seconds=600.0, **settings["env"])
         summary.notes.append(f"disk: {sandbox.tmpfs.reason}")
-        runner = Runner(factory, sandbox, env, rng, summary, avoid_known_bugs=avoid_known_bugs)
+        runner = Runner(factory, sandbox, env, rng, summary)
         nemesis: Nemesis | None = None
         try:
             nemesis = _pick(build_nemeses(sandbox, env, rng), kind)
