@@ -616,6 +616,7 @@ class Runner:
         self._active: Scoped | None = None
         self.damaged: dict[str, Nemesis] = {}
         self.reported: set[str] = set()
+        self.readmitted: dict[str, list[float]] = {}  # fault kind -> re-admission seconds measured in this run
         self.trace: list[str] | None = [] if os.environ.get("CHAOS_TRACE") else None
         self._trace_logs: _TraceLogs | None = None
         if self.trace is not None:  # the implementation's own log lines, between the operations
@@ -926,7 +927,7 @@ class Runner:
     def _collect_readmission(self) -> None:
         for checker in self.checkers:
             if isinstance(checker, Readmission):
-                self.summary.readmission_seconds.update({k: list(v) for k, v in checker.measured.items()})
+                self.readmitted = {k: list(v) for k, v in checker.measured.items()}
 
     def _note_damage(self) -> None:
         for tier, earlier in list(self.damaged.items()):
@@ -985,8 +986,6 @@ class Runner:
             self.summary.left_damaged[kind] += 1
         if nemesis.took_effect():
             self.readmission(nemesis)
-            if self.summary.readmission_seconds.get(kind):
-                self.summary.recoveries[kind] = len(self.summary.readmission_seconds[kind])
         if sentinel is not None:
             targets[0].invalidate(sentinel.path, None, role="sentinel", quiescent=True)
         self.sweep()
@@ -1045,7 +1044,7 @@ class Runner:
                 )
             else:
                 self.summary.recoveries[kind] += 1
-                self.summary.readmission_seconds.setdefault(kind, []).append(0.0)
+                self.summary.readmission_seconds.setdefault(kind, []).append(held.invoked - put.invoked)
         self.check()
 
     def invalidate_something(self) -> None:
@@ -1092,6 +1091,9 @@ class Runner:
         with contextlib.suppress(Exception):
             self.check()
         self._collect_readmission()
+        for kind, seconds in self.readmitted.items():
+            self.summary.readmission_seconds.setdefault(kind, []).extend(seconds)
+            self.summary.recoveries[kind] += len(seconds)
         excused = [
             op
             for op in self.history.completed_ops()

@@ -17,8 +17,10 @@ raised, timed out or never completed is *indeterminate* ("info"):
 Several instances (E6): `Op.instance` names the cache instance that ran the operation. With
 `stale_window` S, a get need not follow an operation of *another* instance that completed less than S
 before the get began (the declared staleness window): it may miss that instance's recent puts and
-invalidates, and read an older value than another instance just read. Its own instance's operations
-it must follow, so each instance's reads never go back in time.
+invalidates, and read an older value than another instance just read (bounded staleness: every
+value read was current at most S before the read began). Its own instance's puts and invalidates it
+must see at once. The contract promises no more between reads of one instance, so with several
+instances its earlier reads bind it only up to S as well.
 
 Times are numbers on one clock (a global counter or monotonic seconds).
 
@@ -125,6 +127,7 @@ def check_key(ops: list[Op], stale_window: float = 0.0) -> Verdict:
         token(op.value) if op.kind == "put" else token(op.result) if op.kind == "get" else None for op in relevant
     ]
     must = sum(1 << i for i in range(n) if not info[i])
+    own_reads_slack = stale_window if len(instances) > 1 else 0.0
     seen: set[tuple[int, str | None]] = set()
     stack: list[tuple[int, str | None]] = [(0, None)]
     explored = 0
@@ -140,7 +143,8 @@ def check_key(ops: list[Op], stale_window: float = 0.0) -> Verdict:
             return Verdict(False, key, f"undecided after {MAX_STATES} states", undecided=True)
         # the earliest completion among pending operations, by what must follow them
         h_any = h_info = INF
-        h_inst = dict.fromkeys(instances, INF)  # per instance, over its gets and ok writes
+        h_reads = dict.fromkeys(instances, INF)  # per instance: its pending gets
+        h_writes = dict.fromkeys(instances, INF)  # per instance: its pending ok writes
         for j in range(n):
             if done >> j & 1:
                 continue
@@ -148,13 +152,18 @@ def check_key(ops: list[Op], stale_window: float = 0.0) -> Verdict:
                 h_info = min(h_info, done_at[j])
                 continue
             h_any = min(h_any, done_at[j])
-            h_inst[relevant[j].instance] = min(h_inst[relevant[j].instance], done_at[j])
+            per = h_reads if kinds[j] == "get" else h_writes
+            per[relevant[j].instance] = min(per[relevant[j].instance], done_at[j])
         for i in range(n):
             if done >> i & 1:
                 continue
             op = relevant[i]
             if kinds[i] == "get":
-                limit = min(h + (0.0 if inst == op.instance else stale_window) for inst, h in h_inst.items())
+                mine = op.instance
+                limit = min(
+                    min(h_writes[mine], h_reads[mine] + own_reads_slack),
+                    min((min(h_reads[o], h_writes[o]) + stale_window for o in instances if o != mine), default=INF),
+                )
                 if op.invoked > limit or values[i] != state:
                     continue
                 stack.append((done | 1 << i, state))

@@ -170,14 +170,27 @@ def test_stale_instance_may_lag_another_instance_that_already_saw_the_new_value(
     assert lin(b) == []
 
 
-def test_reads_of_one_instance_never_go_back_in_time():
-    b = Builder()
-    b.op("put", 0, 1, True, value=V1, inst=0)
-    b.op("put", 2, 2.1, True, value=V2, inst=0)
-    b.op("get", 2.2, 2.3, V2, inst=1)
-    b.op("get", 2.5, 2.6, V1, inst=1)  # within the window, but instance 1 already saw V2
-    found = lin(b)
+def test_reads_of_one_instance_go_back_only_within_the_window():
+    def run(at: float) -> list:
+        b = Builder()
+        b.op("put", 0, 1, True, value=V1, inst=0)
+        b.op("put", 2, 2.1, True, value=V2, inst=0)
+        b.op("get", 2.2, 2.3, V2, inst=1)
+        b.op("get", at, at + 0.1, V1, inst=1)  # instance 1 already saw V2
+        return lin(b)
+
+    assert run(2.5) == []  # bounded staleness: V1 was current 0.4 s ago
+    found = run(3.5)
     assert found and found[0].check in ("stale read", "wrong value")
+
+
+def test_a_single_instance_never_reads_back_in_time():
+    b = Builder(instances=1)
+    b.op("put", 0, 1, True, value=V1)
+    b.op("put", 2, 2.1, False, value=V2)  # indeterminate, but it was read below
+    b.op("get", 2.2, 2.3, V2)
+    b.op("get", 2.5, 2.6, V1)
+    assert [v.prop for v in lin(b)] == ["P1"]
 
 
 def test_clear_all_removes_every_key():
