@@ -498,16 +498,22 @@ class Generator:
 class Client:
     """One live instance slot: its cache object, and every call it makes recorded in the history."""
 
-    def __init__(self, runner: Runner, instance: int, env: Env) -> None:
-        self.runner, self.instance, self.env = runner, instance, env
+    def __init__(
+        self,
+        history: History,
+        factory: Factory,
+        instance: int,
+        env: Env,
+        after: Callable[[Operation], None] | None = None,
+    ) -> None:
+        self.history, self.factory, self.instance, self.env, self.after = history, factory, instance, env, after
         self.incarnation = 0
-        self.cache: Any = runner.factory(env)
+        self.cache: Any = factory(env)
 
     def call(
         self, op: str, fn: Callable, *args: Any, thread: int = 0, quiescent: bool = False, **fields: Any
     ) -> Operation:
-        h = self.runner.history
-        rec = h.begin(
+        rec = self.history.begin(
             instance=self.instance,
             incarnation=self.incarnation,
             thread=thread,
@@ -522,8 +528,8 @@ class Client:
         except Exception as exc:
             error = exc
         finish(rec, result, error, self.env.clock())
-        self.runner.summary.operations += 1
-        self.runner.traced(rec)
+        if self.after is not None:
+            self.after(rec)
         return rec
 
     def put(self, path: str, tier: str, value: dict, **kw: Any) -> Operation:
@@ -570,7 +576,7 @@ class Client:
         self.call("shutdown", self.cache.shutdown, thread=thread)
 
         def new() -> Any:
-            self.cache = self.runner.factory(self.env)
+            self.cache = self.factory(self.env)
 
         rec = self.call("restart", new, thread=thread)
         self.incarnation += 1
@@ -634,7 +640,7 @@ class Runner:
             warm.shutdown()
             self._settle()
             self.baseline = checks.resources()
-        self.clients = [Client(self, i, env) for i, env in enumerate(self.world.envs)]
+        self.clients = [Client(self.history, factory, i, env, self._recorded) for i, env in enumerate(self.world.envs)]
         self.contract = ContractInfo.of(self.clients[0].cache, self.env.ttl_seconds)
         self.checkers = default_checkers()
         self.introspect = has_capability(self.clients[0].cache, "tiers_holding")
@@ -684,7 +690,8 @@ class Runner:
         for proxy in self.world.proxies:
             proxy.wait_idle()
 
-    def traced(self, op: Operation) -> None:
+    def _recorded(self, op: Operation) -> None:
+        self.summary.operations += 1
         if self.trace is not None:
             self.trace.append(str(op))
 
