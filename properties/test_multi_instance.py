@@ -31,7 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from chaos.checkers import ContractInfo, ContractTypes, Linearizable, NoExceptionEscaped, check_all
 from chaos.history import Fault, History
-from chaos.runner import LateProxy, Client
+from chaos.runner import Client, LateProxy
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.contract import Env, Factory
 
