@@ -71,7 +71,7 @@ def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
                         break
                     runner.fault_cycle(rng.choice(nemeses), rng.randrange(4, 20))
                     runner.run_ops(rng.randrange(5, 30))
-                runner.sweep()
+                runner.final_sweep()
                 runner.check_containment()
             except Exception:  # a harness error: reported, never counted as the implementation's fault
                 harness_errors += 1

@@ -805,6 +805,13 @@ class Runner:
 
     # --- threads ---------------------------------------------------------------------------------
 
+    def final_sweep(self) -> None:
+        """With several instances: let the declared staleness window pass (real seconds: only time can
+        pass it), then every instance reads every key — what another instance removed must be gone."""
+        if len(self.clients) > 1:
+            time.sleep(self.contract.staleness_seconds + 0.05)
+        self.sweep()
+
     def run_threads(self, count: int, nemesis: Scoped | None = None) -> tuple[int, int]:
         """Every instance runs `self.world.threads` threads of `count` operations each, all released at
         once (a fresh instance's concurrent first use); (completed, attempted)."""
