@@ -3,16 +3,18 @@
 Two cache instances share one Redis (fakeredis over TCP; each instance reaches it through its own
 proxy, so a fault can cut one instance off while the other still reaches the server), one SQLite
 database and one cache_dir. Rules: put, get, invalidate and clear_all on either instance; a restart
-of one instance; faults on all instances (Redis refused, Redis back empty, disk EIO, SQLite locked)
-or on one (a partition, late writes: the proxy holds Redis writes back so they land after later
-commands, after the client gave up on them). Every example ends by healing, letting the declared
-staleness window pass, and reading every key from both instances.
+of one instance; one instance stopped for a while (its process gone) and started again later; faults
+on all instances (Redis refused, Redis back empty, disk EIO) or on one (a partition, late writes: the
+proxy holds Redis writes back so they land after later commands, after the client gave up on them).
+Like a Jepsen generator, each example is one fault cycle: operations; the declared staleness window
+passes (real seconds); the fault; operations through it; heal; operations. Every example ends by
+healing, letting the window pass, and reading every key from every running instance.
 
 The invariant is the history checkers of chaos.checkers over everything recorded so far: per key
 linearizable with misses allowed, indeterminate writes that may land later, an invalidate that
 returned True never undone, reads by the other instance stale only within `staleness_seconds`;
-no exception escapes; return types are the contract's. Hypothesis shrinks a failure to a short
-sequence of steps across both instances.
+no exception escapes; return types are the contract's. A failure reports the steps across both
+instances and the checker's shortest failing key history (no shrinking: examples take real seconds).
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ import time
 import pytest
 from hypothesis import Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from chaos.checkers import ContractInfo, ContractTypes, Linearizable, NoExceptionEscaped, check_all
 from chaos.history import Fault, History
@@ -35,11 +44,13 @@ from chaos.runner import Client, LateProxy
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.contract import Env, Factory
 
-from .faults import DiskFault, RedisOutage, SqliteLocked
+from .faults import DiskFault, RedisOutage
 
 FILES = ["a", "b"]
-TIERS = ["premium", "free"]
+TIERS = ["premium"]  # few keys: the interleavings across instances are what this machine explores
 INSTANCES = [0, 1]
+# weights by repetition: clear_all and restarts are rare (each wipes or rereads what the others built up)
+OPERATIONS = ["put"] * 4 + ["get"] * 5 + ["invalidate"] * 3 + ["clear_all", "restart"]
 
 
 class _ProxyFault:
@@ -95,14 +106,17 @@ class TwoInstances(RuleBasedStateMachine):
             "redis refused": (RedisOutage(self.server), "all", None),
             "redis restarted empty": (RedisOutage(self.server, empty_on_heal=True), "all", None),
             "disk EIO": (DiskFault(base.cache_dir, errno.EIO), "all", None),
-            "sqlite locked": (SqliteLocked(os.path.join(self.root, "db.sqlite3")), "all", None),
             "redis late writes": (_ProxyFault(self.proxies, "late"), "all", None),
         }
         for i in INSTANCES:
             self.faults[f"redis partition of instance {i}"] = (_ProxyFault([self.proxies[i]], "partition"), "one", i)
             self.faults[f"redis late writes of instance {i}"] = (_ProxyFault([self.proxies[i]], "late"), "one", i)
         self.active: tuple[str, Fault] | None = None
+        self.stopped: set[int] = set()
         self.seq = 0
+        self.phase = 0  # 0: before the fault, 1: fault active, 2: healed
+        self.done = 0  # operations so far
+        self.plan: tuple[str | None, int, int] = (None, 0, 0)
 
     def teardown(self) -> None:
         try:
@@ -114,26 +128,37 @@ class TwoInstances(RuleBasedStateMachine):
         try:
             if self.active is not None:
                 self.faults[self.active[0]][0].heal()
-            for c in self.clients:
-                c.cache.shutdown()
+            for i, c in enumerate(self.clients):
+                if i not in self.stopped:
+                    c.cache.shutdown()
         finally:
             for p in self.proxies:
                 p.stop()
             self.server.start()
             shutil.rmtree(self.root, ignore_errors=True)
 
-    @rule(inst=st.sampled_from(INSTANCES), name=st.sampled_from(FILES), tier=st.sampled_from(TIERS))
+    @rule(op=st.sampled_from(OPERATIONS), inst=st.sampled_from(INSTANCES), name=st.sampled_from(FILES))
+    def operation(self, op: str, inst: int, name: str) -> None:
+        """One operation on one instance; the nemesis schedule moves on with every one."""
+        self.nemesis_step()
+        if op in ("put", "get", "invalidate"):
+            getattr(self, op)(inst, name, TIERS[0])
+        else:
+            getattr(self, op)(inst)
+
+    def live(self, inst: int) -> Client:
+        """The instance asked for, or the other one while it is stopped."""
+        return self.clients[inst if inst not in self.stopped else next(i for i in INSTANCES if i not in self.stopped)]
+
     def put(self, inst: int, name: str, tier: str) -> None:
         self.seq += 1
-        self.clients[inst].put(self.paths[name], tier, {"name": name, "tier": tier, "seq": self.seq, "by": inst})
+        self.live(inst).put(self.paths[name], tier, {"name": name, "tier": tier, "seq": self.seq, "by": inst})
 
-    @rule(inst=st.sampled_from(INSTANCES), name=st.sampled_from(FILES), tier=st.sampled_from(TIERS))
     def get(self, inst: int, name: str, tier: str) -> None:
-        self.clients[inst].get(self.paths[name], tier)
+        self.live(inst).get(self.paths[name], tier)
 
-    @rule(inst=st.sampled_from(INSTANCES), name=st.sampled_from(FILES), tier=st.none() | st.sampled_from(TIERS))
     def invalidate(self, inst: int, name: str, tier: str | None) -> None:
-        client = self.clients[inst]
+        client = self.live(inst)
         client.call(
             "invalidate",
             lambda: client.cache.invalidate(self.paths[name], tier),
@@ -143,33 +168,70 @@ class TwoInstances(RuleBasedStateMachine):
             content=_content(self.paths[name]),
         )
 
-    @rule(inst=st.sampled_from(INSTANCES))
     def clear_all(self, inst: int) -> None:
-        client = self.clients[inst]
+        client = self.live(inst)
         client.call("clear_all", client.cache.clear_all)
 
-    @rule(inst=st.sampled_from(INSTANCES))
     def restart(self, inst: int) -> None:
-        self.clients[inst].restart()
+        self.live(inst).restart()
 
-    @precondition(lambda self: self.faults_allowed and self.active is None)
-    @rule(data=st.data())
-    def inject(self, data: st.DataObject) -> None:
-        kind = data.draw(st.sampled_from(sorted(self.faults)), label="fault")
-        nemesis, scope, instance = self.faults[kind]
-        fault = Fault(kind, nemesis.tier, scope, instance)
-        nemesis.inject()
-        self.history.event("inject", fault)
-        self.active = (kind, fault)
+    @precondition(lambda self: not self.stopped and self.phase > 0)
+    @rule(inst=st.sampled_from(INSTANCES))
+    def stop(self, inst: int) -> None:
+        """The instance's process goes away (a deploy, a crash-free exit) and stays away for a while."""
+        client = self.clients[inst]
+        client.call("shutdown", client.cache.shutdown)
+        self.stopped.add(inst)
 
-    @precondition(lambda self: self.active is not None)
+    @precondition(lambda self: bool(self.stopped))
     @rule()
+    def start(self) -> None:
+        inst = self.stopped.pop()
+        client = self.clients[inst]
+        client.call("restart", lambda: setattr(client, "cache", self.factory(client.env)))
+        client.incarnation += 1
+
+    @initialize(data=st.data())
+    def schedule(self, data: st.DataObject) -> None:
+        """The nemesis schedule of this example, drawn up front as in Jepsen: after `start` operations the
+        declared staleness window passes (real seconds: the instances have seen each other's changes),
+        then the fault (none in the fault-free E6 run) holds for `length` operations."""
+        kinds = sorted(self.faults) if self.faults_allowed else [None]
+        self.plan = (
+            data.draw(st.sampled_from(kinds), label="fault"),
+            data.draw(st.integers(2, 8), label="operations before it"),
+            data.draw(st.integers(1, 8), label="operations during it"),
+        )
+
+    def nemesis_step(self) -> None:
+        kind, start, length = self.plan
+        self.done += 1
+        if self.phase == 0 and self.done >= start:
+            time.sleep(self.contract.staleness_seconds + 0.05)
+            self.phase = 1
+            if kind is not None:
+                nemesis, scope, instance = self.faults[kind]
+                fault = Fault(kind, nemesis.tier, scope, instance)
+                nemesis.inject()
+                self.history.event("inject", fault)
+                self.active = (kind, fault)
+        elif self.phase == 1 and self.done >= start + length:
+            self.heal()
+
     def heal(self) -> None:
-        assert self.active is not None
+        self.phase = 2
+        if self.active is None:
+            return
         kind, fault = self.active
         self.faults[kind][0].heal()
         self.history.event("heal", fault)
         self.active = None
+
+    @invariant()
+    def history_is_correct(self) -> None:
+        found = check_all(self.history, self.contract, self.checkers)
+        if found:
+            raise AssertionError("\n".join(str(v) for v in found[:3]))
 
     def settle_and_sweep(self) -> None:
         """The end of every example: heal, let the declared staleness window pass (real seconds: the window
@@ -179,15 +241,10 @@ class TwoInstances(RuleBasedStateMachine):
         time.sleep(self.contract.staleness_seconds + 0.05)
         for name in FILES:
             for tier in TIERS:
-                for client in self.clients:
-                    client.get(self.paths[name], tier, role="sweep")
+                for i, client in enumerate(self.clients):
+                    if i not in self.stopped:
+                        client.get(self.paths[name], tier, role="sweep")
         self.history_is_correct()
-
-    @invariant()
-    def history_is_correct(self) -> None:
-        found = check_all(self.history, self.contract, self.checkers)
-        if found:
-            raise AssertionError("\n".join(str(v) for v in found[:3]))
 
 
 def _content(path: str) -> str:
@@ -213,7 +270,7 @@ def _run(factory: Factory, server: FakeRedisServer, faults: bool, examples: int)
         settings=settings(
             settings.default,
             max_examples=examples,
-            stateful_step_count=25,
+            stateful_step_count=20,
             deadline=None,
             phases=(Phase.explicit, Phase.reuse, Phase.generate),
         ),
@@ -222,9 +279,9 @@ def _run(factory: Factory, server: FakeRedisServer, faults: bool, examples: int)
 
 @pytest.mark.prop("E1")
 def test_E1_two_instances_under_faults_never_undo_an_invalidate(impl_factory, own_redis):
-    _run(impl_factory, own_redis, faults=True, examples=20)
+    _run(impl_factory, own_redis, faults=True, examples=12)
 
 
 @pytest.mark.prop("E6")
 def test_E6_two_instances_stale_only_within_the_declared_window(impl_factory, own_redis):
-    _run(impl_factory, own_redis, faults=False, examples=8)
+    _run(impl_factory, own_redis, faults=False, examples=6)
