@@ -4,7 +4,8 @@ Two cache instances share one Redis (fakeredis over TCP; each instance reaches i
 proxy, so a fault can cut one instance off while the other still reaches the server), one SQLite
 database and one cache_dir. Rules: put, get, invalidate and clear_all on either instance; a restart
 of one instance; one instance stopped for a while (its process gone) and started again later; faults
-on all instances (Redis refused, Redis back empty, disk EIO) or on one (a partition, late writes: the
+on all instances (Redis refused, Redis back empty; the faults of the path between instances: disk and
+database faults are the single-instance machines' business) or on one (a partition, late writes: the
 proxy holds Redis writes back so they land after later commands, after the client gave up on them).
 Like a Jepsen generator, each example is one fault cycle: operations; the declared staleness window
 passes (real seconds); the fault; operations through it; heal; operations. Every example ends by
@@ -20,7 +21,6 @@ instances and the checker's shortest failing key history (no shrinking: examples
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import shutil
 import tempfile
@@ -44,7 +44,7 @@ from chaos.runner import Client, LateProxy
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.contract import Env, Factory
 
-from .faults import DiskFault, RedisOutage
+from .faults import RedisOutage
 
 FILES = ["a", "b"]
 TIERS = ["premium"]  # few keys: the interleavings across instances are what this machine explores
@@ -105,7 +105,6 @@ class TwoInstances(RuleBasedStateMachine):
         self.faults = {
             "redis refused": (RedisOutage(self.server), "all", None),
             "redis restarted empty": (RedisOutage(self.server, empty_on_heal=True), "all", None),
-            "disk EIO": (DiskFault(base.cache_dir, errno.EIO), "all", None),
             "redis late writes": (_ProxyFault(self.proxies, "late"), "all", None),
         }
         for i in INSTANCES:
@@ -200,7 +199,7 @@ class TwoInstances(RuleBasedStateMachine):
         self.plan = (
             data.draw(st.sampled_from(kinds), label="fault"),
             data.draw(st.integers(2, 8), label="operations before it"),
-            data.draw(st.integers(1, 8), label="operations during it"),
+            data.draw(st.integers(3, 10), label="operations during it"),
         )
 
     def nemesis_step(self) -> None:
@@ -279,7 +278,7 @@ def _run(factory: Factory, server: FakeRedisServer, faults: bool, examples: int)
 
 @pytest.mark.prop("E1")
 def test_E1_two_instances_under_faults_never_undo_an_invalidate(impl_factory, own_redis):
-    _run(impl_factory, own_redis, faults=True, examples=12)
+    _run(impl_factory, own_redis, faults=True, examples=15)
 
 
 @pytest.mark.prop("E6")
