@@ -1056,9 +1056,7 @@ class Runner:
                         key=f"corrupt-store {self.step}",
                     )
                 )
-            else:
-                self.summary.recoveries[kind] += 1
-                self.summary.readmission_seconds.setdefault(kind, []).append(held.invoked - put.invoked)
+
         self.check()
 
     def invalidate_something(self) -> None:
