@@ -97,7 +97,10 @@ class Linearizable:
                 self.undecided.append(key)
                 continue
             short = shortest_failing_prefix(key_ops, contract.staleness_seconds)
-            found.append(self.classify(key, short, source, check_key(short, contract.staleness_seconds), contract))
+            violation = self.classify(key, short, source, check_key(short, contract.staleness_seconds), contract)
+            kinds = faults_between(history, min(o.invoked for o in short), max(o.completed or 0.0 for o in short))
+            violation.detail = violation.detail.replace("\n", f"; faults in the window: {kinds or 'none'}\n", 1)
+            found.append(violation)
         return found
 
     def translate(
@@ -180,6 +183,25 @@ class Linearizable:
             "E6" if other else "P1",
             key=f"lin {key}",
         )
+
+
+def faults_between(history: History, start: float, end: float) -> str:
+    """The faults active or injected between two times (what a witness history lived through)."""
+    kinds: list[str] = []
+    active: set[str] = set()
+    for ev in history.events:
+        name = ev.fault.kind + ("" if ev.fault.scope == "all" else f" (instance {ev.fault.instance})")
+        if ev.time > end:
+            break
+        if ev.event == "inject":
+            active.add(name)
+            if ev.time >= start and name not in kinds:
+                kinds.append(name)
+        elif ev.event == "heal":
+            if ev.time >= start and name in active and name not in kinds:
+                kinds.append(name)
+            active.discard(name)
+    return ", ".join(kinds + sorted(k for k in active if k not in kinds))
 
 
 def shortest_failing_prefix(ops: list[Op], stale_window: float) -> list[Op]:

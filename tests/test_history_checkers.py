@@ -380,3 +380,21 @@ def test_healthy_tiers_keep_their_data_unless_the_history_explains_the_loss():
 
     assert [v.check for v in run(None)] == ["healthy tiers keep their data"]
     assert run("clear_all") == []
+
+
+def test_a_violation_names_the_faults_its_window_lived_through():
+    from chaos.checkers import faults_between
+
+    h = History()
+    stop, cut = Fault("redis SIGSTOP", "redis"), Fault("redis partition (one instance)", "redis", "one", 1)
+    h.events += [Event(0, 1.0, "inject", stop), Event(1, 2.0, "heal", stop), Event(2, 3.0, "inject", cut)]
+    assert faults_between(h, 1.5, 2.5) == "redis SIGSTOP"  # healed inside the window
+    assert faults_between(h, 3.5, 4.0) == "redis partition (one instance) (instance 1)"  # still active
+    assert faults_between(h, 0.0, 0.5) == ""
+    b = Builder()
+    b.event("inject", stop, 0.5)
+    b.op("put", 0, 1, True, value=V1)
+    b.op("invalidate", 2, 3, True)
+    b.event("heal", stop, 3.5)
+    b.op("get", 4, 5, V1)
+    assert "faults in the window: redis SIGSTOP" in lin(b)[0].detail
