@@ -74,6 +74,10 @@ def integration(session: nox.Session) -> None:
 def chaos(session: nox.Session) -> None:
     """Seeded, time-bounded chaos campaign on real processes (valkey, PostgreSQL, tmpfs, SIGKILLed children).
 
+    Worlds of 1 instance, 2 instances and 2 instances x 3 threads over shared backends; faults on one
+    instance or all, late writes, Redis restored from snapshots taken mid-operation; one recorded history
+    per round judged by chaos.checkers. The table counts worlds, late writes and re-admission seconds.
+
     nox -s chaos                       10 minutes, random seed (printed)
     nox -s chaos -- --minutes 30 --seed 42 --impl pkg.mod:factory
     CHAOS_MINUTES / CHAOS_SEED set the defaults. The short deterministic chaos tests run in `tests`.

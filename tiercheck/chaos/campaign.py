@@ -1,11 +1,14 @@
 """The long chaos campaign: `python -m tiercheck.chaos.campaign --minutes 10 --seed N [--impl pkg.mod:factory]`.
 
-Rounds until the time is up; each round picks (seeded) a world — Redis + SQLite, Redis + PostgreSQL,
-or disk + SQLite without Redis — builds a fresh Env in one shared sandbox (real valkey-server behind
-the chaos proxy, embedded PostgreSQL, a 1 MiB tmpfs for the disk tier when mountable), runs random
-operations and fault cycles with every check of chaos.runner, and every few rounds a batch of E3
-crash kills (external SIGKILL mode). Prints a summary table; exits 1 on any invariant violation.
-The time bound is the only use of the wall clock: no result depends on it.
+Rounds until the time is up; each round picks (seeded) a world: the backends (Redis + SQLite, Redis +
+PostgreSQL, or disk + SQLite without Redis) and the live instances sharing them (1 instance; 2
+instances; 2 instances with 3 threads each), built in one shared sandbox (real valkey-server behind a
+proxy per instance, embedded PostgreSQL, a 1 MiB tmpfs for the disk tier when mountable). A round runs
+operations and fault cycles (faults on one instance or all, late writes, restores from snapshots taken
+mid-operation, threads running through faults, a fresh instance's concurrent first use), records one
+history, and runs every checker of chaos.checkers over it; every few rounds a batch of E3 crash kills
+(external SIGKILL mode). Prints a summary table; exits 1 on any violation. The time bound is the only
+use of the wall clock for scheduling: no verdict depends on it (re-admission is measured in seconds).
 """
 
 from __future__ import annotations
@@ -26,15 +29,21 @@ from rich.table import Table
 from tiercheck.contract import DEFAULT_IMPL, load_factory
 
 from .crash import run_crashes
-from .disk_faults import CorruptEntries
 from .model import Violation
-from .runner import Runner, Summary, build_nemeses
+from .runner import Runner, Summary, build_nemeses, make_world
 from .sandbox import Sandbox
 
-WORLDS = (("redis+sqlite", "sqlite", True), ("redis+postgres", "postgres", True), ("disk+sqlite", "sqlite", False))
+BACKENDS = (("redis+sqlite", "sqlite", True), ("redis+postgres", "postgres", True), ("disk+sqlite", "sqlite", False))
+INSTANCES = ((1, 1), (2, 1), (2, 3))  # (live instances, threads per instance)
 
 
-def campaign(impl: str, seed: int, minutes: float, avoid_known: bool, console: Console) -> Summary:
+def pick_world(rng: random.Random) -> tuple[str, str, bool, int, int]:
+    name, database, redis = rng.choice(BACKENDS)
+    instances, threads = rng.choice(INSTANCES) if redis else (1, 1)  # E6 coherence needs the shared Redis
+    return name, database, redis, instances, threads
+
+
+def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
     factory = load_factory(impl)
     rng = random.Random(seed)
     summary = Summary(seed=seed)
@@ -45,24 +54,24 @@ def campaign(impl: str, seed: int, minutes: float, avoid_known: bool, console: C
         summary.notes.append(f"disk tier: {sandbox.tmpfs.reason}")
         while time.monotonic() < deadline:
             rounds += 1
-            name, database, redis = rng.choice(WORLDS)
+            backends, database, redis, instances, threads = pick_world(rng)
             sandbox.reset_disk()
-            env = sandbox.new_env(database=database, redis=redis, ttl_seconds=rng.choice((120.0, 600.0)))
-            runner = Runner(factory, sandbox, env, rng, summary, avoid_known_bugs=avoid_known)
-            nemeses = build_nemeses(sandbox, env, rng)
+            world = make_world(
+                sandbox, instances, threads, database=database, redis=redis, ttl_seconds=rng.choice((120.0, 600.0))
+            )
+            runner = Runner(factory, sandbox, world, rng, summary, check_each_step=False)
+            nemeses = build_nemeses(sandbox, world, rng)
             before = len(summary.violations)
             try:
                 runner.run_ops(rng.randrange(10, 40))
+                if threads > 1:
+                    runner.first_use(rng.randrange(5, 15))
                 for _ in range(rng.randrange(3, 8)):
                     if time.monotonic() >= deadline:
                         break
-                    nemesis = rng.choice(nemeses)
-                    if isinstance(nemesis, CorruptEntries) and not redis:
-                        runner.corruption_cycle(nemesis)
-                    else:
-                        runner.fault_cycle(nemesis, rng.randrange(4, 20))
+                    runner.fault_cycle(rng.choice(nemeses), rng.randrange(4, 20))
                     runner.run_ops(rng.randrange(5, 30))
-                runner.sweep()
+                runner.final_sweep()
                 runner.check_containment()
             except Exception:  # a harness error: reported, never counted as the implementation's fault
                 harness_errors += 1
@@ -78,7 +87,7 @@ def campaign(impl: str, seed: int, minutes: float, avoid_known: bool, console: C
                     f.write("\n".join([*map(str, summary.violations[before:]), "", *runner.trace]))
                 console.print(f"trace of round {rounds}: {trace_file}")
             console.print(
-                f"round {rounds:3d} {name:15s} ops={summary.operations:7d} "
+                f"round {rounds:3d} {backends:15s} {world.name:24s} ops={summary.operations:7d} "
                 f"violations +{len(summary.violations) - before}"
             )
             if rounds % 4 == 0 and time.monotonic() < deadline:
@@ -99,20 +108,22 @@ def table(summary: Summary, title: str) -> Table:
         "how",
         "injected",
         "ops completed during fault",
+        "did not take effect",
         "recoveries",
-        "re-admission ops (median/max)",
+        "re-admission s (median/max)",
     ):
         t.add_column(col, justify="left" if col in ("fault", "how") else "right")
     for kind in sorted(summary.injected):
-        adm = summary.readmission_ops.get(kind, [])
+        adm = summary.readmission_seconds.get(kind, [])
         done, tried = summary.responsive.get(kind, [0, 0])
         t.add_row(
             kind,
             "real" if summary.real.get(kind) else "injected OSError",
             str(summary.injected[kind]),
             f"{done}/{tried}" if tried else "-",
+            str(summary.not_effective.get(kind, 0)),
             str(summary.recoveries.get(kind, 0)),
-            f"{median(adm):g}/{max(adm)}" if adm else "-",
+            f"{median(adm):.2f}/{max(adm):.2f}" if adm else "-",
         )
     return t
 
@@ -122,11 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=None, help="default: random, printed")
     p.add_argument("--impl", default=DEFAULT_IMPL)
-    p.add_argument(
-        "--include-known-bugs",
-        action="store_true",
-        help="also run the schedules that trigger known reference bugs (chaos.runner.KNOWN_REFERENCE_BUGS)",
-    )
     args = p.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     console = Console(width=150)
@@ -134,26 +140,29 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().addHandler(logging.NullHandler())
     else:
         logging.disable(logging.ERROR)  # tier failures are expected here: the table tells the story
-    console.print(
-        f"chaos campaign: impl={args.impl} seed={seed} minutes={args.minutes:g} "
-        f"known reference bugs {'included' if args.include_known_bugs else 'avoided'}"
-    )
+    console.print(f"chaos campaign: impl={args.impl} seed={seed} minutes={args.minutes:g}")
     started = time.monotonic()
-    summary = campaign(args.impl, seed, args.minutes, not args.include_known_bugs, console)
+    summary = campaign(args.impl, seed, args.minutes, console)
     elapsed = time.monotonic() - started
     console.print(table(summary, f"chaos campaign seed={seed} impl={args.impl} ({elapsed / 60:.1f} min)"))
     by_check: dict[str, int] = {}
     for v in summary.violations:
-        by_check[v.check] = by_check.get(v.check, 0) + 1
+        label = f"{v.prop} {v.check}" if v.prop else v.check
+        by_check[label] = by_check.get(label, 0) + 1
+    console.print(f"worlds (rounds): {dict(summary.worlds)}; client threads started: {summary.threads}")
+    console.print(
+        f"late writes (held, landed after later commands): {summary.late_writes}; "
+        f"Redis snapshots taken mid-operation: {summary.mid_op_snapshots}"
+    )
     console.print(f"operations run: {summary.operations}")
     console.print(
         f"faults injected: {sum(summary.injected.values())}; recoveries observed: {sum(summary.recoveries.values())}"
     )
     console.print(f"E3 crash kills: {dict(summary.crashes)}")
-    if summary.latent_damage_skips:
+    if summary.left_damaged:
         console.print(
-            "tiers left out of 'healthy tiers keep their data' while an earlier fault's damage was still in "
-            f"their backend (a SQLite file corrupted earlier, not yet replaced): {dict(summary.latent_damage_skips)}"
+            "fault cycles whose damage outlived heal (no re-admission verdict; the tier is not held to "
+            f"'healthy' until the damage is gone): {dict(summary.left_damaged)}"
         )
     if summary.unconfirmed:
         console.print(
@@ -161,15 +170,12 @@ def main(argv: list[str] | None = None) -> int:
             f"allowed back after them: nothing durable could record what a failed tier owed): {summary.unconfirmed}"
         )
     console.print(f"invariant violations: {len(summary.violations)} {by_check or ''}")
-    for v in summary.violations[:40]:
-        console.print(f"  {v}", markup=False)
+    for v in summary.violations[:40]:  # first lines; CHAOS_TRACE=1 writes each round's history with the witnesses
+        console.print(f"  {str(v).splitlines()[0]:.400}", markup=False)
     for note in summary.notes:
         console.print(f"note: {note}", markup=False)
     console.print("same seed, same schedule of rounds and faults; the number of rounds depends on the time bound")
-    console.print(
-        f"replay: python -m tiercheck.chaos.campaign --minutes {args.minutes:g} --seed {seed} --impl {args.impl}"
-        + (" --include-known-bugs" if args.include_known_bugs else "")
-    )
+    console.print(f"replay: python -m tiercheck.chaos.campaign --minutes {args.minutes:g} --seed {seed} --impl {args.impl}")
     return 1 if summary.violations else 0
 
 

@@ -40,7 +40,7 @@ class ChaosMachine(RuleBasedStateMachine):
         self.world = self.sandbox.world(instances=1, rng=random.Random(0), ttl_seconds=600.0)
         env = self.world.envs[0]
         self.runner = Runner(
-            self.factory, self.sandbox, env, random.Random(0), check_leaks=False, avoid_known_bugs=True
+            self.factory, self.sandbox, env, random.Random(0), check_leaks=False
         )
         self.nemeses = {n.kind: n for n in applicable(self.world, KINDS)}
         self.active: Nemesis | None = None

@@ -25,9 +25,12 @@ class Violation:
     detail: str
     step: int = 0
     fault: str = "none"
+    prop: str = ""  # the property it breaks (E1, P5, ...), when a checker knows it
+    key: str = ""  # what makes two reports of it the same one (a checker re-run over a longer history)
 
     def __str__(self) -> str:
-        return f"[step {self.step}, fault: {self.fault}] {self.check}: {self.detail}"
+        prop = f" {self.prop}" if self.prop else ""
+        return f"[step {self.step}, fault: {self.fault}]{prop} {self.check}: {self.detail}"
 
 
 @dataclass

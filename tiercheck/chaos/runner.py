@@ -1,21 +1,17 @@
-"""One chaos run over one Env: random operations, fault cycles, and every check after each step.
+"""Chaos runs as Jepsen splits them: a generator of operations, clients that execute and record, a
+nemesis schedule, and checkers over the recorded history (chaos.history, chaos.checkers).
 
-Checks (each a `Violation` in the summary, never an exception that stops the run):
-- no exception escapes a contract method, and return types are the contract's;
-- no wrong value: every get is checked against `chaos.model.Model` (latest put or a miss; never an
-  invalidated, cleared, expired or other key's value);
-- no resurrection after invalidate or clear_all (the model's `removed` values), including after
-  Redis restarts from an RDB snapshot taken before the invalidation — except removals made while
-  the disk and the database were both out, which nothing durable could record (`confirmed`; the
-  same for the old values a put replaced);
-- healthy tiers keep their data and keep storing while another tier fails (through
-  `tiers_holding`, when the implementation has it); a tier still carrying an earlier fault's
-  damage (a corrupted SQLite file the implementation has not replaced yet) is not a healthy tier;
-- the failed tier is used again within READMISSION_OPS operations after it heals;
-- the cache stays responsive while a server hangs: every operation of the fault window completes
-  while the server is still stopped (counted, never timed);
-- nothing is written outside cache_dir and the database file;
-- no thread or descriptor is left after shutdown.
+A *world* is one or more live cache instances sharing Redis, the database and cache_dir (each
+instance reaches Redis through its own proxy, so a fault can hit one instance or all of them), with
+one or more threads per instance. A *fault cycle*: a sentinel entry, inject, operations from every
+thread of every instance while the fault holds (a fresh instance's threads start together: its
+concurrent first use), healthy-tier probes, heal, re-admission probes on the monotonic clock, a read
+sweep of every key, then every checker over the history. Nothing is judged inline: the runner only
+records; `check()` turns the checkers' findings into the summary's violations.
+
+Process-level checks stay here because they read the process, not the history: nothing written
+outside cache_dir and the database file; no thread or descriptor left after shutdown; every
+operation of a fault window completes while the server is still stopped (a failsafe, never timed).
 """
 
 from __future__ import annotations
@@ -25,40 +21,43 @@ import logging
 import os
 import random
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tiercheck.backends import FakeClock
 from tiercheck.contract import TIER_NAMES, Env, Factory, has_capability
 
 from . import checks
-from .db_faults import PgKill, PgTerminateBackends, SqliteCorruptPages, SqliteDeleted, SqliteLock
-from .disk_faults import CorruptEntries, DirRemoved, DiskFull, DiskIOError, DiskReadOnly
-from .model import Key, Model, Violation
+from .checkers import ContractInfo, Linearizable, Readmission, check_all, default_checkers
+from .disk_faults import CorruptEntries
+from .history import History, Operation, content_key, finish
+from .model import Violation
 from .nemesis import Nemesis
-from .redis_faults import (
-    ProxyLatency,
-    ProxyPartition,
-    ProxyReset,
-    RedisKill,
-    RedisOldSnapshot,
-    RedisPause,
-    RedisRestartEmpty,
-)
 from .sandbox import Sandbox
+from .worlds import (  # adapters until chaos.nemesis lands; re-exported for the machines and tests
+    LateProxy,
+    LateWrite,
+    Scoped,
+    SnapshotMidOperation,
+    World,
+    as_scoped,
+    build_nemeses,
+    make_world,
+    write_commands,
+)
 
 FILES = ("a", "b", "c")
 TIERS = ("premium", "free", "../../escape")  # a hostile tier string: containment is checked every cycle
-READMISSION_OPS = 64  # a healed tier must hold a new put within this many put+inspect operations
 FAILSAFE_SECONDS = 180.0  # only a failsafe: a fault window that has not finished by then is a hang
+PROBE_PACING = 0.05  # seconds between re-admission probes: pacing, not synchronisation (times are recorded)
 OPS = ("put", "get", "invalidate", "clear_all", "cleanup", "restart", "rewrite", "advance", "stats")
 OP_WEIGHTS = (30, 36, 10, 2, 4, 3, 8, 4, 3)
-
-# Schedules that trigger known reference bugs, skipped by avoid_known_bugs. Empty: the one found here
-# ("E1 restart before reconnect": a new instance trusted a Redis restored from an RDB taken before a
-# successful invalidate) is fixed by the journals' Redis floor; chaos/test_reference_bugs.py guards it.
-KNOWN_REFERENCE_BUGS: dict[str, str] = {}
+THREAD_OPS = ("put", "get", "invalidate", "clear_all", "cleanup")  # what threads run beside each other
+THREAD_WEIGHTS = (30, 45, 12, 1, 2)
 
 
 @dataclass
@@ -68,64 +67,156 @@ class Summary:
     injected: Counter = field(default_factory=Counter)
     real: dict[str, bool] = field(default_factory=dict)
     recoveries: Counter = field(default_factory=Counter)
-    readmission_ops: dict[str, list[int]] = field(default_factory=dict)
+    readmission_seconds: dict[str, list[float]] = field(default_factory=dict)
     responsive: dict[str, list[int]] = field(default_factory=dict)  # kind -> [completed, attempted]
     violations: list[Violation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     crashes: Counter = field(default_factory=Counter)
-    latent_damage_skips: Counter = field(default_factory=Counter)  # "kind (tier)" -> checks that skipped it
-    unconfirmed: int = 0  # successful writes while every durable tier was out (Runner.confirmed)
+    not_effective: Counter = field(default_factory=Counter)  # kind -> cycles where the fault did not take effect
+    left_damaged: Counter = field(default_factory=Counter)  # kind -> cycles whose damage outlived heal
+    worlds: Counter = field(default_factory=Counter)  # world name -> rounds
+    late_writes: int = 0  # Redis writes held back by the proxy so they landed after later commands
+    mid_op_snapshots: int = 0  # Redis snapshots taken between two commands of one operation
+    unconfirmed: int = 0  # successful writes while every durable tier was out (checkers.Linearizable.excused)
+    threads: int = 0  # client threads started
 
     def merge(self, other: Summary) -> None:
         self.operations += other.operations
         self.injected.update(other.injected)
         self.real.update(other.real)
         self.recoveries.update(other.recoveries)
-        for k, v in other.readmission_ops.items():
-            self.readmission_ops.setdefault(k, []).extend(v)
+        for k, v in other.readmission_seconds.items():
+            self.readmission_seconds.setdefault(k, []).extend(v)
         for k, (done, tried) in other.responsive.items():
             cur = self.responsive.setdefault(k, [0, 0])
             cur[0] += done
             cur[1] += tried
         self.violations.extend(other.violations)
         self.crashes.update(other.crashes)
-        self.latent_damage_skips.update(other.latent_damage_skips)
+        self.not_effective.update(other.not_effective)
+        self.left_damaged.update(other.left_damaged)
+        self.worlds.update(other.worlds)
+        self.late_writes += other.late_writes
+        self.mid_op_snapshots += other.mid_op_snapshots
         self.unconfirmed += other.unconfirmed
+        self.threads += other.threads
         for note in other.notes:
             if note not in self.notes:
                 self.notes.append(note)
 
 
-def build_nemeses(sandbox: Sandbox, env: Env, rng: random.Random) -> list[Nemesis]:
-    """Every fault that applies to this Env's tiers."""
-    found: list[Nemesis] = []
-    if env.redis_url and sandbox.redis is not None and sandbox.proxy is not None:
-        found += [
-            RedisKill(sandbox.redis),
-            RedisPause(sandbox.redis),
-            RedisRestartEmpty(sandbox.redis),
-            RedisOldSnapshot(sandbox.redis),
-            ProxyReset(sandbox.proxy),
-            ProxyPartition(sandbox.proxy),
-            ProxyLatency(sandbox.proxy, 2.0),  # far above any sane client timeout
-            ProxyLatency(sandbox.proxy, 0.01),  # below it: everything must still work
-        ]
-    tmpfs = sandbox.tmpfs if sandbox.tmpfs.mounted else None
-    found += [
-        DiskFull(env.cache_dir, tmpfs),
-        DiskReadOnly(env.cache_dir, tmpfs),
-        DiskIOError(env.cache_dir),
-        DirRemoved(env.cache_dir),
-        CorruptEntries(env.cache_dir, "truncate", rng),
-        CorruptEntries(env.cache_dir, "bitflip", rng),
-        CorruptEntries(env.cache_dir, "swap", rng),
-    ]
-    if env.database_url and env.database_url.startswith("sqlite:///"):
-        path = env.database_url.removeprefix("sqlite://")
-        found += [SqliteLock(path), SqliteCorruptPages(path, rng), SqliteDeleted(path)]
-    elif env.database_url and sandbox.postgres is not None:
-        found += [PgTerminateBackends(sandbox.postgres.url), PgKill(sandbox.postgres)]
-    return found
+# --- generator -----------------------------------------------------------------------------------
+
+
+class Generator:
+    """Picks operations: (op, file name, tier). Threads get only operations that keep the files and the
+    clock alone (rewrites, clock advances and restarts happen between the threaded phases)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def next(self, threaded: bool = False) -> tuple[str, str, str]:
+        ops, weights = (THREAD_OPS, THREAD_WEIGHTS) if threaded else (OPS, OP_WEIGHTS)
+        return self.rng.choices(ops, weights)[0], self.rng.choice(FILES), self.rng.choice(TIERS)
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+
+class Client:
+    """One live instance slot: its cache object, and every call it makes recorded in the history."""
+
+    def __init__(
+        self,
+        history: History,
+        factory: Factory,
+        instance: int,
+        env: Env,
+        after: Callable[[Operation], None] | None = None,
+    ) -> None:
+        self.history, self.factory, self.instance, self.env, self.after = history, factory, instance, env, after
+        self.incarnation = 0
+        self.cache: Any = factory(env)
+
+    def call(
+        self, op: str, fn: Callable, *args: Any, thread: int = 0, quiescent: bool = False, **fields: Any
+    ) -> Operation:
+        rec = self.history.begin(
+            instance=self.instance,
+            incarnation=self.incarnation,
+            thread=thread,
+            op=op,
+            clock_invoked=self.env.clock(),
+            quiescent=quiescent,
+            **fields,
+        )
+        result, error = None, None
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            error = exc
+        finish(rec, result, error, self.env.clock())
+        if self.after is not None:
+            self.after(rec)
+        return rec
+
+    def put(self, path: str, tier: str, value: dict, **kw: Any) -> Operation:
+        return self.call(
+            "put",
+            lambda: self.cache.put(path, dict(value), tier),
+            path=path,
+            tier=tier,
+            value=value,
+            content=content_key(_read(path)),
+            **kw,
+        )
+
+    def get(self, path: str, tier: str, **kw: Any) -> Operation:
+        return self.call(
+            "get", lambda: self.cache.get(path, tier), path=path, tier=tier, content=content_key(_read(path)), **kw
+        )
+
+    def invalidate(self, path: str, tier: str | None, **kw: Any) -> Operation:
+        tiers = TIERS if tier is None else (tier,)
+        return self.call(
+            "invalidate",
+            lambda: self.cache.invalidate(path, tier),
+            path=path,
+            tier=tier,
+            tiers=tiers,
+            content=content_key(_read(path)),
+            **kw,
+        )
+
+    def holding(self, path: str, of: Operation, role: str, tier: str = "premium") -> Operation:
+        return self.call(
+            "holding",
+            lambda: self.cache.tiers_holding(path, tier),
+            path=path,
+            tier=tier,
+            content=content_key(_read(path)),
+            role=role,
+            probe_of=of.index,
+            thread=of.thread,
+        )
+
+    def restart(self, thread: int = 0) -> Operation:
+        self.call("shutdown", self.cache.shutdown, thread=thread)
+
+        def new() -> Any:
+            self.cache = self.factory(self.env)
+
+        rec = self.call("restart", new, thread=thread)
+        self.incarnation += 1
+        return rec
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# --- the schedule --------------------------------------------------------------------------------
 
 
 class Runner:
@@ -133,33 +224,33 @@ class Runner:
         self,
         factory: Factory,
         sandbox: Sandbox,
-        env: Env,
+        world: World | Env,
         rng: random.Random,
         summary: Summary | None = None,
         check_leaks: bool = True,
-        avoid_known_bugs: bool = False,
+        check_each_step: bool = True,
     ) -> None:
-        self.factory, self.sandbox, self.env, self.rng = factory, sandbox, env, rng
+        self.world = World.single(sandbox, world) if isinstance(world, Env) else world
+        self.factory, self.sandbox, self.rng = factory, sandbox, rng
+        self.env = self.world.envs[0]
         self.summary = summary if summary is not None else Summary()
-        self.clock = env.clock
-        self.model = Model(env.ttl_seconds)
-        self.files_dir = sandbox.root / "files" / Path(env.cache_dir).name
+        self.summary.worlds[self.world.name] += 1
+        self.clock = self.env.clock
+        self.generator = Generator(rng)
+        self.history = History(meta={"ttl": self.env.ttl_seconds, "env_tiers": {}})
+        self.check_each_step = check_each_step
+        self.files_dir = sandbox.root / "files" / Path(self.env.cache_dir).name
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self.paths = {name: str(self.files_dir / name) for name in FILES}
-        self.content: dict[str, bytes] = {}
+        self.contents: dict[str, bytes] = {}  # every content a file has had: the sweep reads them all
         for name in FILES:
             self._write(name, 0)
         self.step = 0
-        self.active: Nemesis | None = None
         self.probes = 0
-        self.restarted = False
-        self.cleared = False
-        self.check_leaks = check_leaks
-        self.avoid_known = avoid_known_bugs and bool(KNOWN_REFERENCE_BUGS)
-        self.sentinel_expires = 0.0
-        # tier -> the fault whose damage was still in its backend when this fault cycle's sentinel was stored
+        self._active: Scoped | None = None
         self.damaged: dict[str, Nemesis] = {}
-        self.armed = False
+        self.reported: set[str] = set()
+        self.readmitted: dict[str, list[float]] = {}  # fault kind -> re-admission seconds measured in this run
         self.trace: list[str] | None = [] if os.environ.get("CHAOS_TRACE") else None
         self._trace_logs: _TraceLogs | None = None
         if self.trace is not None:  # the implementation's own log lines, between the operations
@@ -169,74 +260,78 @@ class Runner:
             logging.getLogger().setLevel(min(self._root_level or logging.INFO, logging.INFO))
         self.baseline = None
         if check_leaks:  # warm up imports, pools and lazily opened descriptors first
-            warm = self.factory(env)
-            self._write_probe()
-            warm.put(self.probe_path, {"warm": True})
-            warm.get(self.probe_path)
+            warm = factory(self.env)
+            probe = self._probe_file(0)
+            warm.put(probe, {"warm": True})
+            warm.get(probe)
             warm.clear_all()
             warm.shutdown()
             self._settle()
             self.baseline = checks.resources()
-        self.cache = self.factory(env)
-        self.introspect = has_capability(self.cache, "tiers_holding")
-        self.enabled = self._enabled_tiers()
+        self.clients = [Client(self.history, factory, i, env, self._recorded) for i, env in enumerate(self.world.envs)]
+        self.contract = ContractInfo.of(self.clients[0].cache, self.env.ttl_seconds)
+        self.checkers = default_checkers()
+        self.introspect = has_capability(self.clients[0].cache, "tiers_holding")
+        for i, env in enumerate(self.world.envs):
+            tiers = {"memory", "disk"} | ({"redis"} if env.redis_url else set())
+            self.history.meta["env_tiers"][i] = tiers | ({"database"} if env.database_url else set())
         self.outside = self._outside()
 
     # --- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def cache(self) -> Any:
+        return self.clients[0].cache
+
+    @property
+    def active(self) -> Scoped | None:
+        return self._active
+
+    @active.setter
+    def active(self, nemesis: Any) -> None:
+        """Recording a fault as active (the Hypothesis machine sets it around its own inject/heal)."""
+        if nemesis is None and self._active is not None:
+            self.history.event("heal", self._active.fault)
+        elif nemesis is not None:
+            self._active = as_scoped(nemesis)
+            self.history.event("inject", self._active.fault)
+            return
+        self._active = None
 
     def _write(self, name: str, variant: int) -> None:
         data = f"chaos file {name} version {variant}\n".encode() * (3 + variant)
         with open(self.paths[name], "wb") as f:
             f.write(data)
-        self.content[name] = data
+        self.contents[content_key(data)] = data
         if getattr(self, "trace", None) is not None:
             self.trace.append(f"{self.step:5d} rewrite {name} -> version {variant}")
 
-    @property
-    def probe_path(self) -> str:
-        return str(self.files_dir / "probe")
-
-    def _write_probe(self) -> bytes:
+    def _probe_file(self, instance: int) -> str:
+        """A probe file with content never used before: the harness's own key."""
         self.probes += 1
-        data = f"probe {self.summary.seed} {self.probes}".encode()
-        with open(self.probe_path, "wb") as f:
-            f.write(data)
-        return data
+        path = str(self.files_dir / f"probe-{instance}")
+        with open(path, "wb") as f:
+            f.write(f"probe {self.summary.seed} {self.probes}".encode())
+        return path
 
     def _settle(self) -> None:
-        if self.sandbox.proxy is not None:
-            self.sandbox.proxy.wait_idle()
+        for proxy in self.world.proxies:
+            proxy.wait_idle()
 
-    def fault(self) -> str:
-        return self.active.describe() if self.active else "none"
-
-    def violation(self, check: str, detail: str) -> None:
-        self.summary.violations.append(Violation(check, detail, self.step, self.fault()))
-
-    def call(self, what: str, fn, *args: Any) -> Any:
-        try:
-            result = fn(*args)
-        except Exception as exc:
-            self.violation("exception escaped", f"{what} raised {type(exc).__name__}: {str(exc)[:200]}")
-            result = _RAISED
+    def _recorded(self, op: Operation) -> None:
+        self.summary.operations += 1
         if self.trace is not None:
-            shown = [a if not isinstance(a, str) or len(a) < 60 else "…" + a[-20:] for a in args]
-            self.trace.append(f"{self.step:5d} [{self.fault()}] {what}{tuple(shown)!r:.160} -> {result!r:.100}")
-        return result
+            self.trace.append(str(op))
 
-    def _enabled_tiers(self) -> set[str]:
-        if not self.introspect:
-            return set()
-        self._write_probe()
-        self.call("put", self.cache.put, self.probe_path, {"probe": "enabled"})
-        held = self.call("tiers_holding", self.cache.tiers_holding, self.probe_path)
-        self.call("invalidate", self.cache.invalidate, self.probe_path)
-        held = set(held) if isinstance(held, set | frozenset) else set()
-        expected = {"memory", "disk"} | ({"redis"} if self.env.redis_url else set())
-        expected |= {"database"} if self.env.database_url else set()
-        if held != expected:
-            self.summary.notes.append(f"healthy put landed in {sorted(held)}; the Env enables {sorted(expected)}")
-        return held & set(TIER_NAMES)
+    def check(self) -> list[Violation]:
+        """Run every checker over the history; new findings go into the summary."""
+        new = []
+        for v in check_all(self.history, self.contract, self.checkers):
+            if v.key not in self.reported:
+                self.reported.add(v.key)
+                new.append(v)
+        self.summary.violations.extend(new)
+        return new
 
     def _outside(self) -> dict[str, tuple[int, int]]:
         root = self.sandbox.root
@@ -244,85 +339,51 @@ class Runner:
         excluded += [p for p in root.glob("tiercheck-redis-*")]
         return checks.tree(root, excluded)
 
-    # --- operations -----------------------------------------------------------------------------
+    # --- operations (the main thread: one instance at a time, picked at random) ------------------
+
+    def client(self) -> Client:
+        return self.clients[self.rng.randrange(len(self.clients))]
 
     def random_op(self) -> None:
-        op = self.rng.choices(OPS, OP_WEIGHTS)[0]
-        if op == "restart" and self.avoid_known and (self.armed or getattr(self.active, "stale_data", False)):
-            op = "get"  # see KNOWN_REFERENCE_BUGS: restarting the cache here resurrects entries
-        name = self.rng.choice(FILES)
-        tier = self.rng.choice(TIERS)
+        op, name, tier = self.generator.next()
         self.step += 1
-        self.summary.operations += 1
         getattr(self, f"op_{op}")(name, tier)
+        if self.check_each_step:
+            self.check()
 
-    def op_put(self, name: str, tier: str) -> None:
-        value = {"f": name, "t": tier, "seq": self.step, "pad": "x" * self.rng.randrange(0, 300)}
-        ok = self.call("put", self.cache.put, self.paths[name], dict(value), tier)
-        if ok is _RAISED:
-            self.model.put((self.content[name], tier), value, False, self.clock())
-            return
-        if not isinstance(ok, bool):
-            self.violation("contract", f"put returned {ok!r}, not a bool")
-        self.model.put((self.content[name], tier), value, self.confirmed(ok), self.clock())
+    def run_ops(self, count: int) -> int:
+        for _ in range(count):
+            self.random_op()
+        return count
 
-    def op_get(self, name: str, tier: str) -> None:
-        self.check_get((self.content[name], tier), self.paths[name])
+    def _value(self, name: str, tier: str, thread: int = 0) -> dict:
+        return {
+            "f": name,
+            "t": tier,
+            "seq": f"{self.step}.{thread}.{self.rng.random():.6f}",
+            "pad": "x" * self.rng.randrange(0, 300),
+        }
 
-    def check_get(self, key: Key, path: str) -> None:
-        got = self.call("get", self.cache.get, path, key[1])
-        if got is _RAISED:
-            return
-        if got is not None and not isinstance(got, dict):
-            self.violation("contract", f"get returned {type(got).__name__}, not a dict or None")
-            return
-        problem = self.model.check_get(key, got, self.clock())
-        if problem is not None:
-            self.violation(*problem)
+    def op_put(self, name: str, tier: str, client: Client | None = None) -> None:
+        (client or self.client()).put(self.paths[name], tier, self._value(name, tier), quiescent=True)
 
-    def op_invalidate(self, name: str, tier: str) -> None:
+    def op_get(self, name: str, tier: str, client: Client | None = None) -> None:
+        (client or self.client()).get(self.paths[name], tier, quiescent=True)
+
+    def op_invalidate(self, name: str, tier: str, client: Client | None = None) -> None:
         which = None if self.rng.random() < 0.5 else tier
-        ok = self.call("invalidate", self.cache.invalidate, self.paths[name], which)
-        if ok is not _RAISED and not isinstance(ok, bool):
-            self.violation("contract", f"invalidate returned {ok!r}, not a bool")
-        self.model.invalidate(self.content[name], list(TIERS) if which is None else [which], self.confirmed(ok))
+        (client or self.client()).invalidate(self.paths[name], which, quiescent=True)
 
     def op_clear_all(self, name: str, tier: str) -> None:
-        self.call("clear_all", self.cache.clear_all)
-        if self.confirmed(True):
-            self.model.clear_all()  # clear_all promises removal from every tier, outage or not
-        self.cleared = True
-
-    def confirmed(self, reported: Any) -> bool:
-        """Whether a write that reported success (clear_all always does) is held to it: the old values
-        never come back. Not while the disk and the database are both out: then no implementation has
-        anywhere to record that a tier still owes the old value's removal so that it outlives a restart
-        (a journal written into a damaged SQLite file is lost with the file), so the write counts like
-        one that returned False: the old values stay possible."""
-        if reported is not True:
-            return False
-        if self.durable_tiers_out():
-            self.summary.unconfirmed += 1
-            return False
-        return True
-
-    def durable_tiers_out(self) -> bool:
-        """Whether every enabled durable tier (disk, database) is failing now: the active fault, or the
-        damage an earlier fault left that the implementation has not found yet."""
-        durable = self.enabled & {"disk", "database"}
-        out = {self.active.tier} if self.active is not None else set()
-        out |= {tier for tier, nemesis in self.damaged.items() if nemesis.still_damaged()}
-        return bool(durable) and durable <= out
+        c = self.client()
+        c.call("clear_all", c.cache.clear_all, quiescent=True)
 
     def op_cleanup(self, name: str, tier: str) -> None:
-        self.call("cleanup", self.cache.cleanup)
+        c = self.client()
+        c.call("cleanup", c.cache.cleanup, quiescent=True)
 
     def op_restart(self, name: str, tier: str) -> None:
-        self.call("shutdown", self.cache.shutdown)
-        cache = self.call("factory", self.factory, self.env)
-        if cache is not _RAISED:
-            self.cache = cache
-        self.restarted = True
+        self.client().restart()
 
     def op_rewrite(self, name: str, tier: str) -> None:
         self._write(name, self.rng.randrange(2))
@@ -331,251 +392,364 @@ class Runner:
         self.clock.advance(self.rng.choice((1.0, 5.0, 30.0)))  # type: ignore[attr-defined]
 
     def op_stats(self, name: str, tier: str) -> None:
-        stats = self.call("get_stats", self.cache.get_stats)
-        if stats is not _RAISED and (
-            not hasattr(stats, "get") or stats.get("hits", 0) + stats.get("misses", 0) != stats.get("total_requests")
-        ):
-            self.violation("contract", "get_stats: hits + misses != total_requests")
+        c = self.client()
+        c.call("stats", c.cache.get_stats, quiescent=True)
+
+    def run_script(self, script: list[tuple[str, str, str]]) -> None:
+        """Scripted operations, e.g. [("put", "a", "premium"), ("invalidate", "a", "premium")];
+        invalidate takes exactly this tier name (or every one with tier "*")."""
+        for op, name, tier in script:
+            self.step += 1
+            if op == "invalidate":
+                self.client().invalidate(self.paths[name], None if tier == "*" else tier, quiescent=True)
+            else:
+                getattr(self, f"op_{op}")(name, tier)
+        if self.check_each_step:
+            self.check()
 
     def sweep(self) -> None:
-        """Read every key the model knows (live, uncertain or removed) through a scratch file."""
-        keys = sorted(set(self.model.allowed) | set(self.model.removed))
+        """Read every key the history knows, from every instance, through a scratch file."""
+        keys = sorted(
+            {
+                (op.content, t)
+                for op in self.history.completed_ops()
+                if op.op in ("put", "get", "invalidate") and not op.role
+                for t in (op.tiers or (op.tier,))
+                if t is not None
+            }
+        )
+        contents = self.contents
         scratch = str(self.files_dir / "sweep")
         for content, tier in keys:
+            data = contents.get(content)
+            if data is None:
+                continue
             with open(scratch, "wb") as f:
-                f.write(content)
-            self.step += 1
-            self.summary.operations += 1
-            self.check_get((content, tier), scratch)
+                f.write(data)
+            for c in self.clients:
+                self.step += 1
+                c.get(scratch, tier, role="sweep", quiescent=True)
+        self.check()
+
+    # --- threads ---------------------------------------------------------------------------------
+
+    def final_sweep(self) -> None:
+        """With several instances: let the declared staleness window pass (real seconds: only time can
+        pass it), then every instance reads every key — what another instance removed must be gone."""
+        if len(self.clients) > 1:
+            time.sleep(self.contract.staleness_seconds + 0.05)
+        self.sweep()
+
+    def run_threads(self, count: int, nemesis: Scoped | None = None) -> tuple[int, int]:
+        """Every instance runs `self.world.threads` threads of `count` operations each, all released at
+        once (a fresh instance's concurrent first use); (completed, attempted)."""
+        workers = [(c, t) for c in self.clients for t in range(self.world.threads)]
+        start = threading.Barrier(len(workers))
+        completed = [0]
+        lock = threading.Lock()
+        errors: list[BaseException] = []
+        seeds = [self.rng.randrange(2**32) for _ in workers]
+
+        def work(client: Client, thread: int, seed: int) -> None:
+            gen = Generator(random.Random(seed))
+            try:
+                start.wait(FAILSAFE_SECONDS)
+                if len(workers) == 1:  # one instance, one thread: every operation, restarts and rewrites too
+                    for _ in range(count):
+                        self.step += 1
+                        op, name, tier = self.generator.next()
+                        getattr(self, f"op_{op}")(name, tier)
+                        with lock:
+                            completed[0] += 1
+                    return
+                for i in range(count):
+                    op, name, tier = gen.next(threaded=True)
+                    path = self.paths[name]
+                    if op == "put":
+                        value = {"f": name, "t": tier, "seq": f"{self.step}.{client.instance}.{thread}.{i}"}
+                        client.put(path, tier, value, thread=thread)
+                    elif op == "get":
+                        client.get(path, tier, thread=thread)
+                    elif op == "invalidate":
+                        client.invalidate(path, None if gen.rng.random() < 0.5 else tier, thread=thread)
+                    elif op == "clear_all":
+                        client.call("clear_all", client.cache.clear_all, thread=thread)
+                    else:
+                        client.call("cleanup", client.cache.cleanup, thread=thread)
+                    with lock:
+                        completed[0] += 1
+            except BaseException as exc:  # a harness error: re-raised below
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=work, args=(c, t, s), name=f"chaos-client-{c.instance}-{t}", daemon=True)
+            for (c, t), s in zip(workers, seeds, strict=True)
+        ]
+        self.summary.threads += len(threads)
+        for th in threads:
+            th.start()
+        deadline = time.monotonic() + FAILSAFE_SECONDS
+        for th in threads:
+            th.join(max(0.0, deadline - time.monotonic()))
+        still_stopped = nemesis.is_stopped() if nemesis is not None else True
+        hung = any(th.is_alive() for th in threads)
+        if hung and nemesis is not None:
+            self.summary.violations.append(
+                Violation(
+                    "unresponsive",
+                    f"only {completed[0]} of {count * len(workers)} operations completed during {nemesis.describe()}",
+                    self.step,
+                    nemesis.kind,
+                    prop="P5",
+                    key=f"hang {self.step}",
+                )
+            )
+            nemesis.heal()
+            for th in threads:
+                th.join(FAILSAFE_SECONDS)
+        elif nemesis is not None and not still_stopped:
+            self.summary.notes.append(f"{nemesis.kind}: the server was resumed before the operations were counted")
+        if errors and not isinstance(errors[0], threading.BrokenBarrierError):
+            raise errors[0]
+        if len(workers) > 1:
+            self.step += completed[0]
+        return completed[0], count * len(workers)
 
     # --- fault cycles ---------------------------------------------------------------------------
 
-    def run_ops(self, count: int) -> int:
-        for _ in range(count):
-            self.random_op()
-        return count
+    def _targets(self, nemesis: Scoped) -> list[Client]:
+        return [c for c in self.clients if nemesis.fault.hits(c.instance)]
 
-    def run_ops_guarded(self, count: int, nemesis: Nemesis) -> int:
-        """Run `count` operations in a worker while the fault holds; return how many completed."""
-        done = threading.Event()
-        completed = [0]
-        error: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                for _ in range(count):
-                    self.random_op()
-                    completed[0] += 1
-            except BaseException as exc:  # a harness error: re-raised below
-                error.append(exc)
-            finally:
-                done.set()
-
-        worker = threading.Thread(target=work, name="chaos-ops", daemon=True)
-        worker.start()
-        finished = done.wait(FAILSAFE_SECONDS)
-        still_stopped = getattr(nemesis, "is_stopped", lambda: True)()
-        got = completed[0]
-        if not finished:
-            self.violation("unresponsive", f"only {got} of {count} operations completed during {nemesis.describe()}")
-            nemesis.heal()
-            worker.join(FAILSAFE_SECONDS)
-        elif not still_stopped:
-            self.violation("harness", f"{nemesis.kind}: the server was resumed before the operations were counted")
-        if error:
-            raise error[0]
-        return got
-
-    def put_sentinel(self) -> tuple[str, set[str]] | None:
+    def put_sentinel(self, client: Client) -> Operation | None:
         if not self.introspect:
             return None
-        path = str(self.files_dir / "sentinel")
+        path = str(self.files_dir / f"sentinel-{client.instance}")
         with open(path, "wb") as f:
             f.write(f"sentinel {self.summary.seed} {self.step}".encode())
-        self.call("put", self.cache.put, path, {"sentinel": self.step})
-        held = self.call("tiers_holding", self.cache.tiers_holding, path)
-        self.restarted = self.cleared = False
-        self.sentinel_expires = self.clock() + self.env.ttl_seconds
-        return path, set(held) if isinstance(held, set | frozenset) else set()
+        put = client.put(path, "premium", {"sentinel": self.step}, role="sentinel", quiescent=True)
+        client.holding(path, put, "sentinel")
+        return put
 
-    def check_healthy_tiers(self, nemesis: Nemesis, sentinel: tuple[str, set[str]] | None) -> None:
+    def probe_healthy(self, client: Client, sentinel: Operation | None) -> None:
+        """Two probe puts (memory may be emptied at any time; the second must land there), then the sentinel."""
         if not self.introspect:
             return
-        expected = self.enabled - {nemesis.tier}
-        self._write_probe()
-        ok = self.call("put", self.cache.put, self.probe_path, {"probe": self.step})
-        if ok is True:
-            held = self.call("tiers_holding", self.cache.tiers_holding, self.probe_path)
-            if isinstance(held, set | frozenset) and expected - held == {"memory"}:
-                # An implementation may empty its memory tier when it learns another instance changed
-                # something (the reference does when the shared change counter jumps, e.g. after the
-                # database holding it was deleted): memory keeps storing if the next put lands there.
-                self.call("put", self.cache.put, self.probe_path, {"probe": self.step, "again": True})
-                held = self.call("tiers_holding", self.cache.tiers_holding, self.probe_path)
-            if isinstance(held, set | frozenset) and not expected <= held:
-                self.violation(
-                    "healthy tiers keep storing",
-                    f"during {nemesis.kind} a put landed in {sorted(held)}; healthy: {sorted(expected)}",
-                )
-        elif ok is False and expected:
-            self.violation("healthy tiers keep storing", f"during {nemesis.kind} put returned False")
-        self.call("invalidate", self.cache.invalidate, self.probe_path)
-        if sentinel is None or self.cleared or self.clock() >= self.sentinel_expires:
-            return
-        path, before = sentinel
-        keep = (before & expected) - {"memory"}  # memory may be dropped any time (restart, coherence)
-        # A tier damaged when the sentinel was stored may lose everything to that damage at any read
-        # (the restart that finds it may already have replaced the file): not a healthy tier.
-        for tier, earlier in self.damaged.items():
-            if tier in keep:
-                keep.discard(tier)
-                self.summary.latent_damage_skips[f"{earlier.kind} ({tier})"] += 1
-        held = self.call("tiers_holding", self.cache.tiers_holding, path)
-        if isinstance(held, set | frozenset) and not keep <= held:
-            self.violation(
-                "healthy tiers keep their data",
-                f"during {nemesis.kind} an entry held by {sorted(before)} is now only in {sorted(held)}",
+        for _ in range(2):
+            path = self._probe_file(client.instance)
+            put = client.put(path, "premium", {"probe": self.step}, role="probe", quiescent=True)
+            client.holding(path, put, "probe")
+            client.invalidate(path, None, role="probe", quiescent=True)
+        if sentinel is not None:
+            client.holding(sentinel.path, sentinel, "sentinel-check")
+
+    def readmission(self, nemesis: Any) -> None:
+        """Probe on the monotonic clock, up to the declared readmission_seconds after heal, until the
+        healed tier holds a probe put; Checkers.Readmission judges the recorded times."""
+        nemesis = as_scoped(nemesis)
+        if not self.introspect or nemesis.tier not in self.contract.tiers:
+            self.summary.notes.append(
+                f"{nemesis.kind}: re-admission not observable (no tiers_holding or tier not declared)"
             )
-
-    def readmission(self, nemesis: Nemesis) -> None:
-        kind = nemesis.kind
-        if not self.introspect or nemesis.tier not in self.enabled:
-            self.summary.notes.append(f"{kind}: re-admission not observable (no tiers_holding or tier not enabled)")
             return
-        for i in range(1, READMISSION_OPS + 1):
-            self._write_probe()
-            self.call("put", self.cache.put, self.probe_path, {"probe": i})
-            held = self.call("tiers_holding", self.cache.tiers_holding, self.probe_path)
-            self.call("invalidate", self.cache.invalidate, self.probe_path)
-            self.summary.operations += 3
-            if isinstance(held, set | frozenset) and nemesis.tier in held:
-                self.summary.recoveries[kind] += 1
-                self.summary.readmission_ops.setdefault(kind, []).append(i)
-                return
-        self.violation(
-            "re-admission",
-            f"the {nemesis.tier} tier was not used again within {READMISSION_OPS} "
-            f"operations after {nemesis.kind} healed",
-        )
+        client = self._targets(nemesis)[0]
+        deadline = time.monotonic() + self.contract.readmission_seconds
+        while True:
+            path = self._probe_file(client.instance)
+            put = client.put(path, "premium", {"readmit": self.probes}, role="readmit", quiescent=True)
+            held = client.holding(path, put, "readmit")
+            client.invalidate(path, None, role="readmit", quiescent=True)
+            if isinstance(held.result, set | frozenset) and nemesis.tier in held.result:
+                break
+            if put.invoked > deadline:
+                break
+            time.sleep(PROBE_PACING)
+        self.check()
+        self._collect_readmission()
 
-    def run_script(self, script: list[tuple[str, str, str]]) -> None:
-        """Scripted operations, e.g. [("put", "a", "premium"), ("invalidate", "a", "premium")]."""
-        for op, name, tier in script:
-            self.step += 1
-            self.summary.operations += 1
-            if op == "invalidate":  # scripted: exactly this tier name (or every one with tier "*")
-                which = None if tier == "*" else tier
-                ok = self.call("invalidate", self.cache.invalidate, self.paths[name], which)
-                self.model.invalidate(self.content[name], list(TIERS) if which is None else [which], self.confirmed(ok))
-            else:
-                getattr(self, f"op_{op}")(name, tier)
+    def _collect_readmission(self) -> None:
+        for checker in self.checkers:
+            if isinstance(checker, Readmission):
+                self.readmitted = {k: list(v) for k, v in checker.measured.items()}
 
-    def corruption_cycle(self, nemesis: CorruptEntries) -> None:
-        """E2 on the disk tier: entries altered while the cache is down, then read by a fresh instance
-        (so memory cannot answer first). Nothing altered may be served; every altered entry that was
-        read must be removed; a tier holding a corrupt entry is not a failed tier: it keeps storing."""
-        kind = nemesis.kind
-        self.summary.real[kind] = True
-        for name in FILES:
-            for tier in TIERS[:2]:
-                self.op_put(name, tier)
-        self.call("shutdown", self.cache.shutdown)
-        self.active = nemesis
-        nemesis.inject()
-        self.summary.injected[kind] += 1
-        cache = self.call("factory", self.factory, self.env)
-        if cache is not _RAISED:
-            self.cache = cache
-        self.sweep()
-        self.active = None
-        left = nemesis.still_corrupt()
-        if left:
-            self.violation(
-                "corrupt entry kept",
-                f"{len(left)} altered entr{'y' if len(left) == 1 else 'ies'} still "
-                f"on disk after being read (E2: a corrupt entry is a miss and is removed)",
-            )
-        if self.introspect and "disk" in self.enabled:
-            self._write_probe()
-            self.call("put", self.cache.put, self.probe_path, {"probe": self.step})
-            held = self.call("tiers_holding", self.cache.tiers_holding, self.probe_path)
-            self.call("invalidate", self.cache.invalidate, self.probe_path)
-            if isinstance(held, set | frozenset) and "disk" not in held:
-                self.violation(
-                    "healthy tiers keep storing",
-                    f"after reading corrupt entries the disk tier stopped storing (a put landed in {sorted(held)})",
-                )
-            else:
-                self.summary.recoveries[kind] += 1
-                self.summary.readmission_ops.setdefault(kind, []).append(0)
+    def _note_damage(self) -> None:
+        for tier, earlier in list(self.damaged.items()):
+            if not earlier.still_damaged():
+                self.history.event("repaired", as_scoped(earlier).fault)
+                del self.damaged[tier]
 
-    def fault_cycle(self, nemesis: Nemesis, ops: int = 12, script: list[tuple[str, str, str]] | None = None) -> None:
+    def fault_cycle(self, nemesis: Any, ops: int = 12, script: list[tuple[str, str, str]] | None = None) -> None:
+        nemesis = as_scoped(nemesis)
+        if isinstance(nemesis.inner, CorruptEntries) and not self.env.redis_url:
+            return self.corruption_cycle(nemesis)  # read back by fresh instances (with Redis, it would answer)
         kind = nemesis.kind
         self.summary.real[kind] = nemesis.real
-        if type(nemesis).arm is not Nemesis.arm:
+        self._note_damage()
+        if nemesis.arms:
             nemesis.arm()
-            self.armed = True
             self.invalidate_something()  # an invalidate the snapshot predates: the E1 case
             self.run_ops(3)
-        self.damaged = {tier: n for tier, n in self.damaged.items() if n.still_damaged()}  # fixed for this cycle
-        sentinel = self.put_sentinel()
+            if isinstance(nemesis.inner, SnapshotMidOperation):  # operations until the snapshot was taken
+                for _ in range(40):
+                    if nemesis.inner.snapshot is not None:
+                        break
+                    self.random_op()
+        targets = self._targets(nemesis)
+        sentinel = self.put_sentinel(targets[0])
         self.active = nemesis
+        late_before = nemesis.inner.held() if isinstance(nemesis.inner, LateWrite) else 0
+        healed = False
         try:
             nemesis.inject()
             self.summary.injected[kind] += 1
             if script is not None:
                 self.run_script(script)
-                ops = done = len(script)
+                done = tried = len(script)
             else:
-                done = self.run_ops_guarded(ops, nemesis)
+                done, tried = self.run_threads(ops, nemesis)
             counts = self.summary.responsive.setdefault(kind, [0, 0])
             counts[0] += done
-            counts[1] += ops
-            self.check_healthy_tiers(nemesis, sentinel)
+            counts[1] += tried
+            for client in targets:
+                self.probe_healthy(client, sentinel if client is targets[0] else None)
         finally:
-            self.active = None
             nemesis.heal()
-            self.armed = False
-        if nemesis.still_damaged():
+            healed = True
+            if isinstance(nemesis.inner, LateWrite):
+                self.summary.late_writes += nemesis.inner.held() - late_before
+            if isinstance(nemesis.inner, SnapshotMidOperation) and nemesis.inner.mid_op:
+                self.summary.mid_op_snapshots += 1
+            if not nemesis.took_effect():
+                self.history.event("no_effect", nemesis.fault)
+                self.summary.not_effective[kind] += 1
+            self.active = None
+        if healed and nemesis.still_damaged():
             self.damaged[nemesis.tier] = nemesis
-        self.readmission(nemesis)
-        if sentinel is not None:  # every entry left on disk must belong to a key the sweep reads
-            self.call("invalidate", self.cache.invalidate, sentinel[0])
+            self.history.event("damaged", nemesis.fault)
+            self.summary.left_damaged[kind] += 1
+        if nemesis.took_effect():
+            self.readmission(nemesis)
+        if sentinel is not None:
+            targets[0].invalidate(sentinel.path, None, role="sentinel", quiescent=True)
         self.sweep()
         self.check_containment()
 
+    def corruption_cycle(self, nemesis: Any) -> None:
+        """E2 on the disk tier: entries altered while the cache is down, then read by a fresh instance
+        (so memory cannot answer first). Nothing altered may be served (the history checkers); every
+        altered entry that was read must be gone; the disk tier keeps storing afterwards."""
+        nemesis = as_scoped(nemesis)
+        kind = nemesis.kind
+        self.summary.real[kind] = True
+        client = self.clients[0]
+        for name in FILES:
+            for tier in TIERS[:2]:
+                self.op_put(name, tier, client)
+        for c in self.clients:
+            c.call("shutdown", c.cache.shutdown)
+        self.active = nemesis
+        nemesis.inject()
+        self.summary.injected[kind] += 1
+        for c in self.clients:
+            c.call("restart", lambda c=c: setattr(c, "cache", self.factory(c.env)))
+            c.incarnation += 1
+        self.sweep()
+        self.active = None
+        left = nemesis.still_corrupt()
+        if left:
+            self.summary.violations.append(
+                Violation(
+                    "corrupt entry kept",
+                    f"{len(left)} altered entr{'y' if len(left) == 1 else 'ies'} still on disk "
+                    "after being read (E2: a corrupt entry is a miss and is removed)",
+                    self.step,
+                    kind,
+                    prop="E2",
+                    key=f"corrupt {self.step}",
+                )
+            )
+        if self.introspect and "disk" in self.contract.tiers:
+            path = self._probe_file(0)
+            put = client.put(path, "premium", {"probe": self.step}, role="readmit", quiescent=True)
+            held = client.holding(path, put, "readmit")
+            client.invalidate(path, None, role="readmit", quiescent=True)
+            if isinstance(held.result, set | frozenset) and "disk" not in held.result:
+                self.summary.violations.append(
+                    Violation(
+                        "healthy tiers keep storing",
+                        f"after reading corrupt entries the disk tier stopped storing "
+                        f"(a put landed in {sorted(held.result)})",
+                        self.step,
+                        kind,
+                        prop="E2",
+                        key=f"corrupt-store {self.step}",
+                    )
+                )
+
+        self.check()
+
     def invalidate_something(self) -> None:
-        live = [k for k in self.model.allowed if self.model.live(k, self.clock())]
-        if not live:
+        """Invalidate (exact tier) a key that some put stored: the case an older snapshot must not undo."""
+        puts = [op for op in self.history.completed_ops() if op.op == "put" and not op.role and op.outcome == "ok"]
+        if not puts:
             return
-        content, tier = self.rng.choice(sorted(live))
+        target = self.rng.choice(puts)
+        data = self.contents.get(target.content)
+        if data is None:
+            return
         scratch = str(self.files_dir / "sweep")
         with open(scratch, "wb") as f:
-            f.write(content)
-        ok = self.call("invalidate", self.cache.invalidate, scratch, tier)
-        self.model.invalidate(content, [tier], self.confirmed(ok))
+            f.write(data)
+        self.client().invalidate(scratch, target.tier, quiescent=True)
+
+    def first_use(self, ops: int) -> None:
+        """Restart the last instance, then let every thread of every instance start at once."""
+        self.clients[-1].restart()
+        self.run_threads(ops)
 
     def check_containment(self) -> None:
         now = self._outside()
         moved = checks.changed(self.outside, now)
         if moved:
-            self.violation("containment", f"files outside cache_dir and the database changed: {moved[:5]}")
+            self.summary.violations.append(
+                Violation(
+                    "containment",
+                    f"files outside cache_dir and the database changed: {moved[:5]}",
+                    self.step,
+                    prop="E5",
+                    key=f"contain {self.step}",
+                )
+            )
             self.outside = now
 
     def close(self) -> None:
-        """Shut the cache down; then no thread or descriptor of it may remain."""
-        with contextlib.suppress(Exception):
-            self.cache.shutdown()
+        """Shut every instance down; then no thread or descriptor of them may remain."""
+        for c in self.clients:
+            with contextlib.suppress(Exception):
+                c.cache.shutdown()
         self._settle()
+        self.world.close()
+        with contextlib.suppress(Exception):
+            self.check()
+        self._collect_readmission()
+        for kind, seconds in self.readmitted.items():
+            self.summary.readmission_seconds.setdefault(kind, []).extend(seconds)
+            self.summary.recoveries[kind] += len(seconds)
+        excused = [
+            op
+            for op in self.history.completed_ops()
+            if op.op in ("put", "invalidate", "clear_all")
+            and op.outcome == "ok"
+            and Linearizable.excused(op, self.history, self.contract)
+        ]
+        self.summary.unconfirmed += len(excused)
         if self._trace_logs is not None:
             logging.getLogger().removeHandler(self._trace_logs)
             logging.getLogger().setLevel(self._root_level)
         if self.baseline is not None:
             for problem in checks.leaked(self.baseline, checks.resources()):
-                self.violation("leak after shutdown", problem)
-
-
-_RAISED = object()
+                self.summary.violations.append(
+                    Violation("leak after shutdown", problem, self.step, prop="P12", key=f"leak {problem}")
+                )
 
 
 class _TraceLogs(logging.Handler):
@@ -590,3 +764,19 @@ class _TraceLogs(logging.Handler):
         if self.runner.trace is not None:
             msg = record.getMessage().replace("\n", " ")
             self.runner.trace.append(f"{self.runner.step:5d}   log {record.levelname} {record.name}: {msg:.200}")
+
+
+__all__ = [
+    "FILES",
+    "TIERS",
+    "TIER_NAMES",
+    "Client",
+    "FakeClock",
+    "LateProxy",
+    "Runner",
+    "Summary",
+    "World",
+    "build_nemeses",
+    "make_world",
+    "write_commands",
+]

@@ -40,7 +40,6 @@ def run_fault(
     cycles: int = 2,
     ops: int = 10,
     script: Script | None = None,
-    avoid_known_bugs: bool = True,
     log: Callable[[str], None] = print,
 ) -> tuple[Summary, list[str]]:
     """Warm up, then `cycles` fault cycles of the nemesis named `kind`; (summary, orphans left)."""
@@ -52,7 +51,7 @@ def run_fault(
         where = sandbox.world(rng=rng, ttl_seconds=600.0, **settings["env"])
         env = where.envs[0]  # the runner drives the first instance; a "one"-scope fault may hit another
         summary.notes.append(f"disk: {sandbox.tmpfs.reason}")
-        runner = Runner(factory, sandbox, env, rng, summary, avoid_known_bugs=avoid_known_bugs)
+        runner = Runner(factory, sandbox, env, rng, summary)
         nemesis: Nemesis | None = None
         try:
             nemesis = _pick(where, kind)

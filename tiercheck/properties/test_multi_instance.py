@@ -1,0 +1,286 @@
+"""E1 and E6 with two live instances over shared backends: a Hypothesis stateful machine.
+
+Two cache instances share one Redis (fakeredis over TCP; each instance reaches it through its own
+proxy, so a fault can cut one instance off while the other still reaches the server), one SQLite
+database and one cache_dir. Rules: put, get, invalidate and clear_all on either instance; a restart
+of one instance; one instance stopped for a while (its process gone) and started again later; faults
+on all instances (Redis refused, Redis back empty; the faults of the path between instances: disk and
+database faults are the single-instance machines' business) or on one (a partition, late writes: the
+proxy holds Redis writes back so they land after later commands, after the client gave up on them).
+Like a Jepsen generator, each example is one fault cycle: operations; the declared staleness window
+passes (real seconds); the fault; operations through it; heal; operations. Every example ends by
+healing, letting the window pass, and reading every key from every running instance.
+
+The invariant is the history checkers of chaos.checkers over everything recorded so far: per key
+linearizable with misses allowed, indeterminate writes that may land later, an invalidate that
+returned True never undone, reads by the other instance stale only within `staleness_seconds`;
+no exception escapes; return types are the contract's. A failure reports the steps across both
+instances and the checker's shortest failing key history (no shrinking: examples take real seconds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+from hypothesis import Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
+from tiercheck.chaos.checkers import ContractInfo, ContractTypes, Linearizable, NoExceptionEscaped, check_all
+from tiercheck.chaos.history import Fault, History
+from tiercheck.chaos.runner import Client, LateProxy
+from tiercheck.contract import Env, Factory
+
+from .faults import RedisOutage
+
+FILES = ["a", "b"]
+TIERS = ["premium"]  # few keys: the interleavings across instances are what this machine explores
+INSTANCES = [0, 1]
+# weights by repetition: clear_all and restarts are rare (each wipes or rereads what the others built up)
+OPERATIONS = ["put"] * 4 + ["get"] * 5 + ["invalidate"] * 3 + ["clear_all", "restart"]
+
+
+class _ProxyFault:
+    """A fault on one instance's proxy (or every proxy): a partition or late writes."""
+
+    tier = "redis"
+
+    def __init__(self, proxies: list[LateProxy], how: str) -> None:
+        self.proxies, self.how = proxies, how
+
+    def inject(self) -> None:
+        for p in self.proxies:
+            if self.how == "partition":
+                p.partition(True)
+            else:
+                p.hold_writes(0.3, 0.6)
+
+    def heal(self) -> None:
+        for p in self.proxies:
+            p.partition(False)
+            p.hold_writes(0.0)
+        for p in self.proxies:
+            p.wait_landed()
+
+
+class TwoInstances(RuleBasedStateMachine):
+    factory: Factory
+    server: FakeRedisServer
+    faults_allowed = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.server.start()
+        self.root = tempfile.mkdtemp(prefix="tiercheck-two-")
+        self.proxies = [LateProxy("127.0.0.1", self.server.port).start() for _ in INSTANCES]
+        base = Env(
+            cache_dir=os.path.join(self.root, "cache"),
+            database_url=f"sqlite:///{self.root}/db.sqlite3",
+            namespace=unique_namespace("two"),
+            clock=FakeClock(),
+        )
+        envs = [dataclasses.replace(base, redis_url=p.url()) for p in self.proxies]
+        self.history = History(meta={"env_tiers": {i: {"memory", "redis", "disk", "database"} for i in INSTANCES}})
+        self.clients = [Client(self.history, self.factory, i, env) for i, env in enumerate(envs)]
+        self.contract = ContractInfo.of(self.clients[0].cache, base.ttl_seconds)
+        self.checkers = [Linearizable(), NoExceptionEscaped(), ContractTypes()]
+        self.paths = {}
+        for name in FILES:
+            self.paths[name] = os.path.join(self.root, name)
+            with open(self.paths[name], "wb") as f:
+                f.write(f"file {name}\n".encode() * 20)
+        self.faults = {
+            "redis refused": (RedisOutage(self.server), "all", None),
+            "redis restarted empty": (RedisOutage(self.server, empty_on_heal=True), "all", None),
+            "redis late writes": (_ProxyFault(self.proxies, "late"), "all", None),
+        }
+        for i in INSTANCES:
+            self.faults[f"redis partition of instance {i}"] = (_ProxyFault([self.proxies[i]], "partition"), "one", i)
+            self.faults[f"redis late writes of instance {i}"] = (_ProxyFault([self.proxies[i]], "late"), "one", i)
+        self.active: tuple[str, Fault] | None = None
+        self.stopped: set[int] = set()
+        self.seq = 0
+        self.phase = 0  # 0: before the fault, 1: fault active, 2: healed
+        self.done = 0  # operations so far
+        self.plan: tuple[str | None, int, int] = (None, 0, 0)
+
+    def teardown(self) -> None:
+        try:
+            self.settle_and_sweep()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        try:
+            if self.active is not None:
+                self.faults[self.active[0]][0].heal()
+            for i, c in enumerate(self.clients):
+                if i not in self.stopped:
+                    c.cache.shutdown()
+        finally:
+            for p in self.proxies:
+                p.stop()
+            self.server.start()
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    @rule(op=st.sampled_from(OPERATIONS), inst=st.sampled_from(INSTANCES), name=st.sampled_from(FILES))
+    def operation(self, op: str, inst: int, name: str) -> None:
+        """One operation on one instance; the nemesis schedule moves on with every one."""
+        self.nemesis_step()
+        if op in ("put", "get", "invalidate"):
+            getattr(self, op)(inst, name, TIERS[0])
+        else:
+            getattr(self, op)(inst)
+
+    def live(self, inst: int) -> Client:
+        """The instance asked for, or the other one while it is stopped."""
+        return self.clients[inst if inst not in self.stopped else next(i for i in INSTANCES if i not in self.stopped)]
+
+    def put(self, inst: int, name: str, tier: str) -> None:
+        self.seq += 1
+        self.live(inst).put(self.paths[name], tier, {"name": name, "tier": tier, "seq": self.seq, "by": inst})
+
+    def get(self, inst: int, name: str, tier: str) -> None:
+        self.live(inst).get(self.paths[name], tier)
+
+    def invalidate(self, inst: int, name: str, tier: str | None) -> None:
+        client = self.live(inst)
+        client.call(
+            "invalidate",
+            lambda: client.cache.invalidate(self.paths[name], tier),
+            path=self.paths[name],
+            tier=tier,
+            tiers=tuple(TIERS) if tier is None else (tier,),
+            content=_content(self.paths[name]),
+        )
+
+    def clear_all(self, inst: int) -> None:
+        client = self.live(inst)
+        client.call("clear_all", client.cache.clear_all)
+
+    def restart(self, inst: int) -> None:
+        self.live(inst).restart()
+
+    @precondition(lambda self: not self.stopped and self.phase > 0)
+    @rule(inst=st.sampled_from(INSTANCES))
+    def stop(self, inst: int) -> None:
+        """The instance's process goes away (a deploy, a crash-free exit) and stays away for a while."""
+        client = self.clients[inst]
+        client.call("shutdown", client.cache.shutdown)
+        self.stopped.add(inst)
+
+    @precondition(lambda self: bool(self.stopped))
+    @rule()
+    def start(self) -> None:
+        inst = self.stopped.pop()
+        client = self.clients[inst]
+        client.call("restart", lambda: setattr(client, "cache", self.factory(client.env)))
+        client.incarnation += 1
+
+    @initialize(data=st.data())
+    def schedule(self, data: st.DataObject) -> None:
+        """The nemesis schedule of this example, drawn up front as in Jepsen: after `start` operations the
+        declared staleness window passes (real seconds: the instances have seen each other's changes),
+        then the fault (none in the fault-free E6 run) holds for `length` operations."""
+        kinds = sorted(self.faults) if self.faults_allowed else [None]
+        self.plan = (
+            data.draw(st.sampled_from(kinds), label="fault"),
+            data.draw(st.integers(2, 8), label="operations before it"),
+            data.draw(st.integers(3, 10), label="operations during it"),
+        )
+
+    def nemesis_step(self) -> None:
+        kind, start, length = self.plan
+        self.done += 1
+        if self.phase == 0 and self.done >= start:
+            time.sleep(self.contract.staleness_seconds + 0.05)
+            self.phase = 1
+            if kind is not None:
+                nemesis, scope, instance = self.faults[kind]
+                fault = Fault(kind, nemesis.tier, scope, instance)
+                nemesis.inject()
+                self.history.event("inject", fault)
+                self.active = (kind, fault)
+        elif self.phase == 1 and self.done >= start + length:
+            self.heal()
+
+    def heal(self) -> None:
+        self.phase = 2
+        if self.active is None:
+            return
+        kind, fault = self.active
+        self.faults[kind][0].heal()
+        self.history.event("heal", fault)
+        self.active = None
+
+    @invariant()
+    def history_is_correct(self) -> None:
+        found = check_all(self.history, self.contract, self.checkers)
+        if found:
+            raise AssertionError("\n".join(str(v) for v in found[:3]))
+
+    def settle_and_sweep(self) -> None:
+        """The end of every example: heal, let the declared staleness window pass (real seconds: the window
+        is a bound in time, and only time can pass it), then every instance reads every key."""
+        if self.active is not None:
+            self.heal()
+        time.sleep(self.contract.staleness_seconds + 0.05)
+        for name in FILES:
+            for tier in TIERS:
+                for i, client in enumerate(self.clients):
+                    if i not in self.stopped:
+                        client.get(self.paths[name], tier, role="sweep")
+        self.history_is_correct()
+
+
+def _content(path: str) -> str:
+    from tiercheck.chaos.history import content_key
+
+    with open(path, "rb") as f:
+        return content_key(f.read())
+
+
+@pytest.fixture
+def own_redis():
+    server = FakeRedisServer()  # stopped and restarted by the faults: not the shared one
+    yield server
+    server.stop()
+
+
+def _run(factory: Factory, server: FakeRedisServer, faults: bool, examples: int) -> None:
+    bound = type("Two", (TwoInstances,), {"factory": staticmethod(factory), "server": server, "faults_allowed": faults})
+    # No shrinking: every example ends with real seconds of waiting, and the failures it finds depend on
+    # timing; the report carries the failing steps and the checker's shortest failing key history.
+    run_state_machine_as_test(
+        bound,
+        settings=settings(
+            settings.default,
+            max_examples=examples,
+            stateful_step_count=20,
+            deadline=None,
+            phases=(Phase.explicit, Phase.reuse, Phase.generate),
+        ),
+    )
+
+
+@pytest.mark.prop("E1")
+def test_E1_two_instances_under_faults_never_undo_an_invalidate(impl_factory, own_redis):
+    _run(impl_factory, own_redis, faults=True, examples=15)
+
+
+@pytest.mark.prop("E6")
+def test_E6_two_instances_stale_only_within_the_declared_window(impl_factory, own_redis):
+    _run(impl_factory, own_redis, faults=False, examples=6)

@@ -1,0 +1,240 @@
+"""Entries as bytes: JSON payload (never pickle), optional zstd, absolute expiry, key-bound checksum.
+
+Layout of a stored entry (all tiers below memory store exactly these bytes):
+
+    magic "TCE1" | flags u8 | reserved u8 | expires_at f64 | raw_len u64 | checksum 16B | body
+
+`checksum = blake3(key | header-without-checksum | body)[:16]`: binding the key in means an
+entry copied over another entry's slot fails verification, not only a flipped bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import blake3
+import orjson
+import zstandard
+
+MAGIC = b"TCE1"
+_HEADER = struct.Struct(">4sBBdQ")
+_CHECKSUM_LEN = 16
+HEADER_LEN = _HEADER.size + _CHECKSUM_LEN
+
+FLAG_COMPRESSED = 0x01
+FLAG_STDLIB_JSON = 0x02  # payload needs the stdlib decoder (integers beyond 64 bits)
+_KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_STDLIB_JSON
+_MAX_DEPTH = 200  # orjson refuses deeper documents; we refuse them up front with a clear error
+
+
+class InvalidMetadata(ValueError):
+    """Metadata is not a JSON-compatible dict as the contract defines it."""
+
+
+class CorruptEntry(ValueError):
+    """Stored bytes that are not a valid entry for this key: treat as a miss and remove."""
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """Serialized metadata as the memory tier keeps it: bytes, so callers never alias cache state."""
+
+    data: bytes
+    flags: int  # only FLAG_STDLIB_JSON matters here
+
+    def load(self) -> dict[str, Any]:
+        if self.flags & FLAG_STDLIB_JSON:
+            return json.loads(self.data)
+        return orjson.loads(self.data)
+
+
+def dump_metadata(metadata: Any) -> Payload:
+    """Validate and serialize; raise InvalidMetadata with the path of the offending value."""
+    if not isinstance(metadata, dict):
+        raise InvalidMetadata(f"metadata must be a dict, got {type(metadata).__name__}")
+    if not _validate(metadata):
+        try:
+            # orjson's result can carry ~14x its length in spare capacity; the memory tier keeps it for
+            # the entry's life and counts only len(): a right-sized copy keeps max_memory_bytes honest.
+            return Payload(memoryview(orjson.dumps(metadata)).tobytes(), 0)
+        except orjson.JSONEncodeError:  # e.g. lone surrogates, which orjson refuses: the stdlib escapes them
+            pass
+    try:
+        text = json.dumps(metadata, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidMetadata(f"metadata is not JSON-compatible: {exc}") from exc
+    return Payload(text.encode("ascii"), FLAG_STDLIB_JSON)
+
+
+class _Unusual(Exception):
+    """The fast walk met something it does not judge itself (an error, a subclass): ask the full walk."""
+
+
+def _validate(root: dict) -> bool:
+    """True when the document holds an integer orjson cannot carry; InvalidMetadata when it is not JSON."""
+    try:
+        return _validate_fast(root)
+    except _Unusual:
+        return _validate_explained(root)
+
+
+def _validate_fast(root: dict) -> bool:
+    """The common case, without building a path string per value (16x cheaper than the full walk)."""
+    big_int = False
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        container, depth = stack.pop()
+        if depth >= _MAX_DEPTH:
+            raise _Unusual
+        values: Any  # dict values or a list
+        if type(container) is dict:
+            for k in container:
+                if type(k) is not str:
+                    raise _Unusual
+            values = container.values()
+        elif type(container) is list:
+            values = container
+        else:
+            raise _Unusual
+        for value in values:
+            kind = type(value)
+            if kind is str or kind is bool or value is None:
+                continue
+            if kind is int:
+                if not -(2**63) <= value < 2**64:
+                    big_int = True
+            elif kind is float:
+                if not math.isfinite(value):
+                    raise _Unusual
+            elif kind is dict or kind is list:
+                stack.append((value, depth + 1))
+            else:
+                raise _Unusual
+    return big_int
+
+
+def _validate_explained(root: dict) -> bool:
+    """Walk the document with paths; return True when it holds an integer orjson cannot carry."""
+    big_int = False
+    stack: list[tuple[Any, str, int]] = [(root, "$", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            continue
+        if kind is int:
+            if not -(2**63) <= value < 2**64:
+                big_int = True
+            continue
+        if kind is float:
+            if not math.isfinite(value):
+                raise InvalidMetadata(f"{where}: {value!r} is not JSON-compatible (NaN and infinities are not)")
+            continue
+        if depth >= _MAX_DEPTH:
+            raise InvalidMetadata(f"{where}: nested deeper than {_MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if type(k) is not str:
+                    raise InvalidMetadata(f"{where}: key {k!r} is not a string")
+                stack.append((v, f"{where}.{k}", depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+        elif isinstance(value, str | int | float):  # subclasses: stored as the base type
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidMetadata(f"{where}: {value!r} is not JSON-compatible")
+            if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+                big_int = True
+        else:
+            raise InvalidMetadata(f"{where}: {type(value).__name__} is not JSON-compatible")
+    return big_int
+
+
+class Codec:
+    """Turns payloads into checked entries and back; one per cache, safe to share between threads."""
+
+    def __init__(self, compression_level: int, max_entry_bytes: int) -> None:
+        self.max_entry_bytes = max_entry_bytes
+        self.level = compression_level
+        self._local = threading.local()  # zstd contexts are not thread-safe: one pair per thread
+
+    def set_level(self, level: int) -> None:
+        self.level = level
+
+    def _compressor(self) -> zstandard.ZstdCompressor | None:
+        if self.level <= 0:
+            return None
+        local = self._local
+        if getattr(local, "level", None) != self.level:
+            local.compressor, local.level = zstandard.ZstdCompressor(level=self.level), self.level
+        return local.compressor
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        local = self._local
+        if not hasattr(local, "decompressor"):
+            local.decompressor = zstandard.ZstdDecompressor()
+        return local.decompressor
+
+    def encode(self, key: str, payload: Payload, expires_at: float) -> bytes:
+        raw = payload.data
+        if len(raw) > self.max_entry_bytes:
+            raise InvalidMetadata(
+                f"metadata serializes to {len(raw)} bytes, above max_entry_bytes={self.max_entry_bytes}"
+            )
+        flags = payload.flags
+        body = raw
+        compressor = self._compressor()
+        if compressor is not None:
+            packed = compressor.compress(raw)
+            if len(packed) < len(raw):  # keep raw when compression does not shrink
+                body, flags = packed, flags | FLAG_COMPRESSED
+        header = _HEADER.pack(MAGIC, flags, 0, expires_at, len(raw))
+        checksum = blake3.blake3(key.encode() + header + body).digest(_CHECKSUM_LEN)
+        return header + checksum + body
+
+    def decode(self, key: str, blob: bytes) -> tuple[float, Payload]:
+        """Verify and unpack; raise CorruptEntry for anything that is not exactly what encode wrote."""
+        expires_at, flags, raw_len = self.peek(blob)
+        header, checksum, body = blob[: _HEADER.size], blob[_HEADER.size : HEADER_LEN], blob[HEADER_LEN:]
+        if blake3.blake3(key.encode() + header + body).digest(_CHECKSUM_LEN) != checksum:
+            raise CorruptEntry("checksum mismatch")
+        if raw_len > self.max_entry_bytes:
+            raise CorruptEntry(f"entry claims {raw_len} bytes, above max_entry_bytes={self.max_entry_bytes}")
+        if flags & FLAG_COMPRESSED:
+            try:
+                size = zstandard.frame_content_size(body)
+                if size != raw_len:
+                    raise CorruptEntry("compressed frame does not declare the recorded size")
+                raw = self._decompressor().decompress(body, max_output_size=raw_len)
+            except zstandard.ZstdError as exc:
+                raise CorruptEntry(f"zstd: {exc}") from exc
+        else:
+            raw = body
+        if len(raw) != raw_len:
+            raise CorruptEntry("length mismatch")
+        return expires_at, Payload(bytes(raw), flags & FLAG_STDLIB_JSON)
+
+    @staticmethod
+    def peek(blob: bytes) -> tuple[float, int, int]:
+        """(expires_at, flags, raw_len) from the header, without verifying the body."""
+        if not isinstance(blob, bytes | bytearray | memoryview) or len(blob) < HEADER_LEN:
+            raise CorruptEntry("too short for an entry")
+        magic, flags, reserved, expires_at, raw_len = _HEADER.unpack_from(blob)
+        if magic != MAGIC or reserved != 0 or flags & ~_KNOWN_FLAGS or not math.isfinite(expires_at):
+            raise CorruptEntry("not a tiercheck entry")
+        return expires_at, flags, raw_len
+
+
+def load_payload(payload: Payload) -> dict[str, Any]:
+    """Decode a verified payload; undecodable JSON is corruption, never data."""
+    try:
+        value = payload.load()
+    except (ValueError, RecursionError) as exc:
+        raise CorruptEntry(f"payload is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise CorruptEntry("payload is not a JSON object")
+    return value

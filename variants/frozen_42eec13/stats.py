@@ -1,0 +1,50 @@
+"""Thread-safe counters: each get updates all of its counters under one lock, so the invariants
+(hits + misses = total_requests, hits = sum of tier hits) hold at every instant, not only at rest."""
+
+from __future__ import annotations
+
+import threading
+
+TIER_HIT_KEYS = {"memory": "memory_hits", "redis": "redis_hits", "disk": "disk_hits", "database": "database_hits"}
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._c = dict.fromkeys(
+            [
+                "total_requests",
+                "hits",
+                "misses",
+                *TIER_HIT_KEYS.values(),
+                "evictions",
+                "writes",
+                "invalidations",
+                "bytes_raw",
+                "bytes_stored",
+                "corrupt_entries",
+            ],
+            0,
+        )
+
+    def record_get(self, served_by: str | None) -> None:
+        with self._lock:
+            self._c["total_requests"] += 1
+            if served_by is None:
+                self._c["misses"] += 1
+            else:
+                self._c["hits"] += 1
+                self._c[TIER_HIT_KEYS[served_by]] += 1
+
+    def add(self, name: str, amount: int = 1) -> None:
+        if amount:
+            with self._lock:
+                self._c[name] += amount
+
+    def snapshot(self) -> dict[str, float | int]:
+        with self._lock:
+            c: dict[str, float | int] = dict(self._c)
+        c["hit_rate"] = round(c["hits"] / c["total_requests"], 6) if c["total_requests"] else 0.0
+        c["compression_ratio"] = round(c["bytes_stored"] / c["bytes_raw"], 6) if c["bytes_raw"] else 1.0
+        c["compression_savings_bytes"] = c["bytes_raw"] - c["bytes_stored"]
+        return c
