@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     for note in summary.notes:
         console.print(f"note: {note}", markup=False)
     console.print("same seed, same schedule of rounds and faults; the number of rounds depends on the time bound")
-    console.print(f"replay: python -m tiercheck.chaos.campaign --minutes {args.minutes:g} --seed {seed} --impl {args.impl}")
+    replay = f"python -m tiercheck.chaos.campaign --minutes {args.minutes:g} --seed {seed} --impl {args.impl}"
+    console.print(f"replay: {replay}")
     return 1 if summary.violations else 0
 
 
