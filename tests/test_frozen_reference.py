@@ -50,13 +50,8 @@ def test_frozen_reference_fails_E1_through_the_generic_machines(tmp_path, measur
 @pytest.mark.selftest
 @pytest.mark.slow
 def test_frozen_reference_fails_L1_or_L2(tmp_path, measure):
-    """The place for the effectiveness half of issue 14's "Done when": L1/L2 tests come from another
-    helper; until the catalog has them this reports why it did not run."""
-    from tiercheck.catalog import PROPERTIES
-
-    missing = [p for p in ("L1", "L2") if p not in PROPERTIES]
-    if missing:
-        pytest.skip(f"no {', '.join(missing)} in tiercheck.catalog yet (the effectiveness properties land separately)")
+    """The effectiveness half of issue 14's "Done when": the frozen reference flushes its memory tier under
+    concurrency and takes concurrent first use for a Redis restart (classes 16 and 17)."""
     code, report, elapsed, output = verify("L1,L2", tmp_path)
     verdicts = {v["id"]: v["verdict"] for v in report["verdicts"]}
     print(f"L1/L2 on the frozen reference: {verdicts} after {elapsed:.1f} s (seed {SEED})")
