@@ -280,8 +280,8 @@ def floor_notes(x: targets.Target, r: dict) -> list[str]:
         return [notes[x.path]]
     if x.name.startswith("mixed run"):
         return [
-            "No profile: a share of gets is not a latency. See *Mixed workload* and *Concurrency* for the counts; "
-            "the reason a memory tier serves fewer gets is in the implementation's coherence design (its README)."
+            "No profile: a share of gets is not a latency. The counts per process count are in *Concurrency*, beside "
+            "the staleness measured under the same load."
         ]
     if x.name.startswith("memory-hit throughput"):
         return [
