@@ -131,8 +131,10 @@ def render(r: dict) -> str:
         f"work files on {m['fs']} (real fsync).",
         f"- Load average (1 min), sampled every 5 s: at start {load[0]:.2f}, at end {load[-1]:.2f}, median "
         f"{float(np.median(load)):.2f}, max {max(load):.2f}. Other work on this {m['cores']}-core machine during the "
-        "run shifts absolute numbers; each anchor runs in the same run as its reference path, so ratios are less "
-        "affected than absolute times, but not immune (the phases are minutes apart).",
+        "run shifts absolute numbers. Each latency anchor runs interleaved with its reference path, so latency ratios "
+        "are far less affected than absolute times; thread scaling is not protected that way, so its verdict is "
+        '"inconclusive" when the load exceeded the core count while it was measured '
+        f"(here {r['threads_load']:.1f}).",
         "- " + "; ".join(f"{k} {v}" for k, v in r["versions"].items()),
         f"- Servers: {r['servers']}",
         "",

@@ -20,6 +20,7 @@ class Target:
     unit: str = "x"  # "x": a ratio; "%": a share
     note: str = ""
     path: str = ""  # the reference's latency path, when the row is one (profiled when missed)
+    inconclusive: str = ""  # why this run's figure cannot decide the target (then neither met nor not met)
 
     @property
     def measured(self) -> bool:
@@ -27,7 +28,7 @@ class Target:
 
     @property
     def met(self) -> bool:
-        if not self.measured or not self.op:
+        if not self.measured or not self.op or self.inconclusive:
             return False
         return self.value <= self.limit if self.op == "<=" else self.value >= self.limit
 
@@ -37,6 +38,8 @@ class Target:
             return "not measured"
         if not self.op:
             return "reported (no target)"
+        if self.inconclusive:
+            return f"inconclusive: {self.inconclusive}"
         return "met" if self.met else "**not met**"
 
     def show(self, x: float) -> str:
@@ -71,6 +74,8 @@ def evaluate(
     processes: dict[int, dict],
     threads: dict[int, float],
     anchor_threads: dict[int, float],
+    threads_load: float,
+    cores: int,
 ) -> list[Target]:
     out = []
     for path, anchor, limit in LATENCY:
@@ -118,6 +123,12 @@ def evaluate(
             THREADS_KEPT,
             ref,
             note=anchor_note,
+            inconclusive=(
+                f"1-min load average {threads_load:.1f} on {cores} cores while measured; on an oversubscribed machine "
+                "a process gets CPU time in proportion to its runnable threads, so the ratio overstates scaling"
+                if threads_load > cores
+                else ""
+            ),
         )
     )
     return out
