@@ -10,11 +10,13 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from . import (
     anchors,
@@ -28,6 +30,7 @@ from . import (
     report,
     scaling,
     services,
+    staleness,
     targets,
     timing,
     tuning,
@@ -87,8 +90,9 @@ def versions(svc: services.Services) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="5,000 ops and small samples: a smoke test in seconds")
+    ap.add_argument("--quick", action="store_true", help="5,000 ops and small samples: a smoke test (~2 minutes)")
     ap.add_argument("--ops", type=int, help="mixed-run operations (default 100,000; quick 5,000)")
+    ap.add_argument("--trials", type=int, help="staleness trials per quiet setup (default 100; quick 10)")
     ap.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL server")
     ap.add_argument(
         "--no-harness", action="store_true", help="skip the harness timings (suites, variants; skipped with --quick)"
@@ -100,20 +104,31 @@ def main(argv: list[str] | None = None) -> int:
     n_ops = args.ops or (5_000 if args.quick else 100_000)
     n_files = 200 if args.quick else 2_000
     n = 500 if args.quick else max(1_000, n_ops // 10)  # timed ops per path
+    n_trials = args.trials or (10 if args.quick else 100)
     big_size = (16 if args.quick else 256) << 20
     workdir = Path(tempfile.mkdtemp(prefix="tiercheck-bench-"))
-    say = lambda msg: print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)  # noqa: E731
+    phases: list[tuple[str, float]] = []
+
+    def say(msg: str) -> None:
+        now = time.perf_counter() - t_start
+        phases.append((msg, now))
+        print(f"[{now:7.1f}s] {msg}", flush=True)
+
+    argv_shown = " ".join(argv if argv is not None else sys.argv[1:])
     r: dict = {
         "quick": args.quick,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
-        "command": "python -m bench" + (" --quick" if args.quick else ""),
+        "command": f"python -m bench {argv_shown}".strip(),
         "n_samples": n,
+        "n_trials": n_trials,
     }
+    load = timing.LoadSampler()
     try:
         say(f"workload: {n_files} files, {n_ops} ops, {n} samples per path, in {workdir}")
         wl = make_workload(workdir / "src", n_files, n_ops)
-        big = make_big_file(workdir / "big.bin", big_size)  # first: it must age past the racy window
-        r.update(machine=machine(workdir), n_files=n_files, n_cold=len(wl.cold), load=[os.getloadavg()[0]])
+        big = make_big_file(workdir / "big.bin", big_size)  # early: it must age past the racy window
+        probe = staleness.probe_files(workdir / "stale")
+        r.update(machine=machine(workdir), n_files=n_files, n_cold=len(wl.cold))
         with services.running(not args.no_postgres) as svc:
             r["versions"] = versions(svc)
             r["servers"] = (
@@ -121,141 +136,175 @@ def main(argv: list[str] | None = None) -> int:
                 + (f" ({svc.postgres_note})" if svc.postgres_note else "")
                 + " — from integration/servers.py"
             )
-            say("anchors")
-            lat = anchors.measure_all(svc, wl, workdir, n)
-            lat["raw writes (sum)"] = lat["redis SET"] + lat["file write+fsync"] + lat["sqlite upsert"]
-            say("key hashing bandwidth")
-            r["bandwidth"] = hashing.bandwidth(big, 3 if args.quick else 7)
+            say("keys of big files: first get vs plain read")
+            r["bandwidth"] = hashing.bandwidth(big, wl.files[0], workdir, 3 if args.quick else 7)
+            say("anchors: setting up")
+            lat: dict[str, np.ndarray] = {}
             checks: dict[str, tuple[int, int]] = {}
             names = [k for k in paths.SCENARIOS if k != "postgres hit" or svc.postgres_url] + ["put (no fsync)"]
-            for name in names:
-                say(f"reference: {name}")
-                with paths.scenario(
-                    name, svc, wl, workdir, **({"disk_fsync": False} if "no fsync" in name else {})
-                ) as sc:
-                    lat[name], moved = paths.counted(sc, lambda sc=sc: timing.run(sc.op, n, sc.before))
-                    checks[name] = (moved, n + min(50, n))
-                    if name == "disk hit":
-                        r["disk_usage"] = tuning.disk_usage(sc.cache)
-                    if name == "memory hit":
-                        say("threads")
-                        r["threads"] = scaling.threads(sc, wl.files, (1, 2, 4, 8), 4 * n)
+            threads_at = (1, 2, 4, 8)
+            with anchors.opened(svc, wl, workdir) as anchor_ops:
+                for name in names:
+                    paired = [a for a in anchors.PAIRS.get(name, []) if a in anchor_ops]
+                    say(f"reference: {name}" + (f", interleaved with {', '.join(paired)}" if paired else ""))
+                    with paths.scenario(
+                        name, svc, wl, workdir, **({"disk_fsync": False} if "no fsync" in name else {})
+                    ) as sc:
+                        ops = {name: (sc.op, sc.before), **{a: anchor_ops[a] for a in paired}}
+                        timed, moved = paths.counted(sc, lambda ops=ops: timing.interleaved(ops, n))
+                        lat.update(timed)
+                        checks[name] = (moved, n + min(50, n))
+                        if name == "disk hit":
+                            r["disk_usage"] = tuning.disk_usage(sc.cache_dir, len(wl.files))
+                        if name == "memory hit":
+                            say("threads: reference memory hits and the anchor behind a lock, in rounds")
+                            nf = len(wl.files)
+                            r["threads_rounds"] = (0.3, 3) if args.quick else (1.0, 5)  # seconds per figure, rounds
+                            load_before = os.getloadavg()[0]
+                            r["threads"], r["anchor_threads"] = scaling.threads(
+                                lambda i, c=sc.cache, nf=nf: c.get(wl.files[i % nf], paths.TIER),
+                                anchors.fresh_copy_lru(wl, threading.Lock()),
+                                threads_at,
+                                *r["threads_rounds"],
+                            )
+                            r["threads_load"] = max(load_before, os.getloadavg()[0])
+            anchors.add_sums(lat)
             say("repeated get on the big file")
             big_lat = hashing.repeated_get(big, wl.files[0], wl.metadata[0], workdir, n)
             lat.update(big_lat)
-            r["targets"] = targets.evaluate(lat, r["bandwidth"], big_lat)
-            say("mixed workload")
+            say("mixed workload, one process")
             r["mixed_latency"], r["mixed"] = mixed.run(svc, wl, workdir)
-            say("processes")
-            r["ops_per_process"] = min(n_ops, 20_000 if not args.quick else 2_000)
-            r["processes"] = scaling.processes(svc.redis_url, wl, workdir, (1, 2), r["ops_per_process"])
-            r["micro"] = profiling.micro(svc.redis_url, wl.metadata[0], n)
+            r["staleness"] = []
+            for setup in staleness.SETUPS:
+                if setup == "PostgreSQL only" and not svc.postgres_url:
+                    continue
+                say(f"staleness, quiet: {setup}")
+                with staleness.pair(svc, workdir, setup) as (a, b):
+                    r["staleness"].append(staleness.run(setup, a, b, probe, wl.metadata, n_trials))
+            r["ops_per_process"] = min(20_000 if not args.quick else 2_000, n_ops // 4)
+            r["processes"] = {}
+            for k in (1, 2, 4):
+                say(f"mixed workload, {k} process(es) sharing backends, staleness probe beside them")
+                r["processes"][k] = scaling.processes(svc, wl, workdir, k, r["ops_per_process"], probe)
+            r["targets"] = targets.evaluate(
+                lat, r["processes"], r["threads"], r["anchor_threads"], r["threads_load"], os.cpu_count() or 1
+            )
+            r["earlier_targets"] = targets.earlier(r["bandwidth"], big_lat)
+            say("library floors")
+            r["micro"] = profiling.micro(wl.metadata[0], n)
             r["latency_so_far"] = lat
             profile_dir = args.out.resolve().parent / "bench" / "profiles"  # the report links them relative to itself
-            r["profiles"] = profiles(r["targets"], svc, wl, workdir, 300 if args.quick else 3_000, r, profile_dir)
+            r["profiles"] = profiles(r["targets"], svc, wl, workdir, 300 if args.quick else 3_000, r, profile_dir, say)
         say("memory footprint")
-        r["footprint"] = footprint.measure(10_000 if args.quick else 100_000)
+        r["footprint"] = footprint.measure(5_000 if args.quick else 20_000, str(workdir))
         say("compression levels")
         r["compression"] = tuning.compression(wl.metadata, n)
-        payloads = [len(p) for p in map(lambda md: __import__("orjson").dumps(md), wl.metadata)]
-        r["payload_bytes"] = float(np.mean(payloads))
+        r["payload_bytes"] = float(np.mean([len(orjson.dumps(md)) for md in wl.metadata]))
         r["stored_bytes"] = r["compression"][3]["entry_bytes"]
         r.update(latency=lat, checks=checks)
         r["guide"] = report.guide(r)
-        r["not_measured"] = NOT_MEASURED
+        r["not_measured"] = NOT_MEASURED + (
+            [
+                "- The harness's own speed (suite wall times, time to catch each broken variant): skipped in this run "
+                "(`--no-harness` or `--quick`)."
+            ]
+            if args.no_harness or args.quick
+            else []
+        )
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         plot.draw(lat, args.plot, f"tiercheck reference cache vs anchors — {n:,} ops per path, {r['date']} UTC")
         harness_section = "" if args.no_harness or args.quick else harness.render(harness.measure(say))
+        say("report")
         r["wall_s"] = time.perf_counter() - t_start
-        r["load"].append(os.getloadavg()[0])
+        r["load"] = load.stop()
+        r["phases"] = phases
         args.out.write_text(report.render(r) + harness_section)
-        say(f"wrote {args.out} and {args.plot}")
-        for x in r["targets"]:
-            print(f"  {x.path:34s} {x.ratio:6.2f}x  target {x.op} {x.limit:g}x  {'met' if x.met else 'NOT MET'}")
+        print(f"wrote {args.out} and {args.plot} in {r['wall_s']:.0f} s")
+        for x in r["targets"] + r["earlier_targets"]:
+            shown = x.show(x.value) if x.measured else "-"
+            print(f"  {x.name:62s} {shown:>8s}  {x.bound:10s} {x.verdict.strip('*')[:40]}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-def profiles(found: list[targets.Target], svc, wl, workdir: Path, n: int, r: dict, out_dir: Path) -> list[str]:
-    """pyinstrument over each missed latency target's reference path; the other targets get a note."""
+def profiles(found: list[targets.Target], svc, wl, workdir: Path, n: int, r: dict, out_dir: Path, say) -> list[str]:
+    """pyinstrument over each missed latency target's reference path; the other missed targets get a note."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.txt"):
         old.unlink()
     lines: list[str] = []
+    done: set[str] = set()
     for x in found:
-        if x.met:
+        if not x.measured or not x.op or x.met or x.inconclusive:
             continue
-        if x.path not in paths.SCENARIOS:
-            lines += [
-                f"### {x.path}",
-                "",
-                f"Not a cache operation path; see *Keys of big files* for the numbers ({x.note}).",
-                "",
-            ]
+        if not x.path:
+            lines += [f"### {x.name}: {x.show(x.value)} (target {x.bound})", "", *floor_notes(x, r), ""]
             continue
+        if x.path in done:
+            continue
+        done.add(x.path)
+        say(f"profile: {x.path}")
         text = out_dir / f"{x.path.replace(' ', '-')}.txt"
         with paths.scenario(x.path, svc, wl, workdir) as sc:
             tree = profiling.profile(sc, n, text)
+            entry = f"{type(sc.cache).__name__}.{profiling.method(sc)}"
         seconds = float(tree[0].split()[0]) if tree and tree[0].split()[0].replace(".", "").isdigit() else 0.0
         lines += [
-            f"### {x.path}: {x.ratio:.2f}x {x.anchor} (target {x.op} {x.limit:g}x)",
+            f"### {x.path}: {x.show(x.value)} {x.anchor} (target {x.bound})",
             "",
             f"pyinstrument, {n:,} ops ({1e6 * seconds / n:.0f} µs per op under the profiler), the tree below "
-            f"`MetadataCache.{'put' if x.path == 'put' else 'get'}`, seconds in total over the run "
+            f"`{entry}`, seconds in total over the run "
             f"(full tree: [bench/profiles/{text.name}](bench/profiles/{text.name})):",
             "",
             "```",
             *tree,
             "```",
             "",
-            *gap_notes(x.path, r),
+            *floor_notes(x, r),
             "",
         ]
-    return lines or ["Every target was met in this run: nothing to profile."]
+    return lines or ["Every measured target was met in this run: nothing to profile."]
 
 
-def gap_notes(path: str, r: dict) -> list[str]:
-    """What the profile says and what would close the gap, with this run's numbers."""
+def floor_notes(x: targets.Target, r: dict) -> list[str]:
+    """The floor under a missed target, from this run's library and anchor medians (no claims about code)."""
     u, med = r["micro"], {k: float(np.median(v)) / 1000 for k, v in r["latency_so_far"].items()}
     notes = {
-        "memory hit": f"A hit must hand out a fresh object (P1): orjson.loads of the payload alone is {u['orjson.loads']:.1f} µs, "
-        f"{u['orjson.loads'] / med['cachetools get+stat']:.1f}x the whole anchor, which returns the cached dict itself. "
-        f"Against the anchor that also copies (`cachetools get+stat+orjson.loads`, {med['cachetools get+stat+orjson.loads']:.1f} µs) "
-        f"the reference is {med['memory hit'] / med['cachetools get+stat+orjson.loads']:.2f}x. The rest is bookkeeping in "
-        "Python: `_key` (CacheKey dataclass, `tier_variant` lru_cache, the memo under a lock with `move_to_end`, `_racy`), "
-        "the memory tier's lock and `move_to_end`, the stats lock, `_check_open`/`_start`/`_sync_generation`. 3x of a "
-        "non-copying anchor is out of reach while every hit decodes; caching the decoded dict and returning "
-        "`copy.deepcopy` would not be cheaper. Folding key building and memo lookup into one dict lookup keyed by "
-        "(path, tier) would cut the bookkeeping roughly in half.",
-        "redis hit": f"The HGET round trip costs what the anchor's GET costs; the extra {med['redis hit'] - med['redis GET+decode']:.0f} µs "
-        "is the key (stat + memo), the checksum (blake3 over key + header + body, plus a `key.encode() + header + body` "
-        "copy), `_attempt`/health/`_call` wrappers, the promotion into memory under the epoch lock, and the stats. "
-        "Verifying the checksum with `blake3.update` on the pieces (no concatenation) and skipping `peek`'s second "
-        "header parse would shave a few µs; the promotion is needed.",
-        "disk hit": "diskcache keeps entries this small inside SQLite (one SELECT on an open connection, then unpickle); the "
-        "reference opens one file per entry: `DiskTier._path` builds three pathlib objects per get, then a buffered "
-        "`open().read()`, the tier's LRU lock, decode (checksum + zstd + orjson) and the promotion into memory. "
-        "String paths (`os.path.join`) and `os.open`/`os.read` would cut the I/O part; reaching 1.0x would need small "
-        "entries packed into one file or database, as diskcache does.",
-        "sqlite hit": "Per get, `_SqliteBackend.connection()` stats the database file (to notice a deleted file) and takes a "
-        "connection from a `queue.LifoQueue` (Condition-locked get and put) inside a generator context manager; the "
-        "SELECT matches three key columns; then decode and the promotion. A thread-local connection and an inode check "
-        "only after an error (or at most every few ms) would remove most of the overhead.",
-        "put": f"Encoding: `dump_metadata` is {u['dump_metadata']:.0f} µs against {u['orjson.dumps']:.1f} µs for orjson.dumps "
-        'alone: `_validate` walks every value in Python and formats a path string for each (`f"{where}.{k}"`) even '
-        "when nothing is wrong; letting orjson validate and walking only on its error would save nearly all of it. "
-        f"Redis: MULTI/HSET/PEXPIRE/EXEC is {u['redis MULTI/HSET/PEXPIRE/EXEC']:.0f} µs vs {u['redis HSET+PEXPIRE pipelined']:.0f} µs "
-        f"without the transaction and {u['redis SET']:.0f} µs for a SET. Disk: a temp file in a per-content directory "
-        "(mkdir, uuid4 name, create, fsync, rename) — the fsync dominates, as in the anchor.",
+        "memory hit": f"Floor: a memory hit that honours P1 (a fresh dict per get) pays at least os.stat "
+        f"({u['os.stat']:.1f} µs) + orjson.loads of the payload ({u['orjson.loads']:.1f} µs) in this run; the anchor adds "
+        f"only the cachetools lookup ({med['cachetools get+stat+orjson.loads']:.1f} µs in all; the reference "
+        f"{med['memory hit']:.1f} µs). Without the copy, cachetools get+stat is {med['cachetools get+stat']:.1f} µs.",
+        "disk hit": f"Anchor: diskcache get {med['diskcache get']:.1f} µs (one SELECT on an open connection + unpickle). "
+        f"A hit that checks and decodes its entry also pays zstd decompress ({u['zstd decompress']:.1f} µs), "
+        f"orjson.loads ({u['orjson.loads']:.1f} µs) and a checksum (blake3 of the entry: {u['blake3 of the entry']:.1f} µs).",
+        "sqlite hit": f"Anchor: SELECT + decode {med['sqlite SELECT+decode']:.1f} µs; a checksum on top costs "
+        f"{u['blake3 of the entry']:.1f} µs (blake3 of the entry).",
+        "put": f"Anchor: Redis SET {med['redis SET']:.0f} µs + fsync'd file write {med['file write+fsync']:.0f} µs + SQLite "
+        f"upsert {med['sqlite upsert']:.0f} µs. Encoding is not in the anchor: orjson.dumps {u['orjson.dumps']:.1f} µs + "
+        f"zstd compress {u['zstd compress (level 3)']:.1f} µs.",
+        "invalidate": f"Anchor: Redis DEL {med['redis DEL']:.0f} µs + file unlink {med['file unlink']:.0f} µs + SQLite DELETE "
+        f"{med['sqlite DELETE']:.0f} µs of the one entry. An invalidate of a file removes the entry of every tier name "
+        "(P3), and a cache that fences late writes (E1) records that, so it may do more than these three deletes.",
     }
-    return [notes[path]] if path in notes else []
+    if x.path in notes:
+        return [notes[x.path]]
+    if x.name.startswith("mixed run"):
+        return [
+            "No profile: a share of gets is not a latency. The counts per process count are in *Concurrency*, beside "
+            "the staleness measured under the same load."
+        ]
+    if x.name.startswith("memory-hit throughput"):
+        return [
+            f"No profile (pyinstrument samples one thread). The anchor shows what the GIL leaves on this machine: {x.note}."
+        ]
+    return []
 
 
 NOT_MEASURED = [
     "- py-spy: pyinstrument was enough to attribute the time (and needs no ptrace rights).",
-    "- PostgreSQL puts and the 2-process run on PostgreSQL: the database anchors and targets are SQLite's; the PostgreSQL "
-    "hit is reported for context only.",
+    "- PostgreSQL puts and the multi-process runs on PostgreSQL: the database anchors and targets are SQLite's; the "
+    "PostgreSQL hit is reported for context, and PostgreSQL appears in the staleness table.",
     "- Network latency: every server is on 127.0.0.1; a Redis or PostgreSQL across a network adds its round trip to the "
     "hits and to every put.",
 ]

@@ -103,7 +103,9 @@ def suite_times() -> list[dict]:
     for label, args in commands.items():
         seconds, run = _timed([sys.executable, *args], {"TIERCHECK_PROFILE": "ci"})
         lines = run.stdout.strip().splitlines()
-        tail = next((line for line in reversed(lines) if " passed" in line or " failed" in line), lines[-1] if lines else "")
+        tail = next(
+            (line for line in reversed(lines) if " passed" in line or " failed" in line), lines[-1] if lines else ""
+        )
         rows.append({"suite": label, "seconds": seconds, "exit": run.returncode, "summary": tail[:100]})
     return rows
 

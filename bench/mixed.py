@@ -13,7 +13,7 @@ import numpy as np
 
 from tiercheck.reference import MetadataCache
 
-from .paths import FULL, TIER, config, settle
+from .paths import FULL, TIER, config, racy_window, settle
 from .scaling import run_op
 from .services import Services
 from .workload import Workload
@@ -29,12 +29,13 @@ _SERVED = {
 
 def run(svc: Services, wl: Workload, workdir: Path) -> tuple[dict[str, np.ndarray], dict]:
     cache_dir = tempfile.mkdtemp(prefix="cache-mixed-", dir=workdir)
-    cache = MetadataCache(config(svc, cache_dir, FULL))
+    cfg = config(svc, cache_dir, FULL)
+    cache = MetadataCache(cfg)
     samples: dict[str, list[int]] = {}
     try:
         for path, md in zip(wl.files, wl.metadata, strict=True):
             cache.put(path, md, TIER)
-        settle(cache, wl.files + wl.cold, cache.config.racy_window_seconds)
+        settle(cache, wl.files + wl.cold, racy_window(cfg))
         clock = time.perf_counter_ns
         before = cache.get_stats()
         wall0 = time.perf_counter()
@@ -63,6 +64,7 @@ def run(svc: Services, wl: Workload, workdir: Path) -> tuple[dict[str, np.ndarra
         "wall_s": wall,
         "ops_per_s": len(wl.ops) / (busy / 1e9),
         "miss_rate": len(samples.get("get: miss", [])) / gets,
+        "memory_share": len(samples.get("get: memory", [])) / gets,
         "evictions": stats["evictions"],
     }
     return {k: np.array(v, dtype=np.int64) for k, v in samples.items()}, info

@@ -27,6 +27,7 @@ WRITES = [
     (None, "file write+fsync", "tab:cyan"),
     (None, "redis SET", "tab:red"),
     (None, "sqlite upsert", "tab:purple"),
+    ("invalidate", "raw deletes (sum)", "tab:pink"),
 ]
 
 

@@ -44,3 +44,59 @@ def summary(samples: np.ndarray) -> dict[str, float]:
 
 def median_us(samples: np.ndarray) -> float:
     return float(np.median(samples)) / 1000.0
+
+
+class LoadSampler:
+    """The 1-minute load average every few seconds during the run, from a daemon thread: other work on
+    the machine shifts absolute numbers, and the report says how much there was."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        import os
+        import threading
+
+        self.samples = [os.getloadavg()[0]]
+        self._stop = threading.Event()
+
+        def sample() -> None:
+            while not self._stop.wait(every):
+                self.samples.append(os.getloadavg()[0])
+
+        self._thread = threading.Thread(target=sample, name="bench-load", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[float]:
+        import os
+
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+        return self.samples
+
+
+def interleaved(
+    ops: dict[str, tuple[Callable[[int], object], Callable[[int], object] | None]],
+    n: int,
+    chunk: int = 50,
+    warmup: int = 50,
+) -> dict[str, np.ndarray]:
+    """Like `run` for several ops at once, in rounds of `chunk` ops each, so that a reference path and its
+    anchors see the same machine load (on a shared machine it drifts over minutes). Op i of every entry
+    runs in the same round, so per-op sums across entries are of neighbouring moments."""
+    for op, before in ops.values():
+        for i in range(min(warmup, n)):
+            if before is not None:
+                before(i)
+            op(i)
+    gc.collect()
+    out = {name: np.empty(n, dtype=np.int64) for name in ops}
+    clock = time.perf_counter_ns
+    for start in range(0, n, chunk):
+        for name, (op, before) in ops.items():
+            samples = out[name]
+            for i in range(start, min(start + chunk, n)):
+                if before is not None:
+                    before(i)
+                t0 = clock()
+                op(i)
+                samples[i] = clock() - t0
+    return out
