@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             r["servers"] = (
                 f"Redis protocol: {svc.redis_version}; PostgreSQL: {svc.postgres_version}"
                 + (f" ({svc.postgres_note})" if svc.postgres_note else "")
-                + " — from integration/servers.py"
+                + " — from tiercheck/integration/servers.py"
             )
             say("keys of big files: first get vs plain read")
             r["bandwidth"] = hashing.bandwidth(big, wl.files[0], workdir, 3 if args.quick else 7)

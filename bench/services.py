@@ -1,4 +1,4 @@
-"""Real servers for the run, from integration/servers.py (valkey-server and PostgreSQL from wheels).
+"""Real servers for the run, from tiercheck/integration/servers.py (valkey-server and PostgreSQL from wheels).
 
 Stopped gracefully (SIGTERM, waiting for exit) before `close()`: PostgreSQL then reaps its own
 backends; a bare SIGKILL of the group leaves them as zombies under PID 1 on this machine.
