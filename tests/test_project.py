@@ -34,7 +34,7 @@ def test_importing_reference_opens_no_socket_and_starts_no_thread():
         "events = []\n"
         "sys.addaudithook(lambda e, a: events.append(e) if e.startswith('socket.') else None)\n"
         "before = threading.active_count()\n"
-        "import reference, reference.legacy\n"
+        "from tiercheck import reference\nimport tiercheck.reference.legacy\n"
         "cache = reference.MetadataCache()\n"
         "assert not events, events\n"
         "assert threading.active_count() == before, threading.enumerate()\n"
