@@ -28,7 +28,7 @@ POSTGRES = ["postgres backends terminated", "postgres SIGKILL"]
 SEED = 20240501
 
 
-def _check(summary, orphans, kind):
+def _check(summary, orphans, kind, *, judge_readmission: bool = False):
     print(
         f"{kind}: seed={summary.seed} ops={summary.operations} real={summary.real.get(kind)} "
         f"readmission_s={summary.readmission_seconds.get(kind)} responsive={summary.responsive.get(kind)} "
@@ -37,9 +37,11 @@ def _check(summary, orphans, kind):
     assert not summary.violations, "\n".join(str(v) for v in summary.violations[:10])
     assert orphans == [], f"processes left behind: {orphans}"
     assert summary.injected[kind] >= 1
-    # re-admission is judged only for cycles where the fault took effect and left no damage behind
-    judged = summary.injected[kind] - summary.left_damaged[kind] - summary.not_effective[kind]
-    assert summary.recoveries[kind] == judged, f"{kind}: the tier did not come back every time"
+    # Re-admission belongs to P5 alone, and is judged only where the runner could observe it (tiers_holding
+    # declared) and only for cycles where the fault took effect and left no damage behind.
+    if judge_readmission and not any("re-admission not observable" in note for note in summary.notes):
+        judged = summary.injected[kind] - summary.left_damaged[kind] - summary.not_effective[kind]
+        assert summary.recoveries[kind] == judged, f"{kind}: the tier did not come back every time"
 
 
 @pytest.mark.prop("P5")
@@ -47,7 +49,7 @@ def _check(summary, orphans, kind):
 @pytest.mark.parametrize("kind", REDIS)
 def test_P5_redis_process_faults(impl_factory, kind):
     summary, orphans = run_fault(impl_factory, kind, SEED)
-    _check(summary, orphans, kind)
+    _check(summary, orphans, kind, judge_readmission=True)
     done, tried = summary.responsive[kind]
     assert done == tried, f"only {done} of {tried} operations completed while {kind} held"
 
@@ -64,7 +66,7 @@ def test_E1_invalidations_during_redis_faults_are_never_undone(impl_factory, kin
 @pytest.mark.parametrize("kind", DISK)
 def test_P5_disk_faults(impl_factory, kind):
     summary, orphans = run_fault(impl_factory, kind, SEED)
-    _check(summary, orphans, kind)
+    _check(summary, orphans, kind, judge_readmission=True)
 
 
 @pytest.mark.prop("E2")
@@ -78,7 +80,7 @@ def test_E2_disk_entries_altered(impl_factory, kind):
 @pytest.mark.parametrize("kind", SQLITE)
 def test_P5_sqlite_faults(impl_factory, kind):
     summary, orphans = run_fault(impl_factory, kind, SEED)
-    _check(summary, orphans, kind)
+    _check(summary, orphans, kind, judge_readmission=True)
 
 
 @pytest.mark.prop("P5")
@@ -86,7 +88,7 @@ def test_P5_sqlite_faults(impl_factory, kind):
 @pytest.mark.parametrize("kind", POSTGRES)
 def test_P5_postgres_faults(impl_factory, kind):
     summary, orphans = run_fault(impl_factory, kind, SEED)
-    _check(summary, orphans, kind)
+    _check(summary, orphans, kind, judge_readmission=True)
 
 
 def test_sqlite_corruption_is_reported_as_damage_until_the_file_is_replaced(tmp_path):
