@@ -61,6 +61,19 @@ def conformance(session: nox.Session) -> None:
 
 
 @nox.session
+def independent(session: nox.Session) -> None:
+    """`tiercheck verify` on the second, independent implementation: the ci profile, then quick with seeds 1-3.
+
+    Any FAIL here is a false alarm of the harness or a bug of examples/independent: both are to be fixed.
+    """
+    session.install("-e", TEST)
+    impl = ["--impl", "examples.independent:factory", "-n", "2", *session.posargs]
+    session.run("tiercheck", "verify", *impl, "--report-dir", "reports/independent-ci")
+    for seed in ("1", "2", "3"):
+        session.run("tiercheck", "verify", *impl, "--profile", "quick", "--seed", seed)
+
+
+@nox.session
 def integration(session: nox.Session) -> None:
     """Suites against real Redis and PostgreSQL servers, with the `scale` tests (clear_all over 100,000 entries).
 
