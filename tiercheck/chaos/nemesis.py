@@ -120,6 +120,16 @@ class Nemesis:
         """Release what the nemesis holds (heals first)."""
         self.heal()
 
+    def ready(self) -> bool:
+        """After `arm()`: whether what it prepared has happened yet (a snapshot due at a later command
+        was taken). A runner may run operations until it is; `inject` copes either way."""
+        return True
+
+    def still_holding(self) -> bool:
+        """During the fault window: whether the fault still holds (a stopped process still stopped), so a
+        runner can tell operations that outlasted the fault from operations that ran through it."""
+        return True
+
     def still_damaged(self) -> bool:
         """After heal: whether damage the fault left in the backend is still there, waiting for the
         implementation to find it. While it is, the tier may still lose its data to that damage, and
@@ -216,10 +226,17 @@ class World:
     fake_redis: FakeRedisServer | None = None  # an in-process world's Redis
     root: Path | None = None
     owned: list[Any] = field(default_factory=list, repr=False)  # proxies this world started; close() stops them
+    threads: int = 1  # client threads per instance (the runner's business; faults do not look at it)
 
     @property
     def instances(self) -> int:
         return len(self.envs)
+
+    @property
+    def name(self) -> str:
+        """For tables: "1 instance", "2 instances", "2 instances x 3 threads"."""
+        plural = "s" if self.instances > 1 else ""
+        return f"{self.instances} instance{plural}" + (f" x {self.threads} threads" if self.threads > 1 else "")
 
     @property
     def redis_url(self) -> str | None:
@@ -233,6 +250,11 @@ class World:
     @property
     def uses_redis(self) -> bool:
         return any(env.redis_url for env in self.envs)
+
+    @property
+    def has_proxies(self) -> bool:
+        """Every instance reaches Redis through a proxy of its own (real server or in-process)."""
+        return self.uses_redis and len(self.proxies) == self.instances
 
     @property
     def controls_redis(self) -> bool:
