@@ -26,7 +26,7 @@ from statistics import median
 from rich.console import Console
 from rich.table import Table
 
-from tiercheck.contract import DEFAULT_IMPL, load_factory
+from tiercheck.contract import DEFAULT_IMPL, capabilities, load_factory
 
 from .crash import run_crashes
 from .model import Violation
@@ -38,10 +38,25 @@ BACKENDS = (("redis+sqlite", "sqlite", True), ("redis+postgres", "postgres", Tru
 INSTANCES = ((1, 1), (2, 1), (2, 3))  # (live instances, threads per instance)
 
 
-def pick_world(rng: random.Random) -> tuple[str, str, bool, int, int]:
-    name, database, redis = rng.choice(BACKENDS)
+def pick_world(rng: random.Random, backends=BACKENDS) -> tuple[str, str, bool, int, int]:
+    name, database, redis = rng.choice(backends)
     instances, threads = rng.choice(INSTANCES) if redis else (1, 1)  # E6 coherence needs the shared Redis
     return name, database, redis, instances, threads
+
+
+def declared_backends(factory, sandbox: Sandbox) -> tuple[list[tuple[str, str, bool]], list[str]]:
+    """The backends of BACKENDS the implementation declares (its capabilities: tiers, database kinds),
+    read from one instance over a scratch world; and the names of those left out."""
+    scratch = sandbox.world(1, None, redis=False)
+    cache = factory(scratch.envs[0])
+    try:
+        caps = capabilities(cache)
+    finally:
+        cache.shutdown()
+        scratch.close()
+    urls = {"sqlite": "sqlite:///x", "postgres": "postgresql://x"}
+    kept = [b for b in BACKENDS if caps.accepts_database(urls[b[1]]) and (not b[2] or caps.has_tier("redis"))]
+    return kept, [b[0] for b in BACKENDS if b not in kept]
 
 
 def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
@@ -53,9 +68,12 @@ def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
     harness_errors = 0
     with Sandbox(postgres=True) as sandbox:
         summary.notes.append(f"disk tier: {sandbox.tmpfs.reason}")
+        allowed, left_out = declared_backends(factory, sandbox)
+        if left_out:
+            summary.notes.append(f"not applicable (the implementation does not declare them): {', '.join(left_out)}")
         while time.monotonic() < deadline:
             rounds += 1
-            backends, database, redis, instances, threads = pick_world(rng)
+            backends, database, redis, instances, threads = pick_world(rng, allowed)
             sandbox.reset_disk()
             world = sandbox.world(instances, database, redis, rng=rng, ttl_seconds=rng.choice((120.0, 600.0)))
             world.threads = threads
@@ -83,7 +101,7 @@ def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
                         n.close()
                 runner.close()
             if runner.trace is not None and len(summary.violations) > before:
-                trace_file = f"/tmp/chaos-trace-{seed}-round-{rounds}.txt"
+                trace_file = f"/tmp/chaos-trace-{impl.replace(':', '-')}-{seed}-round-{rounds}.txt"
                 with open(trace_file, "w") as f:
                     f.write("\n".join([*map(str, summary.violations[before:]), "", *runner.trace]))
                 console.print(f"trace of round {rounds}: {trace_file}")
@@ -186,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     console.print(f"operations run: {summary.operations}")
     console.print(
-        f"fault cycles: {sum(summary.injected.values())}, of which took effect: {sum(summary.effective.values())}; "
-        f"recoveries observed: {sum(summary.recoveries.values())}"
+        f"fault cycles of registered faults: {sum(summary.effective.values()) + sum(summary.not_effective.values())}"
+        f", of which took effect: {sum(summary.effective.values())}; "
+        f"recoveries observed: {sum(summary.recoveries[k] for k in summary.effective)}"
     )
     console.print(f"E3 crash kills: {dict(summary.crashes)}")
     if summary.left_damaged:

@@ -574,9 +574,9 @@ class Runner:
         """Probe on the monotonic clock, up to the declared readmission_seconds after heal, until the
         healed tier holds a probe put; Checkers.Readmission judges the recorded times."""
         if not self.introspect or nemesis.tier not in self.contract.tiers:
-            self.summary.notes.append(
-                f"{nemesis.kind}: re-admission not observable (no tiers_holding or tier not declared)"
-            )
+            note = f"{nemesis.kind}: re-admission not observable (no tiers_holding or tier not declared)"
+            if note not in self.summary.notes:
+                self.summary.notes.append(note)
             return
         client = self._targets(nemesis)[0]
         deadline = time.monotonic() + self.contract.readmission_seconds
