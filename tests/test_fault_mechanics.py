@@ -15,10 +15,13 @@ import pytest
 import redis
 
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
+from tiercheck.chaos.checkers import fault_cycles
 from tiercheck.chaos.db_faults import SqliteCorruptPages, SqliteDeleted, SqliteLock
 from tiercheck.chaos.disk_faults import CorruptEntries
+from tiercheck.chaos.history import History
 from tiercheck.chaos.hostile import DatabaseHostileRows, RedisHostileKeys
 from tiercheck.chaos.nemesis import REGISTRY, Nemesis, World, applicable, build, load_builtin
+from tiercheck.chaos.proxy import TcpProxy
 from tiercheck.chaos.redis_faults import (
     ProxyPartition,
     ProxyPartitionOne,
@@ -27,6 +30,7 @@ from tiercheck.chaos.redis_faults import (
     RedisPause,
     RedisSnapshotMidOperation,
 )
+from tiercheck.chaos.runner import Summary, fault_of, void
 from tiercheck.chaos.sandbox import Sandbox
 from tiercheck.contract import Env
 from tiercheck.properties.faults import DiskFault
@@ -132,8 +136,42 @@ def test_a_new_fault_is_one_class_and_one_registry_line(tmp_path):
             build("no such fault", world)
         missing = World.in_process(Env(cache_dir=str(tmp_path / "absent"), namespace="n"), random.Random(0))
         assert build("test touch file", missing) is None  # not applicable to that world
+        from tiercheck.chaos.campaign import table
+
+        rows = list(table(Summary(), "registry").columns[0].cells)  # the campaign's table lists the whole registry
+        assert "test touch file" in rows and set(REGISTRY) <= set(rows)
     finally:
         REGISTRY.pop("test touch file", None)
+
+
+def test_a_fault_that_did_not_take_effect_leaves_nothing_to_excuse_or_blame():
+    class Nothing(Nemesis):
+        kind, tier, destroys_data = "redis nothing", "redis", True
+
+        def _inject(self) -> None:
+            pass  # records no effect
+
+    nemesis = Nothing()
+    history = History()
+    history.event("inject", fault_of(nemesis))
+    nemesis.inject()
+    op = history.begin(instance=0, incarnation=0, thread=0, op="get", clock_invoked=0.0)
+    history.event("heal", fault_of(nemesis))
+    assert op.faults == (fault_of(nemesis),) and not nemesis.took_effect()
+    void(history, nemesis)
+    assert op.faults == ()  # the operation ran under no fault
+    assert [(e.event, e.fault.destroys_data) for e in history.events] == [("no_effect", False)]
+    assert fault_cycles(history) == []  # no cycle: no re-admission verdict, no recovery counted
+
+
+def test_an_in_process_world_with_proxies_gets_the_proxy_faults(tmp_path):
+    with FakeRedisServer() as fake, TcpProxy("127.0.0.1", fake.port) as p0, TcpProxy("127.0.0.1", fake.port) as p1:
+        envs = [Env(cache_dir=str(tmp_path), redis_url=p.url(), namespace="n", clock=FakeClock()) for p in (p0, p1)]
+        world = World(envs, str(tmp_path), "n", random.Random(1), proxies=[p0, p1], fake_redis=fake)
+        kinds = {n.kind for n in applicable(world)}
+        assert {"redis partition", "redis partition (one instance)", "redis late write", "redis refused"} <= kinds
+        assert not {"redis SIGKILL", "redis SIGSTOP"} & kinds  # a process the run controls: not in-process
+        assert world.name == "2 instances"
 
 
 def test_an_in_process_world_gets_the_in_process_faults(tmp_path):

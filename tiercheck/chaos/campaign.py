@@ -26,21 +26,37 @@ from statistics import median
 from rich.console import Console
 from rich.table import Table
 
-from tiercheck.contract import DEFAULT_IMPL, load_factory
+from tiercheck.contract import DEFAULT_IMPL, capabilities, load_factory
 
 from .crash import run_crashes
 from .model import Violation
-from .runner import Runner, Summary, build_nemeses, make_world
+from .nemesis import REGISTRY, applicable, load_builtin
+from .runner import Runner, Summary
 from .sandbox import Sandbox
 
 BACKENDS = (("redis+sqlite", "sqlite", True), ("redis+postgres", "postgres", True), ("disk+sqlite", "sqlite", False))
 INSTANCES = ((1, 1), (2, 1), (2, 3))  # (live instances, threads per instance)
 
 
-def pick_world(rng: random.Random) -> tuple[str, str, bool, int, int]:
-    name, database, redis = rng.choice(BACKENDS)
+def pick_world(rng: random.Random, backends=BACKENDS) -> tuple[str, str, bool, int, int]:
+    name, database, redis = rng.choice(backends)
     instances, threads = rng.choice(INSTANCES) if redis else (1, 1)  # E6 coherence needs the shared Redis
     return name, database, redis, instances, threads
+
+
+def declared_backends(factory, sandbox: Sandbox) -> tuple[list[tuple[str, str, bool]], list[str]]:
+    """The backends of BACKENDS the implementation declares (its capabilities: tiers, database kinds),
+    read from one instance over a scratch world; and the names of those left out."""
+    scratch = sandbox.world(1, None, redis=False)
+    cache = factory(scratch.envs[0])
+    try:
+        caps = capabilities(cache)
+    finally:
+        cache.shutdown()
+        scratch.close()
+    urls = {"sqlite": "sqlite:///x", "postgres": "postgresql://x"}
+    kept = [b for b in BACKENDS if caps.accepts_database(urls[b[1]]) and (not b[2] or caps.has_tier("redis"))]
+    return kept, [b[0] for b in BACKENDS if b not in kept]
 
 
 def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
@@ -52,15 +68,18 @@ def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
     harness_errors = 0
     with Sandbox(postgres=True) as sandbox:
         summary.notes.append(f"disk tier: {sandbox.tmpfs.reason}")
+        allowed, left_out = declared_backends(factory, sandbox)
+        if left_out:
+            summary.notes.append(f"not applicable (the implementation does not declare them): {', '.join(left_out)}")
         while time.monotonic() < deadline:
             rounds += 1
-            backends, database, redis, instances, threads = pick_world(rng)
+            backends, database, redis, instances, threads = pick_world(rng, allowed)
             sandbox.reset_disk()
-            world = make_world(
-                sandbox, instances, threads, database=database, redis=redis, ttl_seconds=rng.choice((120.0, 600.0))
-            )
+            world = sandbox.world(instances, database, redis, rng=rng, ttl_seconds=rng.choice((120.0, 600.0)))
+            world.threads = threads
             runner = Runner(factory, sandbox, world, rng, summary, check_each_step=False)
-            nemeses = build_nemeses(sandbox, world, rng)
+            nemeses = applicable(world)  # every registered fault that applies to this world
+            summary.offered.update(n.kind for n in nemeses)
             before = len(summary.violations)
             try:
                 runner.run_ops(rng.randrange(10, 40))
@@ -79,10 +98,10 @@ def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
             finally:
                 for n in nemeses:
                     with contextlib.suppress(Exception):
-                        n.heal()
+                        n.close()
                 runner.close()
             if runner.trace is not None and len(summary.violations) > before:
-                trace_file = f"/tmp/chaos-trace-{seed}-round-{rounds}.txt"
+                trace_file = f"/tmp/chaos-trace-{impl.replace(':', '-')}-{seed}-round-{rounds}.txt"
                 with open(trace_file, "w") as f:
                     f.write("\n".join([*map(str, summary.violations[before:]), "", *runner.trace]))
                 console.print(f"trace of round {rounds}: {trace_file}")
@@ -102,29 +121,47 @@ def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
 
 
 def table(summary: Summary, title: str) -> Table:
+    """One row per registered fault (the whole registry: a fault no world offered says so), then E3."""
+    load_builtin()
     t = Table(title=title)
     for col in (
         "fault",
         "how",
         "injected",
-        "ops completed during fault",
+        "took effect",
         "did not take effect",
+        "ops completed during fault",
         "recoveries",
         "re-admission s (median/max)",
     ):
         t.add_column(col, justify="left" if col in ("fault", "how") else "right")
-    for kind in sorted(summary.injected):
+    for kind in sorted(set(REGISTRY) | set(summary.injected)):
         adm = summary.readmission_seconds.get(kind, [])
         done, tried = summary.responsive.get(kind, [0, 0])
+        if kind not in summary.injected:
+            how = "not drawn" if kind in summary.offered else "applies to no world of this run"
+            t.add_row(kind, how, "0", "-", "-", "-", "-", "-")
+            continue
+        effective = summary.effective.get(kind, 0) if kind in REGISTRY else summary.injected[kind]
         t.add_row(
             kind,
             "real" if summary.real.get(kind) else "injected OSError",
             str(summary.injected[kind]),
-            f"{done}/{tried}" if tried else "-",
+            str(effective),
             str(summary.not_effective.get(kind, 0)),
+            f"{done}/{tried}" if tried else "-",
             str(summary.recoveries.get(kind, 0)),
             f"{median(adm):.2f}/{max(adm):.2f}" if adm else "-",
         )
+    return t
+
+
+def worlds_table(summary: Summary) -> Table:
+    t = Table(title="worlds (rounds)")
+    t.add_column("world")
+    t.add_column("rounds", justify="right")
+    for name, rounds in sorted(summary.worlds.items()):
+        t.add_row(name, str(rounds))
     return t
 
 
@@ -149,14 +186,27 @@ def main(argv: list[str] | None = None) -> int:
     for v in summary.violations:
         label = f"{v.prop} {v.check}" if v.prop else v.check
         by_check[label] = by_check.get(label, 0) + 1
-    console.print(f"worlds (rounds): {dict(summary.worlds)}; client threads started: {summary.threads}")
+    console.print(worlds_table(summary))
+    console.print(f"client threads started: {summary.threads}")
+    effective = summary.effective
     console.print(
         f"late writes (held, landed after later commands): {summary.late_writes}; "
-        f"Redis snapshots taken mid-operation: {summary.mid_op_snapshots}"
+        f"Redis restored from snapshots taken mid-operation: {summary.mid_op_snapshots}; "
+        f"one-instance partitions: {effective['redis partition (one instance)']}; "
+        f"tracking connections cut: {effective['redis tracking connection cut']}; "
+        f"hostile rows: {effective['database hostile rows']}; hostile keys: {effective['redis hostile keys']} "
+        "(cycles where the fault took effect)"
+    )
+    not_effective = sum(summary.not_effective.values())
+    console.print(
+        f"fault did not take effect: {not_effective} cycle(s) {dict(summary.not_effective) or ''} "
+        "(neither counted as injected-and-recovered nor excusing or blaming anything)"
     )
     console.print(f"operations run: {summary.operations}")
     console.print(
-        f"faults injected: {sum(summary.injected.values())}; recoveries observed: {sum(summary.recoveries.values())}"
+        f"fault cycles of registered faults: {sum(summary.effective.values()) + sum(summary.not_effective.values())}"
+        f", of which took effect: {sum(summary.effective.values())}; "
+        f"recoveries observed: {sum(summary.recoveries[k] for k in summary.effective)}"
     )
     console.print(f"E3 crash kills: {dict(summary.crashes)}")
     if summary.left_damaged:

@@ -43,8 +43,10 @@ def run_crashes(
     cache_dir, db_url, ns = str(root / "cache"), f"sqlite:///{root}/db.sqlite3", unique_namespace("crash")
     model = Model(TTL)
     base, step = 1_000_000.0, 0
-    repo = str(Path(__file__).resolve().parent.parent)
-    child_env = {**os.environ, "PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    repo = str(Path(__file__).resolve().parents[2])  # the checkout (tiercheck/chaos/crash.py)
+    # the child imports --impl as this process does: from the checkout and from the working directory
+    path = os.pathsep.join([repo, os.getcwd(), os.environ.get("PYTHONPATH", "")])
+    child_env = {**os.environ, "PYTHONPATH": path}
     try:
         for _ in range(kills):
             at = step + rng.randrange(2, 10)

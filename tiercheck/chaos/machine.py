@@ -38,10 +38,7 @@ class ChaosMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.world = self.sandbox.world(instances=1, rng=random.Random(0), ttl_seconds=600.0)
-        env = self.world.envs[0]
-        self.runner = Runner(
-            self.factory, self.sandbox, env, random.Random(0), check_leaks=False
-        )
+        self.runner = Runner(self.factory, self.sandbox, self.world, random.Random(0), check_leaks=False)
         self.nemeses = {n.kind: n for n in applicable(self.world, KINDS)}
         self.active: Nemesis | None = None
         self.not_effective: list[str] = []
@@ -97,9 +94,10 @@ class ChaosMachine(RuleBasedStateMachine):
         self.runner.active = None
         assert nemesis is not None
         nemesis.heal()
-        if not nemesis.took_effect():
+        if self.runner.count_effect(nemesis):  # else voided: nothing excused or blamed by it
+            self.runner.readmission(nemesis)
+        else:
             self.not_effective.append(nemesis.kind)
-        self.runner.readmission(nemesis)
         self.runner.sweep()
         self._checked()
 

@@ -30,9 +30,24 @@ happened with `self.effect("...")`: `took_effect()` is True once something was r
 `evidence()` lists it. Faults whose effect depends on traffic (a latency toxic, a held command) only
 record an effect when traffic was really affected.
 
+Two optional hooks, with defaults that suit most faults: `ready()` (after `arm`: whether what it
+prepared has happened, e.g. a snapshot due before a later command; a runner runs operations until it
+is) and `still_holding()` (during the window: whether the fault still holds, e.g. a process still
+stopped). The runner never asks a fault anything else and never tests its class.
+
 The registry: `@register("kind")` on a builder `World -> Nemesis | None` (None: not applicable to this
 world), or on a Nemesis class with a classmethod `for_world(world)`. `applicable(world)` builds every
-fault that applies. Adding a fault is one class plus one registry line.
+fault that applies.
+
+Adding a fault is one class plus one registry line, and nothing else: every user takes its faults
+from here. The campaign (`chaos.campaign`: `applicable(world)` for each round's world from
+`Sandbox.world`, and its table lists every registered kind), the chaos machine (`chaos.machine`:
+every registered kind less its stated exclusions), the scenarios (`chaos.scenarios`: `build(kind)`),
+the in-process fault machine (`properties/test_fault_properties.py`: `applicable(World.in_process(...))`)
+and the two-instance machine (`properties/test_multi_instance.py`: `build(kind)` over its proxied
+in-process world). A new module of faults adds its name to `BUILTIN_MODULES`; a fault in an existing
+module needs only the class and `@register`. `tests/test_fault_mechanics.py` proves it with a fault
+defined inside the test (`test_a_new_fault_is_one_class_and_one_registry_line`).
 
 One fault cycle, as a runner drives it: `arm()` while healthy (only if the class overrides it),
 some operations, `inject()`, the operations of the fault window, `heal()`, then: `took_effect()`
@@ -119,6 +134,16 @@ class Nemesis:
     def close(self) -> None:
         """Release what the nemesis holds (heals first)."""
         self.heal()
+
+    def ready(self) -> bool:
+        """After `arm()`: whether what it prepared has happened yet (a snapshot due at a later command
+        was taken). A runner may run operations until it is; `inject` copes either way."""
+        return True
+
+    def still_holding(self) -> bool:
+        """During the fault window: whether the fault still holds (a stopped process still stopped), so a
+        runner can tell operations that outlasted the fault from operations that ran through it."""
+        return True
 
     def still_damaged(self) -> bool:
         """After heal: whether damage the fault left in the backend is still there, waiting for the
@@ -216,10 +241,17 @@ class World:
     fake_redis: FakeRedisServer | None = None  # an in-process world's Redis
     root: Path | None = None
     owned: list[Any] = field(default_factory=list, repr=False)  # proxies this world started; close() stops them
+    threads: int = 1  # client threads per instance (the runner's business; faults do not look at it)
 
     @property
     def instances(self) -> int:
         return len(self.envs)
+
+    @property
+    def name(self) -> str:
+        """For tables: "1 instance", "2 instances", "2 instances x 3 threads"."""
+        plural = "s" if self.instances > 1 else ""
+        return f"{self.instances} instance{plural}" + (f" x {self.threads} threads" if self.threads > 1 else "")
 
     @property
     def redis_url(self) -> str | None:
@@ -233,6 +265,11 @@ class World:
     @property
     def uses_redis(self) -> bool:
         return any(env.redis_url for env in self.envs)
+
+    @property
+    def has_proxies(self) -> bool:
+        """Every instance reaches Redis through a proxy of its own (real server or in-process)."""
+        return self.uses_redis and len(self.proxies) == self.instances
 
     @property
     def controls_redis(self) -> bool:

@@ -102,6 +102,9 @@ class RedisPause(Nemesis):
     def is_stopped(self) -> bool:
         return process_stopped(self.handle)
 
+    def still_holding(self) -> bool:
+        return not self.paused or self.is_stopped()
+
 
 class RedisRestartEmpty(Nemesis):
     """The server goes away and comes back with no data (new run_id)."""
@@ -185,6 +188,9 @@ class RedisSnapshotMidOperation(RedisOldSnapshot):
 
     def evidence(self) -> str:
         return super().evidence() if self.effects or not self.skipped else self.skipped
+
+    def ready(self) -> bool:
+        return self.countdown is None or self.countdown.done.is_set()
 
     def arm(self) -> None:
         old, self.snapshot = self.snapshot, None
@@ -385,7 +391,13 @@ class RedisChannelCut(Nemesis):
 
 
 def _real(world: World) -> bool:
+    """Server faults: a real server this run may signal, stop and restart."""
     return world.controls_redis
+
+
+def _proxied(world: World) -> bool:
+    """Proxy faults: every instance reaches Redis (real or in-process) through its own proxy."""
+    return world.has_proxies
 
 
 @register("redis SIGKILL")
@@ -425,17 +437,17 @@ def _mid_operation(world: World) -> Nemesis | None:
 
 @register("redis reset mid-reply")
 def _reset(world: World) -> Nemesis | None:
-    return ProxyReset(list(world.proxies)) if _real(world) else None
+    return ProxyReset(list(world.proxies)) if _proxied(world) else None
 
 
 @register("redis partition")
 def _partition(world: World) -> Nemesis | None:
-    return ProxyPartition(list(world.proxies)) if _real(world) else None
+    return ProxyPartition(list(world.proxies)) if _proxied(world) else None
 
 
 @register("redis partition (one instance)")
 def _partition_one(world: World) -> Nemesis | None:
-    if not _real(world) or world.instances < 2:
+    if not _proxied(world) or world.instances < 2:
         return None  # with one instance, that is "redis partition"
     i = world.pick_instance()
     return ProxyPartitionOne(world.proxies[i], i)
@@ -443,17 +455,17 @@ def _partition_one(world: World) -> Nemesis | None:
 
 @register("redis latency 2000ms")
 def _latency_high(world: World) -> Nemesis | None:
-    return ProxyLatency(list(world.proxies), 2.0) if _real(world) else None  # far above a sane client timeout
+    return ProxyLatency(list(world.proxies), 2.0) if _proxied(world) else None  # far above a sane client timeout
 
 
 @register("redis latency 10ms")
 def _latency_low(world: World) -> Nemesis | None:
-    return ProxyLatency(list(world.proxies), 0.01) if _real(world) else None  # below it: all must still work
+    return ProxyLatency(list(world.proxies), 0.01) if _proxied(world) else None  # below it: all must still work
 
 
 @register("redis late write")
 def _late_write(world: World) -> Nemesis | None:
-    if not _real(world):
+    if not _proxied(world):
         return None
     i = world.pick_instance()
     return RedisLateWrite(world.proxies[i], i, nth=world.rng.randint(1, 3))
@@ -461,7 +473,7 @@ def _late_write(world: World) -> Nemesis | None:
 
 @register("redis tracking connection cut")
 def _channel_cut(world: World) -> Nemesis | None:
-    if not _real(world):
+    if not _proxied(world):
         return None
     i = world.pick_instance()
     return RedisChannelCut(world.proxies[i], i)

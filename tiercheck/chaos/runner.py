@@ -34,21 +34,10 @@ from tiercheck.contract import TIER_NAMES, Env, Factory, has_capability
 from . import checks
 from .checkers import ContractInfo, Linearizable, Readmission, check_all, default_checkers
 from .disk_faults import CorruptEntries
-from .history import History, Operation, content_key, finish
+from .history import Fault, History, Operation, content_key, finish
 from .model import Violation
-from .nemesis import Nemesis
+from .nemesis import Nemesis, World
 from .sandbox import Sandbox
-from .worlds import (  # adapters until chaos.nemesis lands; re-exported for the machines and tests
-    LateProxy,
-    LateWrite,
-    Scoped,
-    SnapshotMidOperation,
-    World,
-    as_scoped,
-    build_nemeses,
-    make_world,
-    write_commands,
-)
 
 FILES = ("a", "b", "c")
 TIERS = ("premium", "free", "../../escape")  # a hostile tier string: containment is checked every cycle
@@ -72,13 +61,23 @@ class Summary:
     violations: list[Violation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     crashes: Counter = field(default_factory=Counter)
+    effective: Counter = field(default_factory=Counter)  # kind -> cycles where the fault took effect
     not_effective: Counter = field(default_factory=Counter)  # kind -> cycles where the fault did not take effect
+    offered: set[str] = field(default_factory=set)  # every registered fault that applied to some world
     left_damaged: Counter = field(default_factory=Counter)  # kind -> cycles whose damage outlived heal
     worlds: Counter = field(default_factory=Counter)  # world name -> rounds
-    late_writes: int = 0  # Redis writes held back by the proxy so they landed after later commands
-    mid_op_snapshots: int = 0  # Redis snapshots taken between two commands of one operation
     unconfirmed: int = 0  # successful writes while every durable tier was out (checkers.Linearizable.excused)
     threads: int = 0  # client threads started
+
+    @property
+    def late_writes(self) -> int:
+        """Redis writes held back by a proxy until later commands had passed them (and then landed)."""
+        return self.effective["redis late write"]
+
+    @property
+    def mid_op_snapshots(self) -> int:
+        """Redis restored from a snapshot taken between two commands of one operation."""
+        return self.effective["redis restored from snapshot mid-operation"]
 
     def merge(self, other: Summary) -> None:
         self.operations += other.operations
@@ -96,13 +95,42 @@ class Summary:
         self.not_effective.update(other.not_effective)
         self.left_damaged.update(other.left_damaged)
         self.worlds.update(other.worlds)
-        self.late_writes += other.late_writes
-        self.mid_op_snapshots += other.mid_op_snapshots
+        self.effective.update(other.effective)
+        self.offered |= other.offered
         self.unconfirmed += other.unconfirmed
         self.threads += other.threads
         for note in other.notes:
             if note not in self.notes:
                 self.notes.append(note)
+
+
+def fault_of(nemesis: Nemesis) -> Fault:
+    """What the history keeps of a fault: which tier of which instances it hits, and whether data goes."""
+    return Fault(nemesis.kind, nemesis.tier, nemesis.scope, nemesis.instance, nemesis.destroys_data)
+
+
+def void(history: History, nemesis: Nemesis) -> None:
+    """The fault did not take effect: it never happened as far as the checkers are concerned. The
+    operations of its window lose it from their active faults (nothing is excused by it), and its
+    inject and heal events become one "no_effect" event of a fault that touches no data (nothing is
+    blamed on it or excused by it either); the history still says it was tried."""
+    fault = fault_of(nemesis)
+    inert = Fault(fault.kind, fault.tier, fault.scope, fault.instance, destroys_data=False)
+    with history._lock:
+        for op in history.ops:
+            if fault in op.faults:
+                op.faults = tuple(f for f in op.faults if f != fault)
+        kept = []
+        for ev in history.events:
+            if ev.fault == fault and ev.event in ("inject", "heal"):
+                if ev.event == "heal":
+                    ev.event, ev.fault, ev.detail = "no_effect", inert, "fault did not take effect"
+                    kept.append(ev)
+                continue
+            kept.append(ev)
+        history.events[:] = kept
+        if fault in history.active:
+            history.active.remove(fault)
 
 
 # --- generator -----------------------------------------------------------------------------------
@@ -224,13 +252,13 @@ class Runner:
         self,
         factory: Factory,
         sandbox: Sandbox,
-        world: World | Env,
+        world: World,
         rng: random.Random,
         summary: Summary | None = None,
         check_leaks: bool = True,
         check_each_step: bool = True,
     ) -> None:
-        self.world = World.single(sandbox, world) if isinstance(world, Env) else world
+        self.world = world
         self.factory, self.sandbox, self.rng = factory, sandbox, rng
         self.env = self.world.envs[0]
         self.summary = summary if summary is not None else Summary()
@@ -247,7 +275,7 @@ class Runner:
             self._write(name, 0)
         self.step = 0
         self.probes = 0
-        self._active: Scoped | None = None
+        self._active: Nemesis | None = None
         self.damaged: dict[str, Nemesis] = {}
         self.reported: set[str] = set()
         self.readmitted: dict[str, list[float]] = {}  # fault kind -> re-admission seconds measured in this run
@@ -284,17 +312,17 @@ class Runner:
         return self.clients[0].cache
 
     @property
-    def active(self) -> Scoped | None:
+    def active(self) -> Nemesis | None:
         return self._active
 
     @active.setter
     def active(self, nemesis: Any) -> None:
         """Recording a fault as active (the Hypothesis machine sets it around its own inject/heal)."""
         if nemesis is None and self._active is not None:
-            self.history.event("heal", self._active.fault)
+            self.history.event("heal", fault_of(self._active))
         elif nemesis is not None:
-            self._active = as_scoped(nemesis)
-            self.history.event("inject", self._active.fault)
+            self._active = nemesis
+            self.history.event("inject", fault_of(nemesis))
             return
         self._active = None
 
@@ -440,7 +468,7 @@ class Runner:
             time.sleep(self.contract.staleness_seconds + 0.05)
         self.sweep()
 
-    def run_threads(self, count: int, nemesis: Scoped | None = None) -> tuple[int, int]:
+    def run_threads(self, count: int, nemesis: Nemesis | None = None) -> tuple[int, int]:
         """Every instance runs `self.world.threads` threads of `count` operations each, all released at
         once (a fresh instance's concurrent first use); (completed, attempted)."""
         workers = [(c, t) for c in self.clients for t in range(self.world.threads)]
@@ -491,7 +519,7 @@ class Runner:
         deadline = time.monotonic() + FAILSAFE_SECONDS
         for th in threads:
             th.join(max(0.0, deadline - time.monotonic()))
-        still_stopped = nemesis.is_stopped() if nemesis is not None else True
+        still_holding = nemesis.still_holding() if nemesis is not None else True
         hung = any(th.is_alive() for th in threads)
         if hung and nemesis is not None:
             self.summary.violations.append(
@@ -507,8 +535,8 @@ class Runner:
             nemesis.heal()
             for th in threads:
                 th.join(FAILSAFE_SECONDS)
-        elif nemesis is not None and not still_stopped:
-            self.summary.notes.append(f"{nemesis.kind}: the server was resumed before the operations were counted")
+        elif nemesis is not None and not still_holding:
+            self.summary.notes.append(f"{nemesis.kind}: the fault ended before the operations were counted")
         if errors and not isinstance(errors[0], threading.BrokenBarrierError):
             raise errors[0]
         if len(workers) > 1:
@@ -517,8 +545,8 @@ class Runner:
 
     # --- fault cycles ---------------------------------------------------------------------------
 
-    def _targets(self, nemesis: Scoped) -> list[Client]:
-        return [c for c in self.clients if nemesis.fault.hits(c.instance)]
+    def _targets(self, nemesis: Nemesis) -> list[Client]:
+        return [c for c in self.clients if fault_of(nemesis).hits(c.instance)]
 
     def put_sentinel(self, client: Client) -> Operation | None:
         if not self.introspect:
@@ -545,11 +573,10 @@ class Runner:
     def readmission(self, nemesis: Any) -> None:
         """Probe on the monotonic clock, up to the declared readmission_seconds after heal, until the
         healed tier holds a probe put; Checkers.Readmission judges the recorded times."""
-        nemesis = as_scoped(nemesis)
         if not self.introspect or nemesis.tier not in self.contract.tiers:
-            self.summary.notes.append(
-                f"{nemesis.kind}: re-admission not observable (no tiers_holding or tier not declared)"
-            )
+            note = f"{nemesis.kind}: re-admission not observable (no tiers_holding or tier not declared)"
+            if note not in self.summary.notes:
+                self.summary.notes.append(note)
             return
         client = self._targets(nemesis)[0]
         deadline = time.monotonic() + self.contract.readmission_seconds
@@ -574,29 +601,30 @@ class Runner:
     def _note_damage(self) -> None:
         for tier, earlier in list(self.damaged.items()):
             if not earlier.still_damaged():
-                self.history.event("repaired", as_scoped(earlier).fault)
+                self.history.event("repaired", fault_of(earlier))
                 del self.damaged[tier]
 
-    def fault_cycle(self, nemesis: Any, ops: int = 12, script: list[tuple[str, str, str]] | None = None) -> None:
-        nemesis = as_scoped(nemesis)
-        if isinstance(nemesis.inner, CorruptEntries) and not self.env.redis_url:
+    def fault_cycle(self, nemesis: Nemesis, ops: int = 12, script: list[tuple[str, str, str]] | None = None) -> None:
+        """One cycle of any registered fault: arm (when the fault arms) and operations until it is ready;
+        a sentinel; inject; operations from every thread of every instance; healthy-tier probes; heal;
+        then, only if the fault took effect, re-admission probes; a sweep. A fault that did not take effect
+        is recorded as such and leaves no trace a checker could read as a fault (see `_void`)."""
+        if isinstance(nemesis, CorruptEntries) and not self.env.redis_url:
             return self.corruption_cycle(nemesis)  # read back by fresh instances (with Redis, it would answer)
         kind = nemesis.kind
         self.summary.real[kind] = nemesis.real
         self._note_damage()
-        if nemesis.arms:
+        if type(nemesis).arm is not Nemesis.arm:
             nemesis.arm()
             self.invalidate_something()  # an invalidate the snapshot predates: the E1 case
             self.run_ops(3)
-            if isinstance(nemesis.inner, SnapshotMidOperation):  # operations until the snapshot was taken
-                for _ in range(40):
-                    if nemesis.inner.snapshot is not None:
-                        break
-                    self.random_op()
+            for _ in range(40):  # operations until what arm prepared happened (a snapshot mid-operation)
+                if nemesis.ready():
+                    break
+                self.random_op()
         targets = self._targets(nemesis)
         sentinel = self.put_sentinel(targets[0])
         self.active = nemesis
-        late_before = nemesis.inner.held() if isinstance(nemesis.inner, LateWrite) else 0
         healed = False
         try:
             nemesis.inject()
@@ -614,33 +642,37 @@ class Runner:
         finally:
             nemesis.heal()
             healed = True
-            if isinstance(nemesis.inner, LateWrite):
-                self.summary.late_writes += nemesis.inner.held() - late_before
-            if isinstance(nemesis.inner, SnapshotMidOperation) and nemesis.inner.mid_op:
-                self.summary.mid_op_snapshots += 1
-            if not nemesis.took_effect():
-                self.history.event("no_effect", nemesis.fault)
-                self.summary.not_effective[kind] += 1
             self.active = None
-        if healed and nemesis.still_damaged():
+        took = self.count_effect(nemesis)
+        if took and healed and nemesis.still_damaged():
             self.damaged[nemesis.tier] = nemesis
-            self.history.event("damaged", nemesis.fault)
+            self.history.event("damaged", fault_of(nemesis))
             self.summary.left_damaged[kind] += 1
-        if nemesis.took_effect():
+        if took:
             self.readmission(nemesis)
         if sentinel is not None:
             targets[0].invalidate(sentinel.path, None, role="sentinel", quiescent=True)
         self.sweep()
         self.check_containment()
 
-    def corruption_cycle(self, nemesis: Any) -> None:
+    def count_effect(self, nemesis: Nemesis) -> bool:
+        """After heal: count the cycle as effective or not; a fault that did not take effect is voided."""
+        if nemesis.took_effect():
+            self.summary.effective[nemesis.kind] += 1
+            self.history.event("took_effect", fault_of(nemesis), nemesis.evidence())
+            return True
+        self.summary.not_effective[nemesis.kind] += 1
+        void(self.history, nemesis)
+        return False
+
+    def corruption_cycle(self, nemesis: Nemesis) -> None:
         """E2 on the disk tier: entries altered while the cache is down, then read by a fresh instance
         (so memory cannot answer first). Nothing altered may be served (the history checkers); every
         altered entry that was read must be gone; the disk tier keeps storing afterwards."""
-        nemesis = as_scoped(nemesis)
         kind = nemesis.kind
         self.summary.real[kind] = True
         client = self.clients[0]
+        nemesis.arm()  # the files these puts write are the ones altered
         for name in FILES:
             for tier in TIERS[:2]:
                 self.op_put(name, tier, client)
@@ -652,15 +684,20 @@ class Runner:
         for c in self.clients:
             c.call("restart", lambda c=c: setattr(c, "cache", self.factory(c.env)))
             c.incarnation += 1
+        first_read = len(self.history.ops)
         self.sweep()
         self.active = None
-        left = nemesis.still_corrupt()
-        if left:
+        if not self.count_effect(nemesis):
+            self.check()
+            return
+        kept = self.misses_still_on_disk(first_read)
+        if kept:
             self.summary.violations.append(
                 Violation(
                     "corrupt entry kept",
-                    f"{len(left)} altered entr{'y' if len(left) == 1 else 'ies'} still on disk "
-                    "after being read (E2: a corrupt entry is a miss and is removed)",
+                    f"{len(kept)} key(s) read as a miss after entries were altered are still held by the disk "
+                    f"tier (tiers_holding), e.g. {kept[0]} (E2: a corrupt entry is a miss and, once read, "
+                    "no longer held)",
                     self.step,
                     kind,
                     prop="E2",
@@ -686,6 +723,26 @@ class Runner:
                 )
 
         self.check()
+
+    def misses_still_on_disk(self, since: int) -> list[str]:
+        """E2 through the contract, never by looking at files (an implementation may keep bookkeeping files
+        beside its entries, and an altered file may be one of those): every key the sweep since op `since`
+        read as a miss must not be held by the disk tier afterwards. Needs `tiers_holding`."""
+        if not self.introspect or "disk" not in self.contract.tiers:
+            return []
+        kept = []
+        scratch = str(self.files_dir / "sweep")
+        for op in self.history.completed_ops()[since:]:
+            data = self.contents.get(op.content)
+            if op.role != "sweep" or op.outcome != "ok" or op.result is not None or data is None:
+                continue
+            with open(scratch, "wb") as f:
+                f.write(data)
+            client = self.clients[op.instance]
+            held = client.holding(scratch, op, "corrupt-check", tier=op.tier or "premium")
+            if isinstance(held.result, set | frozenset) and "disk" in held.result:
+                kept.append(op.key)
+        return kept
 
     def invalidate_something(self) -> None:
         """Invalidate (exact tier) a key that some put stored: the case an older snapshot must not undo."""
@@ -772,11 +829,9 @@ __all__ = [
     "TIER_NAMES",
     "Client",
     "FakeClock",
-    "LateProxy",
     "Runner",
     "Summary",
     "World",
-    "build_nemeses",
-    "make_world",
-    "write_commands",
+    "fault_of",
+    "void",
 ]

@@ -49,9 +49,8 @@ def run_fault(
     summary = Summary(seed=seed)
     with Sandbox(**settings["sandbox"]) as sandbox:
         where = sandbox.world(rng=rng, ttl_seconds=600.0, **settings["env"])
-        env = where.envs[0]  # the runner drives the first instance; a "one"-scope fault may hit another
         summary.notes.append(f"disk: {sandbox.tmpfs.reason}")
-        runner = Runner(factory, sandbox, env, rng, summary)
+        runner = Runner(factory, sandbox, where, rng, summary)
         nemesis: Nemesis | None = None
         try:
             nemesis = _pick(where, kind)

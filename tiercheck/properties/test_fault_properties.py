@@ -9,13 +9,10 @@ restarts of the cache, and Redis coming back with or without its data.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import errno
 import os
 import random
 import shutil
-import sqlite3
 import tempfile
 import time
 
@@ -26,15 +23,25 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
+from tiercheck.chaos.db_faults import SqliteCorruptPages
+from tiercheck.chaos.nemesis import Nemesis, World, applicable
 from tiercheck.contract import TIER_NAMES, Env, Factory, capabilities, has_capability
 from tiercheck.pytest_plugin import require
 
 from .backend_probe import BackendState, Rewritten, Targets, capture, changed, rewrite
-from .faults import DiskFault, Nemesis, RedisOutage, SqliteLocked
 from .machine import canonical, declared_tiers, skip_unless_accepted
 
 FILES = ["a", "b", "c"]
 TIERS = ["premium", "free"]
+FAULT_KINDS = [  # from the one registry (chaos.nemesis), as it builds them for an in-process world
+    "redis refused",
+    "redis restart empty",
+    "disk EIO",
+    "disk ENOSPC",
+    "disk read-only",
+    "sqlite locked",
+    "sqlite pages corrupted",
+]
 CORRUPTION_SEED = 20261128  # the garbage written over SQLite pages: fixed, so a failing example replays
 READMISSION_GRACE_SECONDS = 1.0
 """Added to the declared `readmission_seconds`: the harness's own probe operations (a put, a look, an
@@ -44,60 +51,6 @@ judged on how slow the harness was; the seconds measured are reported without it
 PROBE_PACING_SECONDS = 0.02
 """Pause between two re-admission probes: bounds the harness's own probe traffic while it polls (not a
 synchronisation: the verdict is on the monotonic clock, whatever the pacing)."""
-
-
-class SqliteCorrupted(Nemesis):
-    """Pages of the database file overwritten with garbage while the implementation runs. The harness heals
-    it itself, by removing the damaged file (and its -wal and -shm): the implementation must then use a new
-    database there within its readmission bound. Whether it had already repaired the file on its own is a
-    separate finding (`self_repaired`), reported, never judged."""
-
-    tier = "database"
-    name = "sqlite corrupted"
-
-    def __init__(self, path: str, seed: int) -> None:
-        self.path, self.rng = path, random.Random(seed)
-        self.damaged: bytes | None = None
-        self.self_repaired: list[bool] = []
-
-    def inject(self) -> None:
-        try:
-            with open(self.path, "r+b") as f:
-                data = bytearray(f.read())
-                page = int.from_bytes(data[16:18], "big") if len(data) >= 100 else 0
-                page = 65536 if page == 1 else page  # the header's encoding of 64 KiB
-                if not page or len(data) <= page:  # no database yet, or only its header page: nothing to damage
-                    self.damaged = None
-                    return
-                for start in range(page, len(data), page):  # every page but the first (the header)
-                    data[start : start + page] = self.rng.randbytes(min(page, len(data) - start))
-                f.seek(0)
-                f.write(data)
-            self.damaged = bytes(data)
-        except OSError:  # no database file yet: nothing to damage
-            self.damaged = None
-
-    def heal(self) -> None:
-        if self.damaged is not None:
-            self.self_repaired.append(self._repaired())
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path + suffix)
-        self.damaged = None
-
-    def _repaired(self) -> bool:
-        """The file at the path is no longer the damaged one and is a sound database."""
-        try:
-            with open(self.path, "rb") as f:
-                if f.read() == self.damaged:
-                    return False
-            connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1)
-            try:
-                return connection.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-            finally:
-                connection.close()
-        except (OSError, sqlite3.DatabaseError):
-            return False
 
 
 class TierObserver:
@@ -181,22 +134,16 @@ class FaultMachine(RuleBasedStateMachine):
         self.cache = self.factory(self.env)
         # key -> set of canonical values that may be served (None: a miss is the only answer)
         self.allowed: dict[tuple[str, str], set[str]] = {}
-        self.nemeses: dict[str, Nemesis] = {
-            "redis refused": RedisOutage(self.server),
-            "redis restarted empty": RedisOutage(self.server, empty_on_heal=True),
-            "disk EIO": DiskFault(self.env.cache_dir, errno.EIO),
-            "disk ENOSPC": DiskFault(self.env.cache_dir, errno.ENOSPC),
-            "disk EROFS": DiskFault(self.env.cache_dir, errno.EROFS),
-            "sqlite locked": SqliteLocked(os.path.join(self.root, "db.sqlite3")),
-            "sqlite corrupted": SqliteCorrupted(os.path.join(self.root, "db.sqlite3"), seed=CORRUPTION_SEED),
-        }
+        world = World.in_process(self.env, random.Random(CORRUPTION_SEED), fake_redis=self.server)
+        self.nemeses: dict[str, Nemesis] = {n.kind: n for n in applicable(world, FAULT_KINDS)}
+        assert sorted(self.nemeses) == sorted(FAULT_KINDS), f"the registry built only {sorted(self.nemeses)}"
         self.active: Nemesis | None = None
+        self.not_effective: list[str] = []
         self.seq = 0
 
     def teardown(self) -> None:
         if self.active is not None:
             self.active.heal()
-        self.self_repairs.extend(self.nemeses["sqlite corrupted"].self_repaired)
         try:
             self.cache.shutdown()
         finally:
@@ -254,19 +201,7 @@ class FaultMachine(RuleBasedStateMachine):
         self.cache = self.call("factory", self.factory, self.env)
 
     @precondition(lambda self: self.active is None)
-    @rule(
-        kind=st.sampled_from(
-            [
-                "redis refused",
-                "redis restarted empty",
-                "disk EIO",
-                "disk ENOSPC",
-                "disk EROFS",
-                "sqlite locked",
-                "sqlite corrupted",
-            ]
-        )
-    )
+    @rule(kind=st.sampled_from(FAULT_KINDS))
     def inject(self, kind: str) -> None:
         if self.nemeses[kind].tier not in self.tiers:  # a tier the implementation does not declare
             return
@@ -280,6 +215,11 @@ class FaultMachine(RuleBasedStateMachine):
         (plus READMISSION_GRACE_SECONDS), measured on the monotonic clock."""
         nemesis, self.active = self.active, None
         nemesis.heal()
+        if isinstance(nemesis, SqliteCorruptPages) and nemesis.repaired_by_implementation is not None:
+            self.self_repairs.append(nemesis.repaired_by_implementation)  # a finding, never judged
+        if not nemesis.took_effect():  # "fault did not take effect": nothing to come back from
+            self.not_effective.append(nemesis.kind)
+            return
         caps = capabilities(self.cache)
         bound = caps.readmission_seconds + READMISSION_GRACE_SECONDS
         observer = TierObserver(self.factory, self.cache, self.env, nemesis.tier, self.root)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -40,11 +41,11 @@ from hypothesis.stateful import (
 
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.chaos.checkers import ContractInfo, ContractTypes, Linearizable, NoExceptionEscaped, check_all
-from tiercheck.chaos.history import Fault, History
-from tiercheck.chaos.runner import Client, LateProxy
+from tiercheck.chaos.history import History
+from tiercheck.chaos.nemesis import Nemesis, World, build
+from tiercheck.chaos.proxy import TcpProxy
+from tiercheck.chaos.runner import Client, fault_of, void
 from tiercheck.contract import Env, Factory
-
-from .faults import RedisOutage
 
 FILES = ["a", "b"]
 TIERS = ["premium"]  # few keys: the interleavings across instances are what this machine explores
@@ -53,27 +54,15 @@ INSTANCES = [0, 1]
 OPERATIONS = ["put"] * 4 + ["get"] * 5 + ["invalidate"] * 3 + ["clear_all", "restart"]
 
 
-class _ProxyFault:
-    """A fault on one instance's proxy (or every proxy): a partition or late writes."""
-
-    tier = "redis"
-
-    def __init__(self, proxies: list[LateProxy], how: str) -> None:
-        self.proxies, self.how = proxies, how
-
-    def inject(self) -> None:
-        for p in self.proxies:
-            if self.how == "partition":
-                p.partition(True)
-            else:
-                p.hold_writes(0.3, 0.6)
-
-    def heal(self) -> None:
-        for p in self.proxies:
-            p.partition(False)
-            p.hold_writes(0.0)
-        for p in self.proxies:
-            p.wait_landed()
+# The faults of the path between instances, from the one registry (disk and database faults are the
+# single-instance machines' business). The one-instance faults hit the instance the world's rng picks.
+FAULT_KINDS = [
+    "redis refused",
+    "redis restart empty",
+    "redis partition",
+    "redis partition (one instance)",
+    "redis late write",
+]
 
 
 class TwoInstances(RuleBasedStateMachine):
@@ -85,7 +74,7 @@ class TwoInstances(RuleBasedStateMachine):
         super().__init__()
         self.server.start()
         self.root = tempfile.mkdtemp(prefix="tiercheck-two-")
-        self.proxies = [LateProxy("127.0.0.1", self.server.port).start() for _ in INSTANCES]
+        self.proxies = [TcpProxy("127.0.0.1", self.server.port).start() for _ in INSTANCES]
         base = Env(
             cache_dir=os.path.join(self.root, "cache"),
             database_url=f"sqlite:///{self.root}/db.sqlite3",
@@ -102,15 +91,19 @@ class TwoInstances(RuleBasedStateMachine):
             self.paths[name] = os.path.join(self.root, name)
             with open(self.paths[name], "wb") as f:
                 f.write(f"file {name}\n".encode() * 20)
-        self.faults = {
-            "redis refused": (RedisOutage(self.server), "all", None),
-            "redis restarted empty": (RedisOutage(self.server, empty_on_heal=True), "all", None),
-            "redis late writes": (_ProxyFault(self.proxies, "late"), "all", None),
-        }
-        for i in INSTANCES:
-            self.faults[f"redis partition of instance {i}"] = (_ProxyFault([self.proxies[i]], "partition"), "one", i)
-            self.faults[f"redis late writes of instance {i}"] = (_ProxyFault([self.proxies[i]], "late"), "one", i)
-        self.active: tuple[str, Fault] | None = None
+        self.world = World(
+            envs=envs,
+            cache_dir=base.cache_dir,
+            namespace=base.namespace,
+            rng=random.Random(0),
+            proxies=self.proxies,
+            fake_redis=self.server,
+            sqlite_path=f"{self.root}/db.sqlite3",
+            database_url=base.database_url,
+        )
+        self.nemesis: Nemesis | None = None  # this example's fault, built by the registry in `schedule`
+        self.active: Nemesis | None = None
+        self.not_effective: list[str] = []
         self.stopped: set[int] = set()
         self.seq = 0
         self.phase = 0  # 0: before the fault, 1: fault active, 2: healed
@@ -125,8 +118,8 @@ class TwoInstances(RuleBasedStateMachine):
 
     def close(self) -> None:
         try:
-            if self.active is not None:
-                self.faults[self.active[0]][0].heal()
+            if self.nemesis is not None:
+                self.nemesis.close()
             for i, c in enumerate(self.clients):
                 if i not in self.stopped:
                     c.cache.shutdown()
@@ -195,12 +188,16 @@ class TwoInstances(RuleBasedStateMachine):
         """The nemesis schedule of this example, drawn up front as in Jepsen: after `start` operations the
         declared staleness window passes (real seconds: the instances have seen each other's changes),
         then the fault (none in the fault-free E6 run) holds for `length` operations."""
-        kinds = sorted(self.faults) if self.faults_allowed else [None]
+        kinds = FAULT_KINDS if self.faults_allowed else [None]
         self.plan = (
             data.draw(st.sampled_from(kinds), label="fault"),
             data.draw(st.integers(2, 8), label="operations before it"),
             data.draw(st.integers(3, 10), label="operations during it"),
         )
+        kind = self.plan[0]
+        if kind is not None:
+            self.world.rng = random.Random(data.draw(st.integers(0, 2**16), label="fault seed"))
+            self.nemesis = build(kind, self.world)
 
     def nemesis_step(self) -> None:
         kind, start, length = self.plan
@@ -208,12 +205,10 @@ class TwoInstances(RuleBasedStateMachine):
         if self.phase == 0 and self.done >= start:
             time.sleep(self.contract.staleness_seconds + 0.05)
             self.phase = 1
-            if kind is not None:
-                nemesis, scope, instance = self.faults[kind]
-                fault = Fault(kind, nemesis.tier, scope, instance)
-                nemesis.inject()
-                self.history.event("inject", fault)
-                self.active = (kind, fault)
+            if self.nemesis is not None:
+                self.history.event("inject", fault_of(self.nemesis))
+                self.nemesis.inject()
+                self.active = self.nemesis
         elif self.phase == 1 and self.done >= start + length:
             self.heal()
 
@@ -221,10 +216,12 @@ class TwoInstances(RuleBasedStateMachine):
         self.phase = 2
         if self.active is None:
             return
-        kind, fault = self.active
-        self.faults[kind][0].heal()
-        self.history.event("heal", fault)
-        self.active = None
+        nemesis, self.active = self.active, None
+        nemesis.heal()
+        self.history.event("heal", fault_of(nemesis))
+        if not nemesis.took_effect():  # nothing excused or blamed by it: it never happened
+            void(self.history, nemesis)
+            self.not_effective.append(nemesis.kind)
 
     @invariant()
     def history_is_correct(self) -> None:
