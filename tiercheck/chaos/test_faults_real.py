@@ -7,9 +7,26 @@ checks. `nox -s chaos` runs the long randomized campaign over the same machinery
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
+from tiercheck.contract import Env
+from tiercheck.pytest_plugin import require
+
 from .scenarios import E1_SCRIPT, run_fault
+
+
+def _needs(impl_factory, *capabilities: str) -> None:
+    """Not applicable unless the implementation declares every capability the world needs (a tier, a
+    database kind): asked of one cache over an Env with no backend, shut down at once."""
+    with tempfile.TemporaryDirectory(prefix="tiercheck-needs-") as root:
+        cache = impl_factory(Env(cache_dir=root, database_url=None))
+        try:
+            for capability in capabilities:
+                require(cache, capability)
+        finally:
+            cache.shutdown()
 
 REDIS = [
     "redis SIGKILL",
@@ -48,6 +65,7 @@ def _check(summary, orphans, kind, *, judge_readmission: bool = False):
 @pytest.mark.real_redis
 @pytest.mark.parametrize("kind", REDIS)
 def test_P5_redis_process_faults(impl_factory, kind):
+    _needs(impl_factory, "redis")
     summary, orphans = run_fault(impl_factory, kind, SEED)
     _check(summary, orphans, kind, judge_readmission=True)
     done, tried = summary.responsive[kind]
@@ -58,6 +76,7 @@ def test_P5_redis_process_faults(impl_factory, kind):
 @pytest.mark.real_redis
 @pytest.mark.parametrize("kind", ["redis SIGSTOP", "redis restart from old RDB", "redis SIGKILL"])
 def test_E1_invalidations_during_redis_faults_are_never_undone(impl_factory, kind):
+    _needs(impl_factory, "redis")
     summary, orphans = run_fault(impl_factory, kind, SEED + 1, cycles=2, script=E1_SCRIPT)
     _check(summary, orphans, kind)
 
@@ -65,6 +84,7 @@ def test_E1_invalidations_during_redis_faults_are_never_undone(impl_factory, kin
 @pytest.mark.prop("P5")
 @pytest.mark.parametrize("kind", DISK)
 def test_P5_disk_faults(impl_factory, kind):
+    _needs(impl_factory, "disk")
     summary, orphans = run_fault(impl_factory, kind, SEED)
     _check(summary, orphans, kind, judge_readmission=True)
 
@@ -72,6 +92,7 @@ def test_P5_disk_faults(impl_factory, kind):
 @pytest.mark.prop("E2")
 @pytest.mark.parametrize("kind", CORRUPTION)
 def test_E2_disk_entries_altered(impl_factory, kind):
+    _needs(impl_factory, "disk")
     summary, orphans = run_fault(impl_factory, kind, SEED)
     _check(summary, orphans, kind)
 
@@ -79,6 +100,7 @@ def test_E2_disk_entries_altered(impl_factory, kind):
 @pytest.mark.prop("P5")
 @pytest.mark.parametrize("kind", SQLITE)
 def test_P5_sqlite_faults(impl_factory, kind):
+    _needs(impl_factory, "sqlite")
     summary, orphans = run_fault(impl_factory, kind, SEED)
     _check(summary, orphans, kind, judge_readmission=True)
 
@@ -87,10 +109,12 @@ def test_P5_sqlite_faults(impl_factory, kind):
 @pytest.mark.real_postgres
 @pytest.mark.parametrize("kind", POSTGRES)
 def test_P5_postgres_faults(impl_factory, kind):
+    _needs(impl_factory, "postgresql")
     summary, orphans = run_fault(impl_factory, kind, SEED)
     _check(summary, orphans, kind, judge_readmission=True)
 
 
+@pytest.mark.selftest
 def test_sqlite_corruption_is_reported_as_damage_until_the_file_is_replaced(tmp_path):
     """The healthy-tier check skips a database the campaign corrupted until the implementation has
     replaced the file: the damage can surface long after the fault (a first read of the page, a
@@ -169,6 +193,7 @@ def _clean(summary, orphans):
 @pytest.mark.prop("E1")
 @pytest.mark.real_redis
 def test_E1_two_instances_late_writes_never_undo_an_invalidate(impl_factory):
+    _needs(impl_factory, "redis")
     summary, orphans = run_world(impl_factory, ["redis late write"] * 3, SEED + 2)
     _clean(summary, orphans)
     if summary.late_writes == 0:
@@ -178,6 +203,7 @@ def test_E1_two_instances_late_writes_never_undo_an_invalidate(impl_factory):
 @pytest.mark.prop("E6")
 @pytest.mark.real_redis
 def test_E6_one_instance_partitioned_the_other_still_coherent(impl_factory):
+    _needs(impl_factory, "redis")
     summary, orphans = run_world(impl_factory, ["redis partition (one instance)"] * 2, SEED + 3)
     _clean(summary, orphans)
 
@@ -185,6 +211,7 @@ def test_E6_one_instance_partitioned_the_other_still_coherent(impl_factory):
 @pytest.mark.prop("P5")
 @pytest.mark.real_redis
 def test_P5_threads_of_two_instances_through_faults(impl_factory):
+    _needs(impl_factory, "redis", "disk")
     summary, orphans = run_world(impl_factory, ["redis SIGSTOP", "disk EIO"], SEED + 4, threads=3, ops=8)
     _check(summary, orphans, "redis SIGSTOP", judge_readmission=True)
 
@@ -192,6 +219,7 @@ def test_P5_threads_of_two_instances_through_faults(impl_factory):
 @pytest.mark.prop("E1")
 @pytest.mark.real_redis
 def test_E1_redis_restored_from_a_snapshot_taken_mid_operation(impl_factory):
+    _needs(impl_factory, "redis")
     kind = "redis restored from snapshot mid-operation"
     summary, orphans = run_world(impl_factory, [kind, kind], SEED + 5, threads=2, ops=10)
     _clean(summary, orphans)
