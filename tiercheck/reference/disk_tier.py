@@ -40,6 +40,7 @@ class DiskTier:
 
     def __init__(self, cache_dir: str, max_bytes: int, fsync: bool = True) -> None:
         self.root = Path(cache_dir) / "entries"
+        self._root = str(self.root)
         self.journal_root = Path(cache_dir) / "journal"
         self.tombs_root = Path(cache_dir) / "tombs"
         self.locks_root = Path(cache_dir) / "locks"
@@ -52,7 +53,8 @@ class DiskTier:
         self._scanned = False
 
     def _path(self, key: CacheKey) -> Path:
-        return self.root / key.content[:2] / key.content / key.variant
+        content = key.content  # one string, parsed once: pathlib's three joins cost more than a read
+        return Path(f"{self._root}/{content[:2]}/{content}/{key.variant}")
 
     def _ensure_scanned(self) -> None:
         if self._scanned:
@@ -102,11 +104,14 @@ class DiskTier:
     @contextlib.contextmanager
     def _locked(self, content: str) -> Iterator[None]:
         """Hold the lock of a content's shard (ALL: every shard, in order), across processes."""
-        self.locks_root.mkdir(parents=True, exist_ok=True)
         shards = [f"{i:02x}" for i in range(256)] if content == ALL else [content[:2]]
         with contextlib.ExitStack() as stack:
             for shard in shards:
-                lock = stack.enter_context(open(self.locks_root / shard, "ab"))
+                try:
+                    lock = stack.enter_context(open(self.locks_root / shard, "ab"))
+                except FileNotFoundError:  # the first lock here (or the directory was removed): one mkdir
+                    self.locks_root.mkdir(parents=True, exist_ok=True)
+                    lock = stack.enter_context(open(self.locks_root / shard, "ab"))
                 fcntl.flock(lock, fcntl.LOCK_EX)
             yield  # closing the files releases the locks
 
