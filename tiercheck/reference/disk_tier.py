@@ -146,7 +146,6 @@ class DiskTier:
         """Raise the marker `name` to `version` (never lower it); older markers of that name go."""
         if self._marks(directory).get(name, 0) >= version:
             return
-        directory.mkdir(parents=True, exist_ok=True)
         self._touch(directory / f"{name}.{version}")
         for file_name in os.listdir(directory):
             if file_name.rpartition(".")[0] == name and file_name != f"{name}.{version}":
@@ -321,15 +320,20 @@ class DiskTier:
         return self.journal_root / tier / f"{content}.{variant}.{removal.version}"
 
     def _touch(self, path: Path) -> None:
-        """An empty marker file (journal record, floor), durable when fsync is on."""
-        with open(path, "wb") as f:
+        """An empty marker file (tombstone, journal record, floor), durable when fsync is on. Its
+        directory is created only when missing: mkdir on an existing one costs a syscall per removal."""
+        try:
+            f = open(path, "wb")
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(path, "wb")
+        with f:
             if self.fsync:
                 os.fsync(f.fileno())
 
     def journal_add(self, tier: str, removal: Removal) -> None:
         path = self._journal_path(tier, removal)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             self._touch(path)
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
@@ -372,7 +376,6 @@ class DiskTier:
         try:
             if value <= self.floor_get():
                 return
-            self.journal_root.mkdir(parents=True, exist_ok=True)
             self._touch(self.journal_root / f"floor-{value}")
             for name in os.listdir(self.journal_root):
                 if name.startswith("floor-") and name[6:].isdigit() and int(name[6:]) < value:
