@@ -323,11 +323,13 @@ class DiskTier:
         """An empty marker file (tombstone, journal record, floor), durable when fsync is on. Its
         directory is created only when missing: mkdir on an existing one costs a syscall per removal."""
         try:
-            f = open(path, "wb")
+            self._create_empty(path)
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
-            f = open(path, "wb")
-        with f:
+            self._create_empty(path)
+
+    def _create_empty(self, path: Path) -> None:
+        with open(path, "wb") as f:
             if self.fsync:
                 os.fsync(f.fileno())
 
