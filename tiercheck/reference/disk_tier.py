@@ -177,18 +177,24 @@ class DiskTier:
         return True
 
     def _write_atomically(self, path: Path, blob: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.parent / f".tmp-{uuid.uuid4().hex}"
         try:
-            with open(temp, "wb") as f:
-                f.write(blob)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
+            try:
+                self._write_file(temp, blob)
+            except FileNotFoundError:  # a new content's directory: mkdir only then (it costs a syscall)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._write_file(temp, blob)
             os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
+
+    def _write_file(self, path: Path, blob: bytes) -> None:
+        with open(path, "wb") as f:
+            f.write(blob)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
 
     def _enforce_budget(self) -> int:
         evicted = 0
