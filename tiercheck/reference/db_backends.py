@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import urllib.parse
@@ -29,7 +28,7 @@ class SqliteBackend:
         self.schema = schema
         self.path = path
         self.busy_timeout = busy_timeout
-        self._idle: queue.LifoQueue[tuple[sqlite3.Connection, int]] = queue.LifoQueue()
+        self._idle: list[tuple[sqlite3.Connection, int]] = []  # list.pop/append are atomic: no queue locks per op
         self._lock = threading.Lock()
         self._generation = 0  # bumped when the file is replaced: older connections are dropped
         self._inode: int | None = None
@@ -76,8 +75,8 @@ class SqliteBackend:
         ok = False
         try:
             try:
-                conn, generation = self._idle.get_nowait()
-            except queue.Empty:
+                conn, generation = self._idle.pop()
+            except IndexError:
                 conn, generation = self._open(), self._generation
                 if self._inode is None:
                     self._inode = self._current_inode()
@@ -92,8 +91,8 @@ class SqliteBackend:
             raise sqlite3.DatabaseError(f"database disk image is malformed (undecodable text: {exc})") from exc
         finally:
             if conn is not None:
-                if ok and generation == self._generation and self._idle.qsize() < _POOL_IDLE:
-                    self._idle.put((conn, generation))
+                if ok and generation == self._generation and len(self._idle) < _POOL_IDLE:
+                    self._idle.append((conn, generation))
                 else:
                     conn.close()
 
@@ -102,8 +101,8 @@ class SqliteBackend:
         self._schema_ready = False
         while True:
             try:
-                conn, _ = self._idle.get_nowait()
-            except queue.Empty:
+                conn, _ = self._idle.pop()
+            except IndexError:
                 return
             conn.close()
 

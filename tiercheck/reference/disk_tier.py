@@ -40,6 +40,7 @@ class DiskTier:
 
     def __init__(self, cache_dir: str, max_bytes: int, fsync: bool = True) -> None:
         self.root = Path(cache_dir) / "entries"
+        self._root = str(self.root)
         self.journal_root = Path(cache_dir) / "journal"
         self.tombs_root = Path(cache_dir) / "tombs"
         self.locks_root = Path(cache_dir) / "locks"
@@ -52,7 +53,8 @@ class DiskTier:
         self._scanned = False
 
     def _path(self, key: CacheKey) -> Path:
-        return self.root / key.content[:2] / key.content / key.variant
+        content = key.content  # one string, parsed once: pathlib's three joins cost more than a read
+        return Path(f"{self._root}/{content[:2]}/{content}/{key.variant}")
 
     def _ensure_scanned(self) -> None:
         if self._scanned:
@@ -102,11 +104,14 @@ class DiskTier:
     @contextlib.contextmanager
     def _locked(self, content: str) -> Iterator[None]:
         """Hold the lock of a content's shard (ALL: every shard, in order), across processes."""
-        self.locks_root.mkdir(parents=True, exist_ok=True)
         shards = [f"{i:02x}" for i in range(256)] if content == ALL else [content[:2]]
         with contextlib.ExitStack() as stack:
             for shard in shards:
-                lock = stack.enter_context(open(self.locks_root / shard, "ab"))
+                try:
+                    lock = stack.enter_context(open(self.locks_root / shard, "ab"))
+                except FileNotFoundError:  # the first lock here (or the directory was removed): one mkdir
+                    self.locks_root.mkdir(parents=True, exist_ok=True)
+                    lock = stack.enter_context(open(self.locks_root / shard, "ab"))
                 fcntl.flock(lock, fcntl.LOCK_EX)
             yield  # closing the files releases the locks
 
@@ -141,7 +146,6 @@ class DiskTier:
         """Raise the marker `name` to `version` (never lower it); older markers of that name go."""
         if self._marks(directory).get(name, 0) >= version:
             return
-        directory.mkdir(parents=True, exist_ok=True)
         self._touch(directory / f"{name}.{version}")
         for file_name in os.listdir(directory):
             if file_name.rpartition(".")[0] == name and file_name != f"{name}.{version}":
@@ -173,18 +177,24 @@ class DiskTier:
         return True
 
     def _write_atomically(self, path: Path, blob: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.parent / f".tmp-{uuid.uuid4().hex}"
         try:
-            with open(temp, "wb") as f:
-                f.write(blob)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
+            try:
+                self._write_file(temp, blob)
+            except FileNotFoundError:  # a new content's directory: mkdir only then (it costs a syscall)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._write_file(temp, blob)
             os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
+
+    def _write_file(self, path: Path, blob: bytes) -> None:
+        with open(path, "wb") as f:
+            f.write(blob)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
 
     def _enforce_budget(self) -> int:
         evicted = 0
@@ -316,7 +326,15 @@ class DiskTier:
         return self.journal_root / tier / f"{content}.{variant}.{removal.version}"
 
     def _touch(self, path: Path) -> None:
-        """An empty marker file (journal record, floor), durable when fsync is on."""
+        """An empty marker file (tombstone, journal record, floor), durable when fsync is on. Its
+        directory is created only when missing: mkdir on an existing one costs a syscall per removal."""
+        try:
+            self._create_empty(path)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_empty(path)
+
+    def _create_empty(self, path: Path) -> None:
         with open(path, "wb") as f:
             if self.fsync:
                 os.fsync(f.fileno())
@@ -324,7 +342,6 @@ class DiskTier:
     def journal_add(self, tier: str, removal: Removal) -> None:
         path = self._journal_path(tier, removal)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             self._touch(path)
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
@@ -367,7 +384,6 @@ class DiskTier:
         try:
             if value <= self.floor_get():
                 return
-            self.journal_root.mkdir(parents=True, exist_ok=True)
             self._touch(self.journal_root / f"floor-{value}")
             for name in os.listdir(self.journal_root):
                 if name.startswith("floor-") and name[6:].isdigit() and int(name[6:]) < value:

@@ -19,8 +19,8 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import blake3
 
@@ -32,8 +32,9 @@ class UnreadableFile(OSError):
     """The path is not a readable regular file, or kept changing while it was hashed."""
 
 
-@dataclass(frozen=True, slots=True)
-class CacheKey:
+class CacheKey(NamedTuple):
+    """A tuple, so building, hashing and comparing one (every get does each) runs in C."""
+
     content: str
     variant: str
 
@@ -54,11 +55,15 @@ def _signature(st: os.stat_result) -> tuple[int, int, int, int, int]:
 
 
 class ContentHasher:
-    """Hashes files by content; thread-safe; memo bounded to `memo_size` paths."""
+    """Hashes files by content; thread-safe; memo bounded to `memo_size` paths.
+
+    The memo holds only trusted signatures: whether one is racy is fixed when it is recorded (its
+    mtime and ctime against the moment the file was hashed), so a racy one is never recorded and
+    a hit is one stat and one comparison."""
 
     def __init__(self, racy_window_seconds: float = 2.0, memo_size: int = 4096) -> None:
         self.racy_window_ns = int(racy_window_seconds * 1e9)
-        self._memo: OrderedDict[str, tuple[tuple[int, int, int, int, int], int, str]] = OrderedDict()
+        self._memo: OrderedDict[str, tuple[tuple[int, int, int, int, int], str]] = OrderedDict()
         self._memo_size = memo_size
         self._lock = threading.Lock()
 
@@ -73,13 +78,14 @@ class ContentHasher:
             raise UnreadableFile(f"{path!r}: {exc}") from exc
         if not stat.S_ISREG(st.st_mode):
             raise UnreadableFile(f"{path!r} is not a regular file")
-        sig = _signature(st)
-        with self._lock:
-            memo = self._memo.get(path)
-            if memo is not None:
+        sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        memo = self._memo.get(path)  # each OrderedDict call is atomic: a hit takes no lock
+        if memo is not None and memo[0] == sig:
+            try:  # noqa: SIM105 (contextlib.suppress costs ~1 us per hit)
                 self._memo.move_to_end(path)
-        if memo is not None and memo[0] == sig and not self._racy(sig, memo[1]):
-            return memo[2]
+            except KeyError:  # dropped by another thread meanwhile: the digest is still right
+                pass
+            return memo[1]
         for _ in range(_STABLE_ATTEMPTS):
             hashed_at = time.time_ns()
             digest = _hash_file(path, st.st_size)
@@ -89,10 +95,13 @@ class ContentHasher:
                 raise UnreadableFile(f"{path!r}: {exc}") from exc
             if _signature(after) == sig:
                 with self._lock:
-                    self._memo[path] = (sig, hashed_at, digest)
-                    self._memo.move_to_end(path)
-                    while len(self._memo) > self._memo_size:
-                        self._memo.popitem(last=False)
+                    if self._racy(sig, hashed_at):  # never trusted: a same-tick rewrite would look unchanged
+                        self._memo.pop(path, None)
+                    else:
+                        self._memo[path] = (sig, digest)
+                        self._memo.move_to_end(path)
+                        while len(self._memo) > self._memo_size:
+                            self._memo.popitem(last=False)
                 return digest
             sig, st = _signature(after), after  # changed while we read it: read again
         raise UnreadableFile(f"{path!r} kept changing while it was hashed")

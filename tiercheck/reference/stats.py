@@ -28,13 +28,14 @@ class Stats:
         )
 
     def record_get(self, served_by: str | None) -> None:
+        c = self._c
         with self._lock:
-            self._c["total_requests"] += 1
+            c["total_requests"] += 1
             if served_by is None:
-                self._c["misses"] += 1
+                c["misses"] += 1
             else:
-                self._c["hits"] += 1
-                self._c[TIER_HIT_KEYS[served_by]] += 1
+                c["hits"] += 1
+                c[TIER_HIT_KEYS[served_by]] += 1
 
     def add(self, name: str, amount: int = 1) -> None:
         if amount:
