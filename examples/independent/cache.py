@@ -19,7 +19,9 @@ How it keeps the contract (docs/contract.md):
   (EIO, read-only) while the other, which took the record, is later unreadable (a corrupted SQLite
   file) — two durable tiers out at once; nothing durable remains to say what was removed.
 - **Other instances (E6).** The state record is re-read every `REFRESH` seconds; a memory entry older
-  than `REFRESH` is re-checked against the stores (by its put's stamp) before it is served.
+  than `REFRESH` is re-checked against the stores (by its put's stamp) before it is served. A put or
+  an invalidate re-reads it first, always: written under an epoch another instance has already
+  replaced, it would be lost (and an older value served after it), or remove nothing.
 """
 
 from __future__ import annotations
@@ -379,7 +381,7 @@ class IndependentCache:
             return False
         metadata_json = json.dumps(metadata)  # a copy: what the caller does to its dict later never matters
         with self.lock:
-            self.refresh()
+            self.refresh(force=True)  # the current epochs: a write under a replaced one would be lost
             now = self.clock()
             entry = Entry(metadata_json, now + self.env.ttl_seconds, uuid.uuid4().hex)
             data = codec.encode(key, entry, self.env.compression_level)
@@ -395,7 +397,7 @@ class IndependentCache:
         if content is None:
             return False  # no content, nothing to name: either answer is honest
         with self.lock:
-            self.refresh()
+            self.refresh(force=True)  # the current epochs: a removal under a replaced one removes nothing
             if tier is None:
                 self.memory.drop_content(content)
             else:
