@@ -6,10 +6,10 @@ How it keeps the contract (docs/contract.md):
   process no operation interleaves with another.
 - **Breaker.** A store that raises is skipped for `RETRY_AFTER` seconds of `time.monotonic`, then
   tried again; nothing a store raises reaches the caller.
-- **Epochs (E1).** Each store's entries live under an *epoch* name. The moment a store fails (it may
-  now miss a removal or an overwrite), or on `clear_all`, that store gets a fresh epoch, recorded in a
-  small state record kept in every durable store (disk file, SQLite row). Whatever the store held
-  before is never read again — not after its outage ends, not after a restart, not when a server
+- **Epochs (E1).** Each store's entries live under an *epoch* name. The moment a store fails or a
+  write skips it (it may now miss a removal or an overwrite), or on `clear_all`, that store gets a
+  fresh epoch, recorded in a small state record kept in every durable store (disk file, SQLite row).
+  Whatever the store held before is never read again — not after its outage ends, not after a restart, not when a server
   comes back from an old snapshot — and `cleanup` sweeps it. An operation reports success only when
   the current epochs are recorded durably.
 - **Holders.** Epochs are merged by taking the newest per store, so a holder that lags (an old copy,
@@ -206,6 +206,15 @@ class IndependentCache:
         self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
         self.persist()
 
+    def change(self, store: Store, action: Callable[[Any, str], Any]) -> None:
+        """A write or a removal. A store skipped by its breaker misses it just like a failing one, and
+        another instance may have written its current epoch meanwhile: it gets a fresh epoch too."""
+        if not self.usable(store):
+            self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
+            self.persist()
+            return
+        self.attempt(store, action)
+
     def attempt(self, store: Store, action: Callable[[Any, str], Any]) -> tuple[bool, Any]:
         """(True, action(store, its current epoch)) or (False, None) when the store is skipped or fails."""
         if not self.usable(store):
@@ -391,7 +400,7 @@ class IndependentCache:
             data = codec.encode(key, entry, self.env.compression_level)
             self.memory.put(key, entry)
             for store in reversed(self.stores):  # most durable first, like removals
-                self.attempt(store, lambda s, e: s.write(e, key, data, self.expiry_arg(s, entry, now)))
+                self.change(store, lambda s, e: s.write(e, key, data, self.expiry_arg(s, entry, now)))
             if self.durable:  # memory holds it; every store either holds it or has a fresh epoch
                 self.stats["writes"] += 1
             return self.durable
@@ -408,9 +417,9 @@ class IndependentCache:
                 self.memory.drop(Key(content, codec.tier_digest(tier)))
             for store in reversed(self.stores):  # most durable first: a promotion racing us is undone
                 if tier is None:
-                    self.attempt(store, lambda s, e: s.delete_content(e, content))
+                    self.change(store, lambda s, e: s.delete_content(e, content))
                 else:
-                    self.attempt(store, lambda s, e: s.delete(e, Key(content, codec.tier_digest(tier))))
+                    self.change(store, lambda s, e: s.delete(e, Key(content, codec.tier_digest(tier))))
             if self.durable:
                 self.stats["invalidations"] += 1
             return self.durable
