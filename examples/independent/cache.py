@@ -243,7 +243,12 @@ class IndependentCache:
     # --- the shared state -----------------------------------------------------------------------
 
     def persist(self) -> None:
-        """Write the state to every usable holder; `durable` says whether one took it."""
+        """Write the state to every usable holder; `durable` says whether one took it. Newer epochs another
+        instance recorded there are adopted first: a record is never overwritten with an older one."""
+        for holder in self.holders:
+            if self.usable(holder):
+                with contextlib.suppress(*BACKEND_ERRORS):
+                    self.adopt(holder.read_state())
         data, written = self.state.dump(), False
         for holder in self.holders:
             if self.usable(holder):
@@ -256,6 +261,17 @@ class IndependentCache:
                     self.failed(holder, exc)  # a fresh epoch for it too; that call persists again without it
                     return
         self.durable = written or not self.holders
+
+    def adopt(self, data: bytes | None) -> bool:
+        """Take the newer epochs of a record; False when there is no intact record."""
+        epochs = None if data is None else self.state.parse(data)
+        if epochs is None:
+            return False
+        before = self.state.epoch("redis")
+        if self.state.merge(epochs):
+            self.memory.items.clear()  # another instance removed something we cannot name
+            self.redis_known &= self.state.epoch("redis") == before
+        return True
 
     def refresh(self, force: bool = False) -> None:
         """Every REFRESH seconds: adopt newer epochs from the holders and repair holders that lag."""
@@ -272,15 +288,10 @@ class IndependentCache:
                 lagging |= ok
                 missing |= ok
                 continue
-            epochs = self.state.parse(data)
-            if epochs is None:
+            if not self.adopt(data):
                 damaged = lagging = True
                 continue
             readable = True
-            before = self.state.epoch("redis")
-            if self.state.merge(epochs):
-                self.memory.items.clear()  # another instance removed something we cannot name
-                self.redis_known &= self.state.epoch("redis") == before
             lagging |= data != mine
         # at start, a holder that could not be read, or lost or damaged its record, may have held the newest
         # one (the readable holder may be one that lagged while it was out): no trustworthy record then
