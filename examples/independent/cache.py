@@ -14,10 +14,11 @@ How it keeps the contract (docs/contract.md):
   the current epochs are recorded durably.
 - **Holders.** Epochs are merged by taking the newest per store, so a holder that lags (an old copy,
   a server or file restored from before) does no harm. A holder that cannot take a new record has its
-  old record removed if possible. A new instance trusts the record only if every holder answered with
-  an intact one, or none has one yet: a holder it cannot read, or one that lost or damaged its record,
-  may have held the newest record while the one that answers lagged (it could be neither written nor
-  cleared during an outage). Then it starts every store afresh.
+  old record removed if possible. A new instance does not trust a record while another holder cannot be
+  read or holds a damaged record: that one may hold the newest record while the one that answers
+  lagged (it could be neither written nor cleared during an outage). Then it starts every store
+  afresh. Left: a holder that lagged, and the other one later loses its record (removed) before the
+  lagging one was written again — two durable tiers out, one after the other.
 - **Other instances (E6).** The state record is re-read every `REFRESH` seconds; a memory entry older
   than `REFRESH` is re-checked against the stores (by its put's stamp) before it is served. A put or
   an invalidate re-reads it first, always: written under an epoch another instance has already
@@ -280,22 +281,22 @@ class IndependentCache:
             return
         first = self.next_refresh == 0.0
         self.next_refresh = now + REFRESH
-        mine, readable, damaged, lagging, unread, missing = self.state.dump(), False, False, False, False, False
+        mine, readable, damaged, lagging, unread = self.state.dump(), False, False, False, False
         for holder in self.holders:
             ok, data = self.attempt(holder, lambda s, e: s.read_state())
             unread |= not ok
             if not ok or data is None:
                 lagging |= ok
-                missing |= ok
                 continue
             if not self.adopt(data):
                 damaged = lagging = True
                 continue
             readable = True
             lagging |= data != mine
-        # at start, a holder that could not be read, or lost or damaged its record, may have held the newest
-        # one (the readable holder may be one that lagged while it was out): no trustworthy record then
-        partial = first and readable and (unread or missing or damaged)
+        # at start, a holder that cannot be read, or whose record is damaged, may hold the newest record
+        # (the readable holder may be one that lagged while it was out): no trustworthy record then. A
+        # holder without any record is a new one (a fresh cache_dir): the other's record stands.
+        partial = first and readable and (unread or damaged)
         if partial or (not readable and (damaged or (first and unread))):  # every store afresh
             for store in self.stores:
                 self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
