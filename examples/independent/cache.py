@@ -96,8 +96,9 @@ class Memory:
             self.items.move_to_end(key)
         return item
 
-    def put(self, key: Key, entry: Entry) -> None:
-        self.items[key] = Remembered(entry)
+    def put(self, key: Key, entry: Entry, read_at: float | None = None) -> None:
+        """`read_at`: when the entry was read from a store (its age counts from then, not from now)."""
+        self.items[key] = Remembered(entry) if read_at is None else Remembered(entry, read_at)
         self.items.move_to_end(key)
         while len(self.items) > self.capacity:
             self.items.popitem(last=False)
@@ -334,7 +335,7 @@ class IndependentCache:
             return index, entry, data
         return None
 
-    def promote(self, key: Key, index: int, entry: Entry, data: bytes, now: float) -> None:
+    def promote(self, key: Key, index: int, entry: Entry, data: bytes, now: float, read_at: float) -> None:
         """Copy the bytes (same expiry) into every store above `index` that lacks the key, and memory."""
         source = self.stores[index]
         copied = []
@@ -348,7 +349,7 @@ class IndependentCache:
                 for store in copied:
                     self.attempt(store, lambda s, e: self.delete_if_same(s, e, key, data))
                 return
-        self.memory.put(key, entry)
+        self.memory.put(key, entry, read_at)  # a slow promotion must not make an old read look fresh
 
     @staticmethod
     def delete_if_same(store: Store, epoch: str, key: Key, data: bytes) -> None:
@@ -369,16 +370,17 @@ class IndependentCache:
             remembered = None
         if remembered is not None and time.monotonic() - remembered.checked < REFRESH:
             return "memory", json.loads(remembered.entry.metadata_json)
+        read_at = time.monotonic()
         found = self.find(key, now)
         if remembered is not None:
             if found is not None and found[1].stamp == remembered.entry.stamp:
-                remembered.checked = time.monotonic()
+                remembered.checked = read_at
                 return "memory", json.loads(remembered.entry.metadata_json)
             self.memory.drop(key)
         if found is None:
             return None
         index, entry, data = found
-        self.promote(key, index, entry, data, now)
+        self.promote(key, index, entry, data, now, read_at)
         return self.stores[index].name, json.loads(entry.metadata_json)
 
     # --- the contract ---------------------------------------------------------------------------
