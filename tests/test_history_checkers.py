@@ -216,6 +216,46 @@ def test_a_write_while_every_durable_tier_was_out_is_indeterminate():
     assert [v.check for v in lin(b2)] == ["resurrection"]
 
 
+V3 = {"v": 3}
+
+
+def test_a_put_the_instance_could_not_record_may_be_undone_by_its_restart():
+    """Contract, "Known limits": a put that returned False is not held to after a restart, so the
+    value before it may come back then (and only then, and only for that key)."""
+
+    def run(recorded: bool, restart: bool) -> list:
+        b = Builder()
+        b.op("put", 0, 1, True, value=V1)
+        b.op("put", 2, 3, recorded, value=V2)
+        b.op("get", 4, 5, V2)  # the unrecorded put took effect (memory held it)
+        if restart:
+            b.op("restart", 6, 7, None)
+        b.op("get", 8, 9, V1, incarnation=1 if restart else 0)
+        return lin(b)
+
+    assert run(recorded=False, restart=True) == []
+    assert [v.check for v in run(recorded=False, restart=False)] == ["wrong value"]  # no restart: no excuse
+    assert [v.check for v in run(recorded=True, restart=True)] == ["wrong value"]  # it returned True
+
+
+def test_what_a_restart_brings_back_comes_back_at_the_restart_only():
+    b = Builder()
+    b.op("put", 0, 1, True, value=V1)
+    b.op("put", 2, 3, False, value=V2)
+    b.op("get", 4, 5, V2)
+    b.op("restart", 6, 7, None)
+    b.op("put", 8, 9, True, value=V3, incarnation=1)
+    b.op("get", 10, 11, V1, incarnation=1)  # V1 came back after a later successful put: not excused
+    assert [v.check for v in lin(b)] == ["wrong value"]
+    other = Builder()
+    other.op("put", 0, 1, True, value=V1)
+    other.op("put", 2, 3, False, value=V2)
+    other.op("get", 4, 5, V2)
+    other.op("restart", 6, 7, None, inst=1)  # another instance's restart excuses nothing here
+    other.op("get", 8, 9, V1)
+    assert [v.check for v in lin(other)] == ["wrong value"]
+
+
 def test_another_keys_value_is_reported():
     b = Builder()
     b.op("put", 0, 1, True, value=V1, content="x")

@@ -6,20 +6,23 @@ How it keeps the contract (docs/contract.md):
   process no operation interleaves with another.
 - **Breaker.** A store that raises is skipped for `RETRY_AFTER` seconds of `time.monotonic`, then
   tried again; nothing a store raises reaches the caller.
-- **Epochs (E1).** Each store's entries live under an *epoch* name. The moment a store fails (it may
-  now miss a removal or an overwrite), or on `clear_all`, that store gets a fresh epoch, recorded in a
-  small state record kept in every durable store (disk file, SQLite row). Whatever the store held
-  before is never read again — not after its outage ends, not after a restart, not when a server
+- **Epochs (E1).** Each store's entries live under an *epoch* name. The moment a store fails or a
+  write skips it (it may now miss a removal or an overwrite), or on `clear_all`, that store gets a
+  fresh epoch, recorded in a small state record kept in every durable store (disk file, SQLite row).
+  Whatever the store held before is never read again — not after its outage ends, not after a restart, not when a server
   comes back from an old snapshot — and `cleanup` sweeps it. An operation reports success only when
   the current epochs are recorded durably.
 - **Holders.** Epochs are merged by taking the newest per store, so a holder that lags (an old copy,
   a server or file restored from before) does no harm. A holder that cannot take a new record has its
-  old record removed if possible; a new instance that can read no record at all while a holder fails
-  starts every store afresh. The one case left: a holder that could neither be written nor cleared
-  (EIO, read-only) while the other, which took the record, is later unreadable (a corrupted SQLite
-  file) — two durable tiers out at once; nothing durable remains to say what was removed.
+  old record removed if possible. A new instance does not trust a record while another holder cannot be
+  read or holds a damaged record: that one may hold the newest record while the one that answers
+  lagged (it could be neither written nor cleared during an outage). Then it starts every store
+  afresh. Left: a holder that lagged, and the other one later loses its record (removed) before the
+  lagging one was written again — two durable tiers out, one after the other.
 - **Other instances (E6).** The state record is re-read every `REFRESH` seconds; a memory entry older
-  than `REFRESH` is re-checked against the stores (by its put's stamp) before it is served.
+  than `REFRESH` is re-checked against the stores (by its put's stamp) before it is served. A put or
+  an invalidate re-reads it first, always: written under an epoch another instance has already
+  replaced, it would be lost (and an older value served after it), or remove nothing.
 """
 
 from __future__ import annotations
@@ -93,8 +96,9 @@ class Memory:
             self.items.move_to_end(key)
         return item
 
-    def put(self, key: Key, entry: Entry) -> None:
-        self.items[key] = Remembered(entry)
+    def put(self, key: Key, entry: Entry, read_at: float | None = None) -> None:
+        """`read_at`: when the entry was read from a store (its age counts from then, not from now)."""
+        self.items[key] = Remembered(entry) if read_at is None else Remembered(entry, read_at)
         self.items.move_to_end(key)
         while len(self.items) > self.capacity:
             self.items.popitem(last=False)
@@ -204,6 +208,15 @@ class IndependentCache:
         self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
         self.persist()
 
+    def change(self, store: Store, action: Callable[[Any, str], Any]) -> None:
+        """A write or a removal. A store skipped by its breaker misses it just like a failing one, and
+        another instance may have written its current epoch meanwhile: it gets a fresh epoch too."""
+        if not self.usable(store):
+            self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
+            self.persist()
+            return
+        self.attempt(store, action)
+
     def attempt(self, store: Store, action: Callable[[Any, str], Any]) -> tuple[bool, Any]:
         """(True, action(store, its current epoch)) or (False, None) when the store is skipped or fails."""
         if not self.usable(store):
@@ -232,7 +245,12 @@ class IndependentCache:
     # --- the shared state -----------------------------------------------------------------------
 
     def persist(self) -> None:
-        """Write the state to every usable holder; `durable` says whether one took it."""
+        """Write the state to every usable holder; `durable` says whether one took it. Newer epochs another
+        instance recorded there are adopted first: a record is never overwritten with an older one."""
+        for holder in self.holders:
+            if self.usable(holder):
+                with contextlib.suppress(*BACKEND_ERRORS):
+                    self.adopt(holder.read_state())
         data, written = self.state.dump(), False
         for holder in self.holders:
             if self.usable(holder):
@@ -245,6 +263,17 @@ class IndependentCache:
                     self.failed(holder, exc)  # a fresh epoch for it too; that call persists again without it
                     return
         self.durable = written or not self.holders
+
+    def adopt(self, data: bytes | None) -> bool:
+        """Take the newer epochs of a record; False when there is no intact record."""
+        epochs = None if data is None else self.state.parse(data)
+        if epochs is None:
+            return False
+        before = self.state.epoch("redis")
+        if self.state.merge(epochs):
+            self.memory.items.clear()  # another instance removed something we cannot name
+            self.redis_known &= self.state.epoch("redis") == before
+        return True
 
     def refresh(self, force: bool = False) -> None:
         """Every REFRESH seconds: adopt newer epochs from the holders and repair holders that lag."""
@@ -260,17 +289,16 @@ class IndependentCache:
             if not ok or data is None:
                 lagging |= ok
                 continue
-            epochs = self.state.parse(data)
-            if epochs is None:
+            if not self.adopt(data):
                 damaged = lagging = True
                 continue
             readable = True
-            before = self.state.epoch("redis")
-            if self.state.merge(epochs):
-                self.memory.items.clear()  # another instance removed something we cannot name
-                self.redis_known &= self.state.epoch("redis") == before
             lagging |= data != mine
-        if not readable and (damaged or (first and unread)):  # no trustworthy record: every store afresh
+        # at start, a holder that cannot be read, or whose record is damaged, may hold the newest record
+        # (the readable holder may be one that lagged while it was out): no trustworthy record then. A
+        # holder without any record is a new one (a fresh cache_dir): the other's record stands.
+        partial = first and readable and (unread or damaged)
+        if partial or (not readable and (damaged or (first and unread))):  # every store afresh
             for store in self.stores:
                 self.state.epochs[store.name] = new_epoch(self.state.epoch(store.name))
             self.memory.items.clear()
@@ -307,7 +335,7 @@ class IndependentCache:
             return index, entry, data
         return None
 
-    def promote(self, key: Key, index: int, entry: Entry, data: bytes, now: float) -> None:
+    def promote(self, key: Key, index: int, entry: Entry, data: bytes, now: float, read_at: float) -> None:
         """Copy the bytes (same expiry) into every store above `index` that lacks the key, and memory."""
         source = self.stores[index]
         copied = []
@@ -321,7 +349,7 @@ class IndependentCache:
                 for store in copied:
                     self.attempt(store, lambda s, e: self.delete_if_same(s, e, key, data))
                 return
-        self.memory.put(key, entry)
+        self.memory.put(key, entry, read_at)  # a slow promotion must not make an old read look fresh
 
     @staticmethod
     def delete_if_same(store: Store, epoch: str, key: Key, data: bytes) -> None:
@@ -342,16 +370,17 @@ class IndependentCache:
             remembered = None
         if remembered is not None and time.monotonic() - remembered.checked < REFRESH:
             return "memory", json.loads(remembered.entry.metadata_json)
+        read_at = time.monotonic()
         found = self.find(key, now)
         if remembered is not None:
             if found is not None and found[1].stamp == remembered.entry.stamp:
-                remembered.checked = time.monotonic()
+                remembered.checked = read_at
                 return "memory", json.loads(remembered.entry.metadata_json)
             self.memory.drop(key)
         if found is None:
             return None
         index, entry, data = found
-        self.promote(key, index, entry, data, now)
+        self.promote(key, index, entry, data, now, read_at)
         return self.stores[index].name, json.loads(entry.metadata_json)
 
     # --- the contract ---------------------------------------------------------------------------
@@ -379,13 +408,13 @@ class IndependentCache:
             return False
         metadata_json = json.dumps(metadata)  # a copy: what the caller does to its dict later never matters
         with self.lock:
-            self.refresh()
+            self.refresh(force=True)  # the current epochs: a write under a replaced one would be lost
             now = self.clock()
             entry = Entry(metadata_json, now + self.env.ttl_seconds, uuid.uuid4().hex)
             data = codec.encode(key, entry, self.env.compression_level)
             self.memory.put(key, entry)
             for store in reversed(self.stores):  # most durable first, like removals
-                self.attempt(store, lambda s, e: s.write(e, key, data, self.expiry_arg(s, entry, now)))
+                self.change(store, lambda s, e: s.write(e, key, data, self.expiry_arg(s, entry, now)))
             if self.durable:  # memory holds it; every store either holds it or has a fresh epoch
                 self.stats["writes"] += 1
             return self.durable
@@ -395,16 +424,16 @@ class IndependentCache:
         if content is None:
             return False  # no content, nothing to name: either answer is honest
         with self.lock:
-            self.refresh()
+            self.refresh(force=True)  # the current epochs: a removal under a replaced one removes nothing
             if tier is None:
                 self.memory.drop_content(content)
             else:
                 self.memory.drop(Key(content, codec.tier_digest(tier)))
             for store in reversed(self.stores):  # most durable first: a promotion racing us is undone
                 if tier is None:
-                    self.attempt(store, lambda s, e: s.delete_content(e, content))
+                    self.change(store, lambda s, e: s.delete_content(e, content))
                 else:
-                    self.attempt(store, lambda s, e: s.delete(e, Key(content, codec.tier_digest(tier))))
+                    self.change(store, lambda s, e: s.delete(e, Key(content, codec.tier_digest(tier))))
             if self.durable:
                 self.stats["invalidations"] += 1
             return self.durable

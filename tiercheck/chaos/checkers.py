@@ -78,7 +78,9 @@ class Linearizable:
     One harness rule, stated in contract terms: a write that reported success while every durable tier
     the instance has (disk, database) was failing by the harness's own account counts as
     indeterminate: nothing durable could record what a failed tier still owed, so no implementation
-    can promise that the old value stays away after a restart."""
+    can promise that the old value stays away after a restart. Likewise a put the instance could not
+    record (False, raised, or so excused) may be undone by a restart of that instance: an earlier value
+    of its key may come back then (`undone_at_restart`, a window put per earlier value)."""
 
     name = "linearizable"
 
@@ -129,7 +131,48 @@ class Linearizable:
             elif op.op == "clear_all":
                 for key in keys:
                     add(op, key, "invalidate", None, True if held else None)
+        for restart, values in self.undone_at_restart(ops, history, contract):
+            for key, value in values:
+                o = Op(
+                    restart.thread, key, "put", value, None, restart.invoked, restart.completed, restart.instance, True
+                )
+                source[id(o)] = restart
+                lin.append(o)
         return lin, source
+
+    def undone_at_restart(
+        self, ops: list[Operation], history: History, contract: ContractInfo
+    ) -> list[tuple[Operation, list[tuple[str, Any]]]]:
+        """What a restart may bring back (contract, "Known limits"): a put the instance could not record
+        (it returned False or raised, or reported success while every durable tier was failing) is not
+        held to after a restart of that instance, so an earlier value of its key may be served again.
+        Per restart: (key, value) for every value put on such a key before the unrecorded put began."""
+        found = []
+        for restart in ops:
+            if restart.op != "restart" or restart.outcome != "ok":
+                continue
+            unrecorded: dict[str, float] = {}
+            for op in ops:
+                if (
+                    op.op == "put"
+                    and op.instance == restart.instance
+                    and op.incarnation == restart.incarnation
+                    and op.role not in ("probe", "readmit", "sentinel")
+                    and (op.outcome != "ok" or self.excused(op, history, contract))
+                ):
+                    unrecorded[op.key] = max(unrecorded.get(op.key, 0.0), op.invoked)
+            values: dict[tuple[str, str], tuple[str, Any]] = {}
+            for op in ops:
+                if (
+                    op.op == "put"
+                    and op.key in unrecorded
+                    and op.invoked < unrecorded[op.key]
+                    and op.index < restart.index
+                ):
+                    values[(op.key, token(op.value))] = (op.key, op.value)
+            if values:
+                found.append((restart, list(values.values())))
+        return found
 
     @staticmethod
     def excused(op: Operation, history: History, contract: ContractInfo) -> bool:

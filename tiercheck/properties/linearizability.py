@@ -14,6 +14,10 @@ raised, timed out or never completed is *indeterminate* ("info"):
 - an indeterminate invalidate may or may not have happened; since it can only produce misses, which
   are always allowed, it never constrains the search and is dropped.
 
+A *window* put (`Op.window`) is optional and bounded: it may take effect between its invocation and
+its completion, or never; once any operation that began after it completed has taken effect, it no
+longer can. Checkers use it for what the contract lets a restart bring back (chaos.checkers).
+
 Several instances (E6): `Op.instance` names the cache instance that ran the operation. With
 `stale_window` S, a get need not follow an operation of *another* instance that completed less than S
 before the get began (the declared staleness window): it may miss that instance's recent puts and
@@ -51,11 +55,12 @@ class Op:
     invoked: float
     completed: float | None  # None: never completed
     instance: int = 0  # which cache instance ran it (E6 staleness applies between instances)
+    window: bool = False  # a put that may take effect only within [invoked, completed], or never
 
     @property
     def ok(self) -> bool:
         """A write that reported success and completed (gets: completed)."""
-        return self.completed is not None and (self.kind == "get" or self.result is True)
+        return self.completed is not None and not self.window and (self.kind == "get" or self.result is True)
 
 
 @dataclass
@@ -121,6 +126,7 @@ def check_key(ops: list[Op], stale_window: float = 0.0) -> Verdict:
     n = len(relevant)
     done_at = [op.completed if op.completed is not None else INF for op in relevant]
     info = [op.kind == "put" and not op.ok for op in relevant]
+    windows = [i for i, op in enumerate(relevant) if op.window]
     kinds = [op.kind for op in relevant]
     instances = sorted({op.instance for op in relevant})
     values = [
@@ -158,6 +164,8 @@ def check_key(ops: list[Op], stale_window: float = 0.0) -> Verdict:
             if done >> i & 1:
                 continue
             op = relevant[i]
+            # window puts that completed before this operation began: if not yet, then never
+            closed = sum(1 << j for j in windows if not done >> j & 1 and done_at[j] < op.invoked)
             if kinds[i] == "get":
                 mine = op.instance
                 limit = min(
@@ -166,17 +174,17 @@ def check_key(ops: list[Op], stale_window: float = 0.0) -> Verdict:
                 )
                 if op.invoked > limit or values[i] != state:
                     continue
-                stack.append((done | 1 << i, state))
+                stack.append((done | 1 << i | closed, state))
             elif kinds[i] == "put":
                 if op.invoked > h_any:
                     continue
-                stack.append((done | 1 << i, values[i]))
+                stack.append((done | 1 << i | closed, values[i]))
             else:  # an invalidate that returned True
                 if op.invoked > min(h_any, h_info):
                     continue
                 # indeterminate puts that returned before it began can no longer land: they never happened
                 gone = sum(1 << j for j in range(n) if info[j] and not done >> j & 1 and done_at[j] < op.invoked)
-                stack.append((done | 1 << i | gone, None))
+                stack.append((done | 1 << i | gone | closed, None))
     return Verdict(False, key, _explain(relevant), relevant)
 
 
