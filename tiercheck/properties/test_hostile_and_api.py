@@ -75,7 +75,8 @@ def test_E4_planted_payloads_are_misses(impl_factory, make_env, fake_redis_url, 
     never a large expansion, never served. Rounds, each over fresh backends: every copy the put wrote
     (found by comparing the backends before and after it, whatever the layout); the same with the database
     cells one column at a time (planting a key column only hides a row, so the value column gets a round of
-    its own); and everything the harness can reach (every file, every key of the namespace whatever its
+    its own); each file and each Redis key the put wrote alone (a reader may meet that copy first); and
+    everything the harness can reach (every file, every key of the namespace whatever its
     type, every row and column). A round where the valid value put is served again reached no copy of it:
     it did not take effect and is reported, never failed; the test is skipped only if no round took effect."""
     sentinel = tmp_path / "pwned"
@@ -122,6 +123,15 @@ def test_E4_planted_payloads_are_misses(impl_factory, make_env, fake_redis_url, 
     for index, (table, column) in enumerate(sorted({(t, c) for t, _, c in put.cells}), start=1):
         took, outcome, _ = one_round(index, only_column(table, column))
         outcomes.append((took, f"what the put wrote, database column {table}.{column} only: {outcome}"))
+    # one stored thing alone (a reader may meet that copy first); each round has fresh backends, so the thing
+    # is named by its place among what that round's put wrote (the same layout, other directories and names)
+    singles: list[Picker] = [
+        *(lambda state, put, i=i: Targets(files=sorted(put.files)[i : i + 1]) for i in range(len(put.files))),
+        *(lambda state, put, i=i: Targets(keys=sorted(put.keys)[i : i + 1]) for i in range(len(put.keys))),
+    ]
+    for single in singles:
+        took, outcome, _ = one_round(len(outcomes), single)
+        outcomes.append((took, f"one of what the put wrote: {outcome}"))
     took, outcome, _ = one_round(len(outcomes), lambda state, put: everything(state))
     outcomes.append((took, f"every file, key, row and column: {outcome}"))
     print(f"E4 {kind}:\n  " + "\n  ".join(text for _, text in outcomes))
