@@ -8,6 +8,7 @@ import contextlib
 import os
 import random
 import sqlite3
+from pathlib import Path
 
 import psycopg
 
@@ -132,7 +133,17 @@ class SqliteCorruptPages(Nemesis):
             except OSError:
                 untouched += 1
         self.repaired_by_implementation = restored == 0
-        self.effect(f"healed by the harness: {restored} range(s) restored, {untouched} already replaced")
+        removed = "" if _intact(self.path) else self._remove()
+        self.effect(f"healed by the harness: {restored} range(s) restored, {untouched} already replaced{removed}")
+
+    def _remove(self) -> str:
+        """The damage spread where an in-place restore cannot reach (a checkpoint copied corrupted WAL frames
+        into the file): the harness removes the database instead, which SPEC P5 allows ("it restores or
+        removes it"), so re-admission is judged on a healed backend, never on one still malformed."""
+        for path in (self.path, self.path + "-wal", self.path + "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        return "; still malformed, so the harness removed the file"
 
     def still_damaged(self) -> bool:
         """Until healed (or the file replaced by the implementation), the damage may surface at any time:
@@ -144,6 +155,20 @@ class SqliteCorruptPages(Nemesis):
             return self._damaged is not None and _identity(self.path) == self._damaged
         except OSError:  # moved aside or deleted: a new file will be started
             return False
+
+
+def _intact(path: str) -> bool:
+    """Whether SQLite finds the file sound (a missing file counts as sound: a new one will be started)."""
+    if not os.path.exists(path):
+        return True
+    try:
+        connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=2)
+        try:
+            return connection.execute("PRAGMA quick_check").fetchone() == ("ok",)
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError:
+        return False
 
 
 def _identity(path: str) -> tuple[int, int]:
