@@ -19,6 +19,8 @@ _POSITIVE = ("ttl_seconds", "max_memory_entries", "max_memory_bytes", "max_disk_
              "redis_socket_timeout", "redis_connect_timeout", "database_timeout",
              "failure_threshold", "retry_max_ops", "retry_max_seconds")  # fmt: skip
 _NON_NEGATIVE = ("staleness_seconds", "racy_window_seconds")
+_FROM_CONTRACT_ENV = ("cache_dir", "redis_url", "database_url", "namespace", "clock",
+                      "ttl_seconds", "max_memory_entries", "max_disk_bytes", "compression_level")  # fmt: skip
 
 
 @dataclass
@@ -86,17 +88,7 @@ class CacheConfig:
     @classmethod
     def from_contract_env(cls, env: Any) -> CacheConfig:
         """Build from the harness's `tiercheck.contract.Env` (duck-typed: any object with its fields)."""
-        return cls(
-            cache_dir=env.cache_dir,
-            redis_url=env.redis_url,
-            database_url=env.database_url,
-            namespace=env.namespace,
-            clock=env.clock,
-            ttl_seconds=env.ttl_seconds,
-            max_memory_entries=env.max_memory_entries,
-            max_disk_bytes=env.max_disk_bytes,
-            compression_level=env.compression_level,
-        ).validate()
+        return cls(**{name: getattr(env, name) for name in _FROM_CONTRACT_ENV}).validate()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = "TIERCHECK_") -> CacheConfig:
