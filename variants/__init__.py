@@ -52,7 +52,7 @@ from typing import Any
 from tiercheck.reference import legacy
 from tiercheck.reference.cache import MetadataCache
 from tiercheck.reference.config import CacheConfig
-from tiercheck.reference.tiers import default_stores
+from tiercheck.reference.store import default_stores
 
 CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "sampled_hash": ("P6",),

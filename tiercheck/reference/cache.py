@@ -33,8 +33,7 @@ from .management import CacheManagement
 from .memory_tier import MemoryTier
 from .repairs import Repairs
 from .stats import Stats
-from .store import ALL, Journal, Removal, StoreTier, TierError
-from .tiers import default_stores
+from .store import ALL, Journal, Removal, StoreTier, TierError, default_stores
 from .versions import VersionClock
 
 log = logging.getLogger("reference.cache")

@@ -15,13 +15,17 @@ def _default_cache_dir() -> str:
     return os.path.join(base, "tiercheck-reference")
 
 
+_POSITIVE = ("ttl_seconds", "max_memory_entries", "max_memory_bytes", "max_disk_bytes", "max_entry_bytes",
+             "redis_socket_timeout", "redis_connect_timeout", "database_timeout",
+             "failure_threshold", "retry_max_ops", "retry_max_seconds")  # fmt: skip
+_NON_NEGATIVE = ("staleness_seconds", "racy_window_seconds")
+_FROM_CONTRACT_ENV = ("cache_dir", "redis_url", "database_url", "namespace", "clock",
+                      "ttl_seconds", "max_memory_entries", "max_disk_bytes", "compression_level")  # fmt: skip
+
+
 @dataclass
 class CacheConfig:
-    """Everything the cache needs to know; `validate()` runs on construction of the cache.
-
-    `ttl_seconds`, `max_memory_entries`, `max_memory_bytes` and `compression_level` may be
-    changed at run time through `MetadataCache.configure` without a restart.
-    """
+    """Everything the cache needs to know; the cache validates it, `MetadataCache.configure` changes some."""
 
     cache_dir: str = field(default_factory=_default_cache_dir)
     redis_url: str | None = None
@@ -47,31 +51,13 @@ class CacheConfig:
 
     def validate(self) -> CacheConfig:
         """Raise ValueError naming the bad setting; return self so calls chain."""
-
-        def positive(name: str, allow_zero: bool = False) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            if value < 0 or (value == 0 and not allow_zero) or value != value:
-                raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-
-        for name in (
-            "ttl_seconds",
-            "max_memory_entries",
-            "max_disk_bytes",
-            "max_entry_bytes",
-            "redis_socket_timeout",
-            "redis_connect_timeout",
-            "database_timeout",
-            "failure_threshold",
-            "retry_max_ops",
-            "retry_max_seconds",
-        ):
-            positive(name)
-        for name in ("staleness_seconds", "racy_window_seconds"):
-            positive(name, allow_zero=True)
-        if self.max_memory_bytes is not None:
-            positive("max_memory_bytes")
+        for name in (*_POSITIVE, *_NON_NEGATIVE):
+            value, zero_ok = getattr(self, name), name in _NON_NEGATIVE
+            if value is None and name == "max_memory_bytes":  # no byte budget
+                continue
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not (value >= 0 if zero_ok else value > 0):
+                raise ValueError(f"{name} must be a number {'>= 0' if zero_ok else '> 0'}, got {value!r}")
         if not isinstance(self.compression_level, int) or not 0 <= self.compression_level <= 22:
             raise ValueError(f"compression_level must be an int from 0 (off) to 22, got {self.compression_level!r}")
         if not isinstance(self.namespace, str) or not self.namespace or "\0" in self.namespace:
@@ -102,38 +88,24 @@ class CacheConfig:
     @classmethod
     def from_contract_env(cls, env: Any) -> CacheConfig:
         """Build from the harness's `tiercheck.contract.Env` (duck-typed: any object with its fields)."""
-        return cls(
-            cache_dir=env.cache_dir,
-            redis_url=env.redis_url,
-            database_url=env.database_url,
-            namespace=env.namespace,
-            clock=env.clock,
-            ttl_seconds=env.ttl_seconds,
-            max_memory_entries=env.max_memory_entries,
-            max_disk_bytes=env.max_disk_bytes,
-            compression_level=env.compression_level,
-        ).validate()
+        return cls(**{name: getattr(env, name) for name in _FROM_CONTRACT_ENV}).validate()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = "TIERCHECK_") -> CacheConfig:
-        """Read `TIERCHECK_<FIELD>` variables (e.g. TIERCHECK_REDIS_URL, TIERCHECK_TTL_SECONDS).
-
-        An empty TIERCHECK_REDIS_URL or TIERCHECK_DATABASE_URL="none" disables that tier.
-        """
+        """Read `TIERCHECK_<FIELD>` variables; an empty or "none" REDIS_URL or DATABASE_URL turns that tier off."""
         environ = os.environ if environ is None else environ
         changes: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(prefix + f.name.upper())
             if raw is None or f.name == "clock":
                 continue
+            word = raw.strip().lower()
             if f.name in ("redis_url", "database_url"):
-                changes[f.name] = None if raw.strip().lower() in ("", "none", "off") else raw
-            elif f.type in ("bool",):
-                changes[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            elif f.type in ("int", "int | None"):
-                changes[f.name] = None if raw.strip().lower() == "none" else _parse(int, f.name, raw)
-            elif f.type == "float":
-                changes[f.name] = _parse(float, f.name, raw)
+                changes[f.name] = None if word in ("", "none", "off") else raw
+            elif f.type == "bool":
+                changes[f.name] = word in ("1", "true", "yes", "on")
+            elif f.type in ("int", "int | None", "float"):
+                changes[f.name] = None if word == "none" else _parse(float if f.type == "float" else int, f.name, raw)
             else:
                 changes[f.name] = raw
         return cls(**changes).validate()

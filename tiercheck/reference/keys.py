@@ -1,15 +1,9 @@
-"""Content-addressed keys: blake3 of the WHOLE file, plus the tier, with a racy-safe stat memo.
+"""Content-addressed keys: blake3 of the WHOLE file plus blake3 of the tier, with a racy-safe stat memo.
 
-A key is a pair `(content, variant)`: `content` is the hex blake3 of every byte of the file,
-`variant` the hex blake3 of the tier string. Keeping them apart lets `invalidate(file)` drop every
-tier name of one content in one operation per storage tier. Both are fixed-length hex, so no two
-(content, tier) pairs can share a key and no key can spell a path or SQL.
-
-The memo skips re-reading an unchanged file, trusting a stat signature only the way git trusts
-its index: an entry recorded while the file was "racily clean" (modified within
-`racy_window_ns` of the moment it was hashed) is never trusted, because a same-size rewrite in
-the same timestamp tick, or one whose mtime was put back with os.utime, would look unchanged.
-ctime is part of the signature too: utime cannot set it back.
+`CacheKey(content, variant)` keeps the two apart so `invalidate(file)` drops every tier name of one
+content in one operation per tier; both are fixed-length hex, so no key can collide, spell a path or SQL.
+The memo trusts a stat signature (with ctime, which utime cannot set back) only as git trusts its index:
+never for a file modified within `racy_window_ns` of being hashed, where a same-tick rewrite looks unchanged.
 """
 
 from __future__ import annotations
@@ -55,11 +49,8 @@ def _signature(st: os.stat_result) -> tuple[int, int, int, int, int]:
 
 
 class ContentHasher:
-    """Hashes files by content; thread-safe; memo bounded to `memo_size` paths.
-
-    The memo holds only trusted signatures: whether one is racy is fixed when it is recorded (its
-    mtime and ctime against the moment the file was hashed), so a racy one is never recorded and
-    a hit is one stat and one comparison."""
+    """Hashes files by content; thread-safe. The memo (`memo_size` paths) holds only non-racy signatures,
+    so a hit is one stat and one comparison."""
 
     def __init__(self, racy_window_seconds: float = 2.0, memo_size: int = 4096) -> None:
         self.racy_window_ns = int(racy_window_seconds * 1e9)
@@ -95,7 +86,7 @@ class ContentHasher:
                 raise UnreadableFile(f"{path!r}: {exc}") from exc
             if _signature(after) == sig:
                 with self._lock:
-                    if self._racy(sig, hashed_at):  # never trusted: a same-tick rewrite would look unchanged
+                    if max(sig[3], sig[4]) >= hashed_at - self.racy_window_ns:  # racy: never trusted
                         self._memo.pop(path, None)
                     else:
                         self._memo[path] = (sig, digest)
@@ -105,13 +96,6 @@ class ContentHasher:
                 return digest
             sig, st = _signature(after), after  # changed while we read it: read again
         raise UnreadableFile(f"{path!r} kept changing while it was hashed")
-
-    def _racy(self, sig: tuple[int, int, int, int, int], hashed_at: int) -> bool:
-        return max(sig[3], sig[4]) >= hashed_at - self.racy_window_ns
-
-    def forget(self) -> None:
-        with self._lock:
-            self._memo.clear()
 
 
 def _hash_file(path: str, size: int) -> str:

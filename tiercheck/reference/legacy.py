@@ -1,8 +1,7 @@
-"""The legacy module API of MetaExtract's cache, working on one global MetadataCache.
+"""The legacy module API of MetaExtract's cache: thin calls into one global MetadataCache (SPEC E9).
 
-Every function works (no stubs), warns once with DeprecationWarning, and is a thin call into
-the class API, so the two always agree. The global instance is configured by `CacheConfig.from_env()`
-on first use; `shutdown_cache()` closes it and the next call creates a new one.
+Each function warns once with DeprecationWarning. The global instance comes from `CacheConfig.from_env()`
+on first use; after `shutdown_cache()` the next call creates a new one.
 """
 
 from __future__ import annotations
@@ -11,28 +10,29 @@ import functools
 import threading
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from .cache import MetadataCache
 from .config import CacheConfig
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _lock = threading.Lock()
 _instance: MetadataCache | None = None
 _warned: set[str] = set()
 
 
-def _deprecated(replacement: str) -> Callable[[F], F]:
-    def wrap(fn: F) -> F:
+def _deprecated(replacement: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> Any:
+        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
             if fn.__name__ not in _warned:
                 _warned.add(fn.__name__)
                 warnings.warn(f"{fn.__name__}() is deprecated; use {replacement}", DeprecationWarning, stacklevel=2)
             return fn(*args, **kwargs)
 
-        return inner  # type: ignore[return-value]
+        return inner
 
     return wrap
 
@@ -46,7 +46,7 @@ def _global() -> MetadataCache:
 
 
 def install(cache: MetadataCache | None) -> None:
-    """Make `cache` the global instance (the harness uses this to point the legacy API at its backends)."""
+    """Make `cache` the global instance (the harness points the legacy API at its backends)."""
     global _instance
     with _lock:
         _instance = cache

@@ -87,10 +87,10 @@ class CacheManagement:
         unique = list(dict.fromkeys(paths))
         with ThreadPoolExecutor(max_workers=max(1, int(max_workers)), thread_name_prefix="tiercheck-warm") as pool:
             keys = dict(zip(unique, pool.map(lambda p: self._key(p, tier), unique), strict=True))
-            by_key: dict[CacheKey, list[str]] = {}
+            first: dict[CacheKey, str] = {}  # paths of one content are extracted once
             for path, key in keys.items():
                 if key is not None:
-                    by_key.setdefault(key, []).append(path)
+                    first.setdefault(key, path)
 
             def warm(key: CacheKey, path: str) -> bool:
                 if self._lookup(key) is not None:
@@ -102,12 +102,8 @@ class CacheManagement:
                     log.warning("warm_cache: extracting %r failed: %s", path, exc)
                     return False
 
-            outcomes = {key: pool.submit(warm, key, group[0]) for key, group in by_key.items()}
-            results = {path: False for path in unique}
-            for key, future in outcomes.items():
-                for path in by_key[key]:
-                    results[path] = future.result()
-        return results
+            futures = {key: pool.submit(warm, key, path) for key, path in first.items()}
+            return {path: key is not None and futures[key].result() for path, key in keys.items()}
 
     def tiers_holding(self, file_path: str, tier: str = "premium") -> set[str]:
         """Which tiers hold a live, valid entry (introspection: no promotion, no stats)."""

@@ -6,26 +6,13 @@ from __future__ import annotations
 import threading
 
 TIER_HIT_KEYS = {"memory": "memory_hits", "redis": "redis_hits", "disk": "disk_hits", "database": "database_hits"}
+_OTHER_COUNTERS = ("evictions", "writes", "invalidations", "bytes_raw", "bytes_stored", "corrupt_entries")
 
 
 class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._c = dict.fromkeys(
-            [
-                "total_requests",
-                "hits",
-                "misses",
-                *TIER_HIT_KEYS.values(),
-                "evictions",
-                "writes",
-                "invalidations",
-                "bytes_raw",
-                "bytes_stored",
-                "corrupt_entries",
-            ],
-            0,
-        )
+        self._c = dict.fromkeys(["total_requests", "hits", "misses", *TIER_HIT_KEYS.values(), *_OTHER_COUNTERS], 0)
 
     def record_get(self, served_by: str | None) -> None:
         c = self._c

@@ -1,4 +1,5 @@
-"""What every tier below memory provides; the cache talks to Redis, disk and database only through this.
+"""What every tier below memory provides (the cache talks to Redis, disk and database only through this),
+and `default_stores`, the tiers a config asks for.
 
 Every write carries a version (see versions.py). A tier keeps, per key, the newest version it has
 seen — an entry, or a tombstone left by a removal — and applies a write only when it is newer, so
@@ -8,9 +9,12 @@ applying a write late, twice, or after a later removal is harmless.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 from .keys import CacheKey
+
+if TYPE_CHECKING:
+    from .config import CacheConfig
 
 ALL = "*"
 """As a variant: every variant of a content; as content and variant: the whole namespace."""
@@ -91,3 +95,30 @@ class Journal(Protocol):
         ...
 
     def floor_raise(self, value: int) -> None: ...
+
+
+def default_stores(cfg: CacheConfig) -> list[tuple[str, StoreTier | Exception]]:
+    """The default `stores=` of MetadataCache: (name, tier) per enabled tier, slowest last; a tier that
+    cannot be set up (e.g. a malformed URL) comes as its error."""
+    from .database_tier import DatabaseTier  # imported here: the tiers import this module
+    from .disk_tier import DiskTier
+    from .redis_tier import RedisTier
+
+    builders: list[tuple[str, Callable[[], StoreTier]]] = []
+    if cfg.redis_url:
+        url = cfg.redis_url
+        builders.append(
+            ("redis", lambda: RedisTier(url, cfg.namespace, cfg.redis_socket_timeout, cfg.redis_connect_timeout))
+        )
+    if cfg.enable_disk:
+        builders.append(("disk", lambda: DiskTier(cfg.cache_dir, cfg.max_disk_bytes, cfg.disk_fsync)))
+    if cfg.database_url:
+        db = cfg.database_url
+        builders.append(("database", lambda: DatabaseTier(db, cfg.namespace, cfg.sqlite_path, cfg.database_timeout)))
+    built: list[tuple[str, StoreTier | Exception]] = []
+    for name, build in builders:
+        try:
+            built.append((name, build()))
+        except Exception as exc:
+            built.append((name, exc))
+    return built
