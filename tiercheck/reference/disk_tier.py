@@ -35,6 +35,25 @@ def _is_hex(name: str) -> bool:
     return bool(name) and set(name) <= _HEX
 
 
+def _read(path: str, limit: int = -1) -> bytes:
+    """The file's bytes (at most `limit`), through os.open: the built-in open() costs ~7 us more per read."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if limit >= 0:
+            return os.read(fd, limit)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):  # until an empty read: a short read is not proof of the end
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
 class DiskTier:
     name = "disk"
 
@@ -52,9 +71,9 @@ class DiskTier:
         self._total = 0
         self._scanned = False
 
-    def _path(self, key: CacheKey) -> Path:
-        content = key.content  # one string, parsed once: pathlib's three joins cost more than a read
-        return Path(f"{self._root}/{content[:2]}/{content}/{key.variant}")
+    def _path(self, key: CacheKey) -> str:
+        content = key.content  # a str, not a Path: building a Path costs about as much as the read
+        return f"{self._root}/{content[:2]}/{content}/{key.variant}"
 
     def _ensure_scanned(self) -> None:
         if self._scanned:
@@ -90,8 +109,7 @@ class DiskTier:
 
     def get(self, key: CacheKey) -> bytes | None:
         try:
-            with open(self._path(key), "rb") as f:
-                data = f.read()
+            data = _read(self._path(key))
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -105,20 +123,24 @@ class DiskTier:
     def _locked(self, content: str) -> Iterator[None]:
         """Hold the lock of a content's shard (ALL: every shard, in order), across processes."""
         shards = [f"{i:02x}" for i in range(256)] if content == ALL else [content[:2]]
-        with contextlib.ExitStack() as stack:
+        fds: list[int] = []
+        try:
             for shard in shards:
+                path = f"{self.locks_root}/{shard}"
                 try:
-                    lock = stack.enter_context(open(self.locks_root / shard, "ab"))
+                    fds.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666))
                 except FileNotFoundError:  # the first lock here (or the directory was removed): one mkdir
                     self.locks_root.mkdir(parents=True, exist_ok=True)
-                    lock = stack.enter_context(open(self.locks_root / shard, "ab"))
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            yield  # closing the files releases the locks
+                    fds.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666))
+                fcntl.flock(fds[-1], fcntl.LOCK_EX)
+            yield
+        finally:
+            for fd in fds:  # closing releases the lock
+                os.close(fd)
 
-    def _entry_version(self, path: Path) -> int:
+    def _entry_version(self, path: str) -> int:
         try:
-            with open(path, "rb") as f:
-                return blob_version(f.read(HEADER_LEN)) or 0
+            return blob_version(_read(path, HEADER_LEN)) or 0
         except FileNotFoundError:
             return 0
 
@@ -176,25 +198,30 @@ class DiskTier:
         self._enforce_budget()
         return True
 
-    def _write_atomically(self, path: Path, blob: bytes) -> None:
-        temp = path.parent / f".tmp-{uuid.uuid4().hex}"
+    def _write_atomically(self, path: str, blob: bytes) -> None:
+        temp = f"{os.path.dirname(path)}/.tmp-{uuid.uuid4().hex}"
         try:
             try:
                 self._write_file(temp, blob)
             except FileNotFoundError:  # a new content's directory: mkdir only then (it costs a syscall)
-                path.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 self._write_file(temp, blob)
             os.replace(temp, path)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
             raise
 
-    def _write_file(self, path: Path, blob: bytes) -> None:
-        with open(path, "wb") as f:
-            f.write(blob)
+    def _write_file(self, path: str, blob: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # os.open: open() costs ~7 us more
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view) :]
             if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _enforce_budget(self) -> int:
         evicted = 0
@@ -205,7 +232,7 @@ class DiskTier:
                 key, size = self._sizes.popitem(last=False)
                 self._total -= size
             try:
-                self._path(key).unlink(missing_ok=True)
+                _unlink(self._path(key))
                 evicted += 1
             except OSError as exc:
                 raise TierError(f"disk evict: {exc}") from exc
@@ -235,7 +262,7 @@ class DiskTier:
             raise TierError(f"disk discard: {exc}") from exc
 
     def _unlink(self, key: CacheKey) -> None:
-        self._path(key).unlink(missing_ok=True)
+        _unlink(self._path(key))
         with self._lock:
             self._total -= self._sizes.pop(key, 0)
 
