@@ -145,7 +145,8 @@ def opened(svc: Services, wl: Workload, workdir: Path) -> Iterator[dict[str, Anc
             os.replace(temp, path)
 
         out["file write+fsync"] = (file_write, None)
-        out["file unlink"] = (  # of a file the raw write left (fsync'd), as a put leaves the entry an invalidate removes
+        # the unlink of a file the raw write left (fsync'd), as a put leaves the entry an invalidate removes
+        out["file unlink"] = (
             lambda i: os.unlink(file_dir / "del" / keys[i % nf]),
             lambda i: file_write(i, file_dir / "del"),
         )
