@@ -247,7 +247,7 @@ def profiles(found: list[targets.Target], svc, wl, workdir: Path, n: int, r: dic
         say(f"profile: {x.path}")
         text = out_dir / f"{x.path.replace(' ', '-')}.txt"
         with paths.scenario(x.path, svc, wl, workdir) as sc:
-            tree = profiling.profile(sc, n, text)
+            tree, kinds = profiling.profile(sc, n, text)
             entry = f"{type(sc.cache).__name__}.{profiling.method(sc)}"
         seconds = float(tree[0].split()[0]) if tree and tree[0].split()[0].replace(".", "").isdigit() else 0.0
         lines += [
@@ -261,10 +261,42 @@ def profiles(found: list[targets.Target], svc, wl, workdir: Path, n: int, r: dic
             *tree,
             "```",
             "",
+            *io_floor(x, kinds, r),
             *floor_notes(x, r),
             "",
         ]
     return lines or ["Every measured target was met in this run: nothing to profile."]
+
+
+def io_floor(x: targets.Target, kinds: dict[str, float], r: dict) -> list[str]:
+    """The profile's time by kind of work, and the ratio the I/O and decoding alone would give: below it no
+    trimming of code can go, for this path's set of tier operations."""
+    total = sum(kinds.values())
+    if total <= 0:
+        return []
+    lat = r["latency_so_far"]
+    ref, anchor = float(np.median(lat[x.path])) / 1000, float(np.median(lat[x.anchor])) / 1000
+    work = sum(kinds[k] for k in (*profiling.IO_KINDS, profiling.CODEC)) / total
+    floor = ref * work / anchor
+    rows = [f"| {k} | {100 * v / total:.1f} % | {ref * v / total:.0f} µs |" for k, v in kinds.items()]
+    verdict = (
+        f"so the target ({x.bound}) is out of reach for this set of tier operations: they, not code, make the gap"
+        if floor > x.limit
+        else f"below the target ({x.bound}): the rest of the gap is code, where the tree above puts it (the profiler "
+        "hooks every call, so it overstates the Python share)"
+    )
+    return [
+        "Where the time goes, from the same profile (each C call classified by its name; the rest is Python), "
+        f"applied to this run's median ({ref:.0f} µs, no profiler):",
+        "",
+        "| kind of work | share | of the median |",
+        "|---|---:|---:|",
+        *rows,
+        "",
+        f"The I/O and decoding alone ({100 * work:.0f} %) are {ref * work:.0f} µs, **{floor:.2f}x** the anchor "
+        f"({x.anchor}, {anchor:.0f} µs): {verdict}.",
+        "",
+    ]
 
 
 def floor_notes(x: targets.Target, r: dict) -> list[str]:

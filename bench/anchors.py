@@ -6,8 +6,8 @@ forbids handing out the cached object itself); diskcache get/set; redis-py GET p
 cache must do (zstd decompress, orjson.loads); a primary-key SELECT on SQLite in WAL mode plus that
 decode; the raw writes a put performs (Redis SET with expiry, an fsync'd atomic file write, a SQLite
 upsert) and the raw deletes an invalidate performs (Redis DEL, file unlink, SQLite DELETE), each of
-the same bytes. Keys are the anchors' own (blake3 of the file's bytes): nothing here reads the
-reference's code.
+the same bytes, each delete of what the raw write left (a file written and fsync'd). Keys are the
+anchors' own (blake3 of the file's bytes): nothing here reads the reference's code.
 """
 
 from __future__ import annotations
@@ -135,9 +135,9 @@ def opened(svc: Services, wl: Workload, workdir: Path) -> Iterator[dict[str, Anc
         stack.callback(shutil.rmtree, file_dir, ignore_errors=True)
         (file_dir / "del").mkdir()
 
-        def file_write(i: int) -> None:
-            path = file_dir / keys[i % nf]
-            temp = file_dir / f".tmp-{i}"
+        def file_write(i: int, where: Path = file_dir) -> None:
+            path = where / keys[i % nf]
+            temp = where / f".tmp-{i}"
             with open(temp, "wb") as f:
                 f.write(blobs[i % nf])
                 f.flush()
@@ -145,9 +145,10 @@ def opened(svc: Services, wl: Workload, workdir: Path) -> Iterator[dict[str, Anc
             os.replace(temp, path)
 
         out["file write+fsync"] = (file_write, None)
+        # the unlink of a file the raw write left (fsync'd), as a put leaves the entry an invalidate removes
         out["file unlink"] = (
             lambda i: os.unlink(file_dir / "del" / keys[i % nf]),
-            lambda i: (file_dir / "del" / keys[i % nf]).write_bytes(blobs[i % nf]),
+            lambda i: file_write(i, file_dir / "del"),
         )
         yield out
 

@@ -165,7 +165,8 @@ def render(r: dict) -> str:
         "",
         "Anchors (same data, same run). `raw writes (sum)` is, per op, Redis SET + fsync'd atomic file write + SQLite "
         "upsert of the same entry — the writes a full-stack put performs; `raw deletes (sum)` is Redis DEL + file "
-        "unlink + SQLite DELETE of the same entry — the deletes a full-stack invalidate performs:",
+        "unlink (of a file written and fsync'd just before, untimed, as a put leaves it) + SQLite DELETE of the same "
+        "entry — the deletes a full-stack invalidate performs:",
         "",
         _lat_table(lat, ANCHOR_ROWS),
         "",

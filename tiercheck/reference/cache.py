@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .codec import HEADER_LEN, Codec, CorruptEntry, InvalidMetadata, Payload, blob_version, dump_metadata, load_payload
+from .codec import HEADER_LEN, Codec, CorruptEntry, InvalidMetadata, blob_version, dump_metadata, load_payload
 from .coherence import Coherence
 from .config import CacheConfig
 from .health import TierHealth
@@ -232,28 +232,17 @@ class MetadataCache(CacheManagement):
         if self._closed:
             raise CacheClosedError("the cache was shut down; create a new one")
         key = self._key(file_path, tier)
-        if key is None:
-            self._stats.record_get(None)
-            return None
-        if not self._started:
-            self._start()
-        self._repairs.poll()
-        now = self.config.clock()
-        entry = self.memory.get(key, now)  # the hot path: one stat, two dict look-ups, one decode
-        if entry is not None and (self._coherence.fresh(entry) or self._coherence.confirm(key, entry)):
-            value = entry.payload.load()
-            self._stats.record_get("memory")
-            return value
-        found = self._from_stores(key, now)
+        found = None if key is None else self._lookup(key)
         self._stats.record_get(found[0] if found else None)
         return found[1] if found else None
 
     def _lookup(self, key: CacheKey) -> tuple[str, dict[str, Any]] | None:
         """(tier that served, value) or None, without counting a request (warm_cache looks up too)."""
-        self._start()
+        if not self._started:
+            self._start()
         self._repairs.poll()
         now = self.config.clock()
-        entry = self.memory.get(key, now)
+        entry = self.memory.get(key, now)  # the hot path: one stat, two dict look-ups, one decode
         if entry is not None and (self._coherence.fresh(entry) or self._coherence.confirm(key, entry)):
             return "memory", entry.payload.load()
         return self._from_stores(key, now)
@@ -280,28 +269,14 @@ class MetadataCache(CacheManagement):
             if now >= expires_at:
                 self._attempt(store, "discard", store.discard, key, version)
                 continue
-            self._promote(key, blob, version, expires_at, payload, self._stores[:index], (token, begun), now)
+            # Promotion: a byte-for-byte copy (same expiry, same version) into the faster tiers. Each tier
+            # refuses it if it holds anything newer, so a copy landing late is harmless; memory refuses it
+            # if anything about the content changed since the read began (its token, and when it began).
+            self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, token, begun))
+            for faster in self._stores[:index]:
+                self._attempt(faster, "promote", faster.put, key, blob, version, expires_at, now)
             return store.name, value
         return None
-
-    def _promote(
-        self,
-        key: CacheKey,
-        blob: bytes,
-        version: int,
-        expires_at: float,
-        payload: Payload,
-        faster: list[StoreTier],
-        token: tuple[tuple[int, int], float],
-        now: float,
-    ) -> None:
-        """Copy a lower-tier hit into the faster tiers, byte for byte (same expiry, same version).
-        Each tier refuses it if it holds anything newer, so a copy landing late is harmless; memory
-        refuses it if anything about the content changed since the read began (`token`: the memory
-        token and the monotonic time of the read's start)."""
-        self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, token[0], token[1]))
-        for store in faster:
-            self._attempt(store, "promote", store.put, key, blob, version, expires_at, now)
 
     def put(
         self, file_path: str, metadata: dict[str, Any], tier: str = "premium", extraction_time_ms: float = 0

@@ -7,7 +7,12 @@ evicting the least recently used files after every put and in cleanup. Beside th
 versions (tombstones), as empty marker files like the journal's (every bookkeeping file is empty);
 writes and removals of one content hold `locks/<content[:2]>` (flock, shared by every process on
 this directory), so a put lands only if newer than the entry, its tombstones and the last clear.
-`journal/<tier>/<content|ALL>.<variant|ALL>.<version>` are removals other tiers owe.
+`journal/<tier>/<content|ALL>.<variant|ALL>.<version>` are removals other tiers owe, `journal/floor.<n>`
+the Redis floor (repairs.py). A marker is raised by renaming it: one atomic step, one name per mark.
+
+Durability: entries are fsync'd (`fsync=True`), markers are not: a removal must outlive the process
+(SIGKILL leaves the page cache to the kernel: E1, E3); a power loss may take the last seconds of
+removals, as SQLite's `synchronous=NORMAL` does.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from .codec import HEADER_LEN, blob_version
 from .keys import CacheKey
 from .store import ALL, TOMBSTONE_SECONDS, IsDead, Removal, TierError
+from .versions import NODE_BITS
 
 _HEX = frozenset("0123456789abcdef")
 _STALE_TEMP_SECONDS = 60.0  # a temp file this old belongs to a put that crashed
@@ -33,6 +39,34 @@ _STALE_TEMP_SECONDS = 60.0  # a temp file this old belongs to a put that crashed
 
 def _is_hex(name: str) -> bool:
     return bool(name) and set(name) <= _HEX
+
+
+def _read(path: str, limit: int = -1) -> bytes:
+    """The file's bytes (at most `limit`), through os.open: the built-in open() costs ~7 us more per read."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if limit >= 0:
+            return os.read(fd, limit)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):  # until an empty read: a short read is not proof of the end
+            chunks.append(chunk)
+        return b"".join(chunks)  # one chunk: returned as it is, not copied
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _create(path: str, flags: int = 0) -> int:
+    """os.open with O_CREAT; the directory is made only when missing (mkdir costs a syscall)."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o666)
 
 
 class DiskTier:
@@ -52,9 +86,9 @@ class DiskTier:
         self._total = 0
         self._scanned = False
 
-    def _path(self, key: CacheKey) -> Path:
-        content = key.content  # one string, parsed once: pathlib's three joins cost more than a read
-        return Path(f"{self._root}/{content[:2]}/{content}/{key.variant}")
+    def _path(self, key: CacheKey) -> str:
+        content = key.content  # a str, not a Path: building a Path costs about as much as the read
+        return f"{self._root}/{content[:2]}/{content}/{key.variant}"
 
     def _ensure_scanned(self) -> None:
         if self._scanned:
@@ -67,31 +101,29 @@ class DiskTier:
                 continue
             sizes.append((st.st_mtime, key, st.st_size))
         with self._lock:
-            self._sizes.clear()
-            for _, key, size in sorted(sizes, key=lambda item: item[0]):
-                self._sizes[key] = size
+            self._sizes = OrderedDict((key, size) for _, key, size in sorted(sizes, key=lambda item: item[0]))
             self._total = sum(self._sizes.values())
             self._scanned = True
 
-    def _walk(self) -> Iterator[tuple[CacheKey, Path]]:
+    def _content_dirs(self) -> Iterator[os.DirEntry[str]]:
+        """Directories `entries/<shard>/<name>` (symlinks are not followed: nothing outside cache_dir)."""
         try:
             shards = list(os.scandir(self.root))
         except FileNotFoundError:
             return
         for shard in shards:
-            if not shard.is_dir(follow_symlinks=False):
-                continue
-            for content_dir in os.scandir(shard.path):
-                if not (content_dir.is_dir(follow_symlinks=False) and _is_hex(content_dir.name)):
-                    continue
-                for entry in os.scandir(content_dir.path):
-                    if _is_hex(entry.name) and entry.is_file(follow_symlinks=False):
-                        yield CacheKey(content_dir.name, entry.name), Path(entry.path)
+            if shard.is_dir(follow_symlinks=False):
+                yield from (d for d in os.scandir(shard.path) if d.is_dir(follow_symlinks=False))
+
+    def _walk(self) -> Iterator[tuple[CacheKey, Path]]:
+        for content_dir in self._content_dirs():
+            for entry in os.scandir(content_dir.path) if _is_hex(content_dir.name) else ():
+                if _is_hex(entry.name) and entry.is_file(follow_symlinks=False):
+                    yield CacheKey(content_dir.name, entry.name), Path(entry.path)
 
     def get(self, key: CacheKey) -> bytes | None:
         try:
-            with open(self._path(key), "rb") as f:
-                data = f.read()
+            data = _read(self._path(key))
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -105,51 +137,57 @@ class DiskTier:
     def _locked(self, content: str) -> Iterator[None]:
         """Hold the lock of a content's shard (ALL: every shard, in order), across processes."""
         shards = [f"{i:02x}" for i in range(256)] if content == ALL else [content[:2]]
-        with contextlib.ExitStack() as stack:
-            for shard in shards:
-                try:
-                    lock = stack.enter_context(open(self.locks_root / shard, "ab"))
-                except FileNotFoundError:  # the first lock here (or the directory was removed): one mkdir
-                    self.locks_root.mkdir(parents=True, exist_ok=True)
-                    lock = stack.enter_context(open(self.locks_root / shard, "ab"))
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            yield  # closing the files releases the locks
-
-    def _entry_version(self, path: Path) -> int:
+        fds: list[int] = []
         try:
-            with open(path, "rb") as f:
-                return blob_version(f.read(HEADER_LEN)) or 0
+            for shard in shards:
+                fds.append(_create(f"{self.locks_root}/{shard}", os.O_APPEND))
+                fcntl.flock(fds[-1], fcntl.LOCK_EX)
+            yield
+        finally:
+            for fd in fds:  # closing releases the lock
+                os.close(fd)
+
+    def _entry_version(self, path: str) -> int:
+        try:
+            return blob_version(_read(path, HEADER_LEN)) or 0
         except FileNotFoundError:
             return 0
 
-    def _tomb_dir(self, content: str) -> Path:
-        return self.tombs_root / content[:2] / content
-
-    def _tomb_name(self, variant: str) -> str:
-        return "ALL" if variant == ALL else variant
+    def _tomb_dir(self, content: str) -> str:
+        return f"{self.tombs_root}/{content[:2]}/{content}"
 
     @staticmethod
-    def _marks(directory: Path) -> dict[str, int]:
-        """Marker files `<name>.<version>` in a directory: the highest version per name."""
+    def _marks(directory: str) -> dict[str, list[int]]:
+        """Marker files `<name>.<version>` in a directory: every version per name, highest first."""
         try:
             names = os.listdir(directory)
         except FileNotFoundError:
             return {}
-        found: dict[str, int] = {}
+        found: dict[str, list[int]] = {}
         for file_name in names:
             name, _, version = file_name.rpartition(".")
             if version.isdigit():
-                found[name] = max(found.get(name, 0), int(version))
+                found.setdefault(name, []).append(int(version))
+        for versions in found.values():
+            versions.sort(reverse=True)
         return found
 
-    def _mark(self, directory: Path, name: str, version: int) -> None:
-        """Raise the marker `name` to `version` (never lower it); older markers of that name go."""
-        if self._marks(directory).get(name, 0) >= version:
+    def _mark(self, directory: str, name: str, version: int) -> None:
+        """Raise the marker `name` to `version`, never lower it: the highest one is renamed (one atomic
+        step; a rival that moved it first makes us look again), lower ones listed before go."""
+        while (older := self._marks(directory).get(name, [0]))[0] < version:
+            try:
+                if older[0]:
+                    os.rename(f"{directory}/{name}.{older[0]}", f"{directory}/{name}.{version}")
+                else:
+                    os.close(_create(f"{directory}/{name}.{version}"))  # empty, not fsync'd (module note)
+            except FileNotFoundError:
+                if older[0]:
+                    continue
+                raise
+            for old in older[1:]:
+                _unlink(f"{directory}/{name}.{old}")
             return
-        self._touch(directory / f"{name}.{version}")
-        for file_name in os.listdir(directory):
-            if file_name.rpartition(".")[0] == name and file_name != f"{name}.{version}":
-                (directory / file_name).unlink(missing_ok=True)
 
     def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> bool:
         if len(blob) > self.max_bytes:  # larger than the whole budget: not kept here, and no older copy either
@@ -160,11 +198,8 @@ class DiskTier:
             path = self._path(key)
             with self._locked(key.content):
                 tombs = self._marks(self._tomb_dir(key.content))
-                fence = max(
-                    self._marks(self.cleared_root).get("clear", 0),
-                    tombs.get(self._tomb_name(ALL), 0),
-                    tombs.get(self._tomb_name(key.variant), 0),
-                )
+                cleared = self._marks(str(self.cleared_root)).get("clear", [0])[0]
+                fence = max(cleared, tombs.get("ALL", [0])[0], tombs.get(key.variant, [0])[0])
                 if version <= fence or version < self._entry_version(path):
                     return False
                 self._write_atomically(path, blob)
@@ -176,25 +211,22 @@ class DiskTier:
         self._enforce_budget()
         return True
 
-    def _write_atomically(self, path: Path, blob: bytes) -> None:
-        temp = path.parent / f".tmp-{uuid.uuid4().hex}"
+    def _write_atomically(self, path: str, blob: bytes) -> None:
+        temp = f"{os.path.dirname(path)}/.tmp-{uuid.uuid4().hex}"
         try:
+            fd = _create(temp, os.O_TRUNC)
             try:
-                self._write_file(temp, blob)
-            except FileNotFoundError:  # a new content's directory: mkdir only then (it costs a syscall)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._write_file(temp, blob)
+                view = memoryview(blob)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(temp, path)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            _unlink(temp)
             raise
-
-    def _write_file(self, path: Path, blob: bytes) -> None:
-        with open(path, "wb") as f:
-            f.write(blob)
-            if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
 
     def _enforce_budget(self) -> int:
         evicted = 0
@@ -205,7 +237,7 @@ class DiskTier:
                 key, size = self._sizes.popitem(last=False)
                 self._total -= size
             try:
-                self._path(key).unlink(missing_ok=True)
+                _unlink(self._path(key))
                 evicted += 1
             except OSError as exc:
                 raise TierError(f"disk evict: {exc}") from exc
@@ -213,10 +245,12 @@ class DiskTier:
     def remove(self, content: str, variant: str | None, version: int) -> None:
         try:
             with self._locked(content):
-                self._mark(self._tomb_dir(content), self._tomb_name(variant or ALL), version)
+                self._mark(self._tomb_dir(content), variant or "ALL", version)
                 if variant is None:
-                    directory = self.root / content[:2] / content
-                    names = [p.name for p in directory.iterdir()] if directory.exists() else []
+                    try:
+                        names = os.listdir(f"{self._root}/{content[:2]}/{content}")
+                    except FileNotFoundError:
+                        names = []
                     victims = [CacheKey(content, name) for name in names if _is_hex(name)]  # not .tmp- files
                 else:
                     victims = [CacheKey(content, variant)]
@@ -235,7 +269,7 @@ class DiskTier:
             raise TierError(f"disk discard: {exc}") from exc
 
     def _unlink(self, key: CacheKey) -> None:
-        self._path(key).unlink(missing_ok=True)
+        _unlink(self._path(key))
         with self._lock:
             self._total -= self._sizes.pop(key, 0)
 
@@ -243,7 +277,7 @@ class DiskTier:
         trash = self.root.with_name(f"entries.trash-{uuid.uuid4().hex}")
         try:
             with self._locked(ALL):
-                self._mark(self.cleared_root, "clear", version)
+                self._mark(str(self.cleared_root), "clear", version)
                 os.rename(self.root, trash)
         except FileNotFoundError:
             pass
@@ -287,36 +321,27 @@ class DiskTier:
         cutoff = time.time() - _STALE_TEMP_SECONDS
         for trash in self.root.parent.glob("entries.trash-*"):
             shutil.rmtree(trash, ignore_errors=True)
-        if not self.root.exists():
-            return
-        for shard in os.scandir(self.root):
-            if not shard.is_dir(follow_symlinks=False):
-                continue
-            for content_dir in os.scandir(shard.path):
-                if not content_dir.is_dir(follow_symlinks=False):
-                    continue
-                for entry in os.scandir(content_dir.path):
-                    if entry.name.startswith(".tmp-") and entry.stat().st_mtime < cutoff:
-                        os.unlink(entry.path)
-                with contextlib.suppress(OSError):
-                    os.rmdir(content_dir.path)  # only succeeds when empty
+        for content_dir in list(self._content_dirs()):
+            for entry in os.scandir(content_dir.path):
+                if entry.name.startswith(".tmp-") and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            with contextlib.suppress(OSError):
+                os.rmdir(content_dir.path)  # only succeeds when empty
 
     def _remove_old_tombstones(self) -> None:
-        cutoff = time.time() - TOMBSTONE_SECONDS
+        """A tombstone's age is its version's (versions.py: wall microseconds << NODE_BITS); a mark is
+        raised by renaming, which keeps the file's mtime."""
+        cutoff = int((time.time() - TOMBSTONE_SECONDS) * 1e6) << NODE_BITS
         for tomb in self.tombs_root.glob("*/*/*") if self.tombs_root.exists() else ():
-            with contextlib.suppress(OSError):
-                if tomb.stat().st_mtime < cutoff:
-                    tomb.unlink()
+            version = tomb.name.rpartition(".")[2]
+            if version.isdigit() and int(version) < cutoff:
+                _unlink(str(tomb))
 
     def usage(self) -> dict[str, object]:
         with self._lock:
             total, count = self._total, len(self._sizes)
-        return {
-            "entries": count,
-            "bytes": total,
-            "max_bytes": self.max_bytes,
-            "usage_percent": round(100.0 * total / self.max_bytes, 2),
-        }
+        percent = round(100.0 * total / self.max_bytes, 2)
+        return {"entries": count, "bytes": total, "max_bytes": self.max_bytes, "usage_percent": percent}
 
     # --- the journal of other tiers' pending repairs -------------------------------------
 
@@ -325,39 +350,21 @@ class DiskTier:
         variant = "ALL" if removal.variant == ALL else removal.variant
         return self.journal_root / tier / f"{content}.{variant}.{removal.version}"
 
-    def _touch(self, path: Path) -> None:
-        """An empty marker file (tombstone, journal record, floor), durable when fsync is on. Its
-        directory is created only when missing: mkdir on an existing one costs a syscall per removal."""
-        try:
-            self._create_empty(path)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._create_empty(path)
-
-    def _create_empty(self, path: Path) -> None:
-        with open(path, "wb") as f:
-            if self.fsync:
-                os.fsync(f.fileno())
-
     def journal_add(self, tier: str, removal: Removal) -> None:
-        path = self._journal_path(tier, removal)
         try:
-            self._touch(path)
+            os.close(_create(str(self._journal_path(tier, removal))))
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
 
     def journal_load(self) -> list[tuple[str, Removal]]:
         records = []
         try:
-            tiers = [p for p in self.journal_root.iterdir() if p.is_dir()] if self.journal_root.exists() else []
-            for tier_dir in tiers:
-                for record in tier_dir.iterdir():
-                    content, variant, version = (record.name.split(".") + ["", ""])[:3]
-                    if all(part == "ALL" or _is_hex(part) for part in (content, variant)) and version.isdigit():
-                        removal = Removal(
-                            ALL if content == "ALL" else content, ALL if variant == "ALL" else variant, int(version)
-                        )
-                        records.append((tier_dir.name, removal))
+            for record in self.journal_root.glob("*/*") if self.journal_root.exists() else ():
+                content, variant, version = (record.name.split(".") + ["", ""])[:3]
+                if all(part == "ALL" or _is_hex(part) for part in (content, variant)) and version.isdigit():
+                    whole = {"ALL": ALL}
+                    removal = Removal(whole.get(content, content), whole.get(variant, variant), int(version))
+                    records.append((record.parent.name, removal))
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
         return records
@@ -374,20 +381,14 @@ class DiskTier:
     def floor_get(self) -> int:
         """The Redis change counter below which a Redis has lost removals made here (0: none)."""
         try:
-            names = os.listdir(self.journal_root) if self.journal_root.exists() else []
+            return self._marks(str(self.journal_root)).get("floor", [0])[0]
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
-        return max((int(n[6:]) for n in names if n.startswith("floor-") and n[6:].isdigit()), default=0)
 
     def floor_raise(self, value: int) -> None:
-        """One file per value, created atomically: concurrent raises never lose the higher one."""
+        """The marker `floor.<value>`, raised like a tombstone (no lock: a rival's rename is retried)."""
         try:
-            if value <= self.floor_get():
-                return
-            self._touch(self.journal_root / f"floor-{value}")
-            for name in os.listdir(self.journal_root):
-                if name.startswith("floor-") and name[6:].isdigit() and int(name[6:]) < value:
-                    (self.journal_root / name).unlink(missing_ok=True)
+            self._mark(str(self.journal_root), "floor", value)
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
 
