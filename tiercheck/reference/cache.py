@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .codec import HEADER_LEN, Codec, CorruptEntry, InvalidMetadata, blob_version, dump_metadata, load_payload
+from .codec import HEADER_LEN, Codec, CorruptEntry, InvalidMetadata, Payload, blob_version, dump_metadata, load_payload
 from .coherence import Coherence
 from .config import CacheConfig
 from .health import TierHealth
@@ -269,14 +269,20 @@ class MetadataCache(CacheManagement):
             if now >= expires_at:
                 self._attempt(store, "discard", store.discard, key, version)
                 continue
-            # Promotion: a byte-for-byte copy (same expiry, same version) into the faster tiers. Each tier
-            # refuses it if it holds anything newer, so a copy landing late is harmless; memory refuses it
-            # if anything about the content changed since the read began (its token, and when it began).
-            self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, token, begun))
-            for faster in self._stores[:index]:
-                self._attempt(faster, "promote", faster.put, key, blob, version, expires_at, now)
+            self._promote(key, blob, version, expires_at, payload, self._stores[:index], (token, begun), now)
             return store.name, value
         return None
+
+    def _promote(
+        self, key: CacheKey, blob: bytes, version: int, expires_at: float, payload: Payload,
+        faster: list[StoreTier], token: tuple[tuple[int, int], float], now: float,
+    ) -> None:
+        """A byte-for-byte copy (same expiry, same version) into the faster tiers (a variant's seam). Each
+        tier refuses it if it holds anything newer, so a copy landing late is harmless; memory refuses it if
+        anything about the content changed since the read began (`token`: memory's token, when it began)."""
+        self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, *token))
+        for store in faster:
+            self._attempt(store, "promote", store.put, key, blob, version, expires_at, now)
 
     def put(
         self, file_path: str, metadata: dict[str, Any], tier: str = "premium", extraction_time_ms: float = 0
