@@ -516,3 +516,37 @@ def test_journal_and_version_columns_of_another_sql_type_are_no_records(make_env
     assert cache.get_stats()["tier_health"]["database"]["total_failures"] == 0
     cache.shutdown()
     db.close()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_hostile_rows_never_undo_an_invalidate(make_env, tmp_path, src, seed):
+    """Campaign seed 2 (database hostile rows): an entry's version altered to a huge number or TEXT
+    outranked every removal, so invalidate returned True and the database served the entry again; a
+    journal record whose version was altered was dropped, so the tier that owed it never applied it."""
+    import random
+
+    from tiercheck.chaos.hostile import DatabaseHostileRows
+
+    db_url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
+    cache = instance(make_env(database_url=db_url), **QUICK)
+    assert cache.put(src, {"v": "old"})
+    disk = stores(cache)["disk"]
+    real_remove = disk.remove
+
+    def refused(*args):
+        raise TierError("disk refused")
+
+    disk.remove = refused  # the disk misses the removal: the database journal records what it owes
+    fault = DatabaseHostileRows(db_url, random.Random(seed))
+    fault.inject()
+    if not fault.took_effect():  # e.g. the only value it picked was NULL for a NOT NULL column
+        pytest.skip("fault did not take effect")
+    assert cache.invalidate(src)
+    disk.remove = real_remove
+    assert cache.get(src) is None
+    fault.heal()  # the harness puts the original values back: the entry's old version, the journal's
+    assert cache.get(src) is None
+    cache.shutdown()
+    fresh = instance(make_env(database_url=db_url), **QUICK)  # same cache_dir: the disk still holds it
+    assert settle(fresh, src) is None and fresh.get(src) is None
+    fresh.shutdown()
