@@ -405,6 +405,20 @@ def test_memory_not_held_while_redis_is_cut_for_that_instance_and_only_declared_
     assert HealthyTiers().check(b2.h, no_redis) == []
 
 
+def test_memory_not_held_while_a_fault_replaces_a_shared_tiers_data():
+    """Campaign seed 2: hostile rows replaced the versions of the database's removal records; a cache that
+    then cannot tell whether another instance removed an entry may keep it out of memory (a correct choice)."""
+    hostile = Fault("database hostile rows", "database", destroys_data=True)
+    b = Builder(1)
+    probe(b, 1, {"disk", "redis"}, faults=(hostile,))
+    probe(b, 2, {"disk", "redis"}, faults=(hostile,))
+    assert HealthyTiers().check(b.h, CONTRACT) == []
+    b = Builder(1)
+    probe(b, 1, {"memory", "disk"}, faults=(hostile,))
+    probe(b, 2, {"memory", "disk"}, faults=(hostile,))  # Redis stays held to storing
+    assert [v.check for v in HealthyTiers().check(b.h, CONTRACT)] == ["healthy tiers keep storing"]
+
+
 def test_healthy_tiers_keep_their_data_unless_the_history_explains_the_loss():
     def run(between: str | None) -> list:
         b = Builder(1)

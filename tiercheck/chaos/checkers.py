@@ -465,7 +465,8 @@ class HealthyTiers:
     by an active fault for this instance, not still damaged by an earlier one (the harness's own probe
     traffic and fills included, which the nemesis reports as damage). Memory may be emptied at any
     time (restart, coherence), so for memory the second of two puts during the fault is enough, and
-    while Redis (the path to the other instances) is faulted for this instance, memory is not held to it. An entry
+    while Redis (the path to the other instances) is faulted for this instance, or a fault destroys a
+    shared tier's data (every store tier is shared by the instances), memory is not held to it. An entry
     stored before the fault keeps its healthy durable/shared tiers unless the history shows a reason
     it may go: a clear_all, an invalidate of it, expiry, a restart, or data-destroying damage."""
 
@@ -483,8 +484,10 @@ class HealthyTiers:
         for pairs in windows.values():
             put, held = pairs[-1]
             expected = enabled_tiers(history, contract, put.instance) - put.faulted_tiers()
-            if any(f.tier == "redis" and f.hits(put.instance) for f in put.faults):
-                expected.discard("memory")  # cut off from the other instances, it may distrust its memory tier
+            if any(f.hits(put.instance) and (f.tier == "redis" or f.destroys_data) for f in put.faults):
+                # cut off from the other instances, or their shared state replaced by garbage (whether another
+                # instance removed or replaced the entry cannot be known): it may distrust its memory tier
+                expected.discard("memory")
             if put.outcome != "ok":
                 if expected and put.error is None:
                     found.append(
