@@ -518,11 +518,13 @@ def test_journal_and_version_columns_of_another_sql_type_are_no_records(make_env
     db.close()
 
 
+@pytest.mark.parametrize("tier", [None, "premium"])
 @pytest.mark.parametrize("seed", range(12))
-def test_hostile_rows_never_undo_an_invalidate(make_env, tmp_path, src, seed):
+def test_hostile_rows_never_undo_an_invalidate(make_env, tmp_path, src, seed, tier):
     """Campaign seed 2 (database hostile rows): an entry's version altered to a huge number or TEXT
     outranked every removal, so invalidate returned True and the database served the entry again; a
-    journal record whose version was altered was dropped, so the tier that owed it never applied it."""
+    journal record whose version was altered was dropped, so the tier that owed it never applied it.
+    And the harness's heal "restored" the entry's bytes into a tombstone whose blob was NULL, as planted."""
     import random
 
     from tiercheck.chaos.hostile import DatabaseHostileRows
@@ -541,7 +543,7 @@ def test_hostile_rows_never_undo_an_invalidate(make_env, tmp_path, src, seed):
     fault.inject()
     if not fault.took_effect():  # e.g. the only value it picked was NULL for a NOT NULL column
         pytest.skip("fault did not take effect")
-    assert cache.invalidate(src)
+    assert cache.invalidate(src, tier)
     disk.remove = real_remove
     assert cache.get(src) is None
     fault.heal()  # the harness puts the original values back: the entry's old version, the journal's
