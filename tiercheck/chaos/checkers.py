@@ -460,6 +460,19 @@ def fault_cycles(history: History) -> list[tuple[Any, Any, set[str]]]:
     return cycles
 
 
+def _readmitting(cycles: list[tuple[Any, Any, set[str]]], contract: ContractInfo, put: Operation) -> set[str]:
+    """Tiers whose fault (on this instance) healed less than the declared re-admission bound before the
+    put began: P5 gives the implementation that long to use them again, and Readmission judges it."""
+    return {
+        fault.tier
+        for fault, heal, notes in cycles
+        if heal is not None
+        and "no_effect" not in notes
+        and fault.hits(put.instance)
+        and heal.time <= put.invoked < heal.time + contract.readmission_seconds
+    }
+
+
 class HealthyTiers:
     """During a fault a put must land in every tier healthy by the harness's account: enabled, not hit
     by an active fault for this instance, not still damaged by an earlier one (the harness's own probe
@@ -481,9 +494,11 @@ class HealthyTiers:
             if not put.faults:
                 continue
             windows.setdefault((put.instance, put.faults), []).append((put, held))
+        cycles = fault_cycles(history)
         for pairs in windows.values():
             put, held = pairs[-1]
             expected = enabled_tiers(history, contract, put.instance) - put.faulted_tiers()
+            expected -= _readmitting(cycles, contract, put)
             if any(f.hits(put.instance) and (f.tier == "redis" or f.destroys_data) for f in put.faults):
                 # cut off from the other instances, or their shared state replaced by garbage (whether another
                 # instance removed or replaced the entry cannot be known): it may distrust its memory tier
