@@ -552,3 +552,26 @@ def test_hostile_rows_never_undo_an_invalidate(make_env, tmp_path, src, seed, ti
     fresh = instance(make_env(database_url=db_url), **QUICK)  # same cache_dir: the disk still holds it
     assert settle(fresh, src) is None and fresh.get(src) is None
     fresh.shutdown()
+
+
+@pytest.mark.real_postgres
+def test_a_restarted_postgres_takes_the_first_put_after_the_heal(src):
+    """Campaign seed 335271362: after PostgreSQL was killed for a few seconds and restarted, an instance
+    whose pooled connections were all broken kept failing for seconds more: psycopg_pool reconnects in
+    the background with a doubling back-off (1, 2, 4, 8 s ...), past the declared re-admission bound."""
+    from tiercheck.chaos.nemesis import applicable
+    from tiercheck.chaos.sandbox import Sandbox
+
+    with Sandbox(redis=False, postgres=True, tmpfs=False) as box:
+        world = box.world(database="postgres", redis=False)
+        kill = next(n for n in applicable(world) if n.kind == "postgres SIGKILL")
+        cache = instance(world.envs[0], **QUICK)
+        assert cache.put(src, {"v": 0}) and "database" in cache.tiers_holding(src)
+        kill.inject()
+        assert kill.took_effect(), kill.evidence()
+        for i in range(1, 12):  # each a trial of the database (retry_max_ops=1); on a pool, each waits its timeout
+            assert cache.put(src, {"v": i}) and "database" not in cache.tiers_holding(src)
+        kill.heal()
+        assert cache.put(src, {"v": 12}) and "database" in cache.tiers_holding(src)
+        cache.shutdown()
+        kill.close()
