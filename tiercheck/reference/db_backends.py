@@ -168,9 +168,9 @@ def _looks_corrupt(exc: BaseException) -> bool:
 
 
 class PostgresBackend:
-    """A small pool of PostgreSQL connections, like SqliteBackend's: a connection that failed is closed
-    and the next operation connects afresh. No background reconnection with growing back-off (a pool
-    library's would keep a restarted server unused for many seconds: P5's re-admission bound)."""
+    """A small pool of PostgreSQL connections, like SqliteBackend's: after a failure every pooled
+    connection is closed and the next operation connects afresh. No background reconnection with a
+    growing back-off (a pool library's kept a restarted server unused past P5's re-admission bound)."""
 
     placeholder = "%s"
 
@@ -215,6 +215,8 @@ class PostgresBackend:
                 self._idle.append(conn)
             else:
                 conn.close()
+                if not ok:  # the server may have restarted: the idle ones are broken too, never tried one by one
+                    self.close()
 
     def close(self) -> None:
         while True:
