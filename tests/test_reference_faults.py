@@ -575,3 +575,40 @@ def test_a_restarted_postgres_takes_the_first_put_after_the_heal(src):
         assert cache.put(src, {"v": 12}) and "database" in cache.tiers_holding(src)
         cache.shutdown()
         kill.close()
+
+
+@pytest.mark.real_redis
+def test_a_clear_all_reaches_a_memory_entry_whose_redis_key_is_gone(make_env, redis_server, src, other):
+    """Campaign seed 7: Redis lost a content's key (restored from a snapshot, then purged), the other
+    instance promoted the entry from disk into memory while its Redis was failing, and a clear_all
+    (which deletes only the keys Redis holds) sent no message about it: the entry was served on."""
+    import time
+
+    window = 2.0
+    env = make_env(redis_url=redis_server.url)
+    a = instance(env, staleness_seconds=window, retry_max_ops=1)
+    b = instance(env, staleness_seconds=window, retry_max_ops=1)
+    assert a.put(src, {"camera": "old"}) and b.get(src) == {"camera": "old"}
+    for _ in range(200):  # B's tracking connection is up (a failsafe bound, not a synchronisation)
+        if b.get_stats()["coherence"]["tracking_live"]:
+            break
+        b.get(other)
+    redis.Redis.from_url(redis_server.url).delete(stores(a)["redis"].prefix + a._key(src, "premium").content)
+    settle(b, other)
+    redis_tier = stores(b)["redis"]
+    real_put = redis_tier.put
+
+    def failing(*args):
+        raise TierError("redis put timed out")
+
+    redis_tier.put = failing  # the promotion into Redis fails: Redis keeps no key for this content
+    assert b.get(src) == {"camera": "old"} and b.get(src) == {"camera": "old"}  # the second from memory
+    redis_tier.put = real_put
+    a.clear_all()
+    deadline = time.monotonic() + window  # the declared staleness window (E6)
+    while b.get(src) is not None and time.monotonic() < deadline:
+        pass
+    coherence = b.get_stats()["coherence"]
+    assert b.get(src) is None and coherence["flushes"] == 1, coherence  # told, not found out by a late check
+    a.shutdown()
+    b.shutdown()

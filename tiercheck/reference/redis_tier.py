@@ -105,7 +105,7 @@ class RedisTier:
         self.url = url
         self.prefix = f"{namespace}:e:"
         self.counter_key = f"{namespace}:removals"
-        self._cleared_key = f"{namespace}:cleared"
+        self.cleared_key = f"{namespace}:cleared"
         self._match = _escape_glob(self.prefix) + "*"
         self.floor = 0  # the highest removal counter the journals recorded
         self.floor_unchecked = True  # check_floor before the tier serves
@@ -169,7 +169,7 @@ class RedisTier:
         def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
             pipe.hmget(self.prefix + content, [f for v in variants for f in ("v:" + v, "t:" + v)] + ["t:*"])
-            pipe.get(self._cleared_key)
+            pipe.get(self.cleared_key)
             return pipe.execute()
 
         fields, cleared = self._call("fences", read)
@@ -183,7 +183,7 @@ class RedisTier:
         backstop = max(int(max(expires_at - now, 0) * 1000 * _BACKSTOP_FACTOR) + _BACKSTOP_SLACK_MS, _TOMBSTONE_MS)
 
         def watched(pipe: Any) -> Any:
-            cleared = pipe.get(self._cleared_key)
+            cleared = pipe.get(self.cleared_key)
             tomb_all, tomb, current = pipe.hmget(name, "t:*", "t:" + key.variant, "v:" + key.variant)
             if any(x is not None and x.decode() >= v for x in (cleared, tomb_all, tomb)) or (
                 current is not None and current.decode() > v
@@ -198,7 +198,7 @@ class RedisTier:
             return None
 
         args = [key.variant, blob, v, backstop]
-        keys = [name, self._cleared_key, self.counter_key]
+        keys = [name, self.cleared_key, self.counter_key]
         counter = _int(self._call("put", self._script, "put", keys, args, watched))
         self.floor = max(self.floor, counter)  # a server that shows less later lost this write
         return counter
@@ -244,16 +244,16 @@ class RedisTier:
 
     def clear(self, version: int) -> int:
         def watched(pipe: Any) -> Any:
-            current = pipe.get(self._cleared_key)
+            current = pipe.get(self.cleared_key)
             pipe.multi()
             if current is None or current.decode() < padded(version):
-                pipe.set(self._cleared_key, padded(version))
+                pipe.set(self.cleared_key, padded(version))
             pipe.incr(self.counter_key)
             return None
 
         counter = _int(
             self._call(
-                "clear", self._script, "clear", [self._cleared_key, self.counter_key], [padded(version)], watched
+                "clear", self._script, "clear", [self.cleared_key, self.counter_key], [padded(version)], watched
             )
         )
         self._call("clear", self._delete_namespace)
