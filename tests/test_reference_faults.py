@@ -612,3 +612,17 @@ def test_a_clear_all_reaches_a_memory_entry_whose_redis_key_is_gone(make_env, re
     assert b.get(src) is None and coherence["flushes"] == 1, coherence  # told, not found out by a late check
     a.shutdown()
     b.shutdown()
+
+
+def test_a_clear_applied_late_from_the_journal_keeps_entries_put_after_it(make_env, fake_redis_url, src, other):
+    """Campaign seed 2 (disk dir removed): a clear_all that Redis owed (recorded in the repair journal)
+    was applied after later puts and deleted the whole namespace, the entries put after it too."""
+    cache = instance(make_env(redis_url=fake_redis_url), **QUICK)
+    assert cache.put(src, {"v": 1})
+    cleared = cache._versions.next()  # the version a clear_all took before Redis failed it
+    assert cache.put(src, {"v": 2}) and cache.put(other, {"v": 2})
+    cache._repairs.defer("redis", reference.store.Removal("*", "*", cleared))  # as learned from a journal
+    assert cache.get(other) == {"v": 2}  # Redis applies what it owes before it answers
+    assert cache.get_stats()["pending_repairs"]["redis"] == 0
+    assert "redis" in cache.tiers_holding(src) and "redis" in cache.tiers_holding(other)
+    cache.shutdown()

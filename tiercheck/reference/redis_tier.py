@@ -252,11 +252,12 @@ class RedisTier:
             return None
 
         counter = _int(
-            self._call(
-                "clear", self._script, "clear", [self.cleared_key, self.counter_key], [padded(version)], watched
-            )
+            self._call("clear", self._script, "clear", [self.cleared_key, self.counter_key], [padded(version)], watched)
         )
-        self._call("clear", self._delete_namespace)
+        # like a removal of every content: only entries older than the clear go (a clear applied late,
+        # from a repair journal, never takes entries put after it)
+        for _, content in self._call("clear", lambda: list(self._scan())):
+            counter = max(counter, self.remove(content, None, version))
         return counter
 
     # --- the removal counter and its floor --------------------------------------------------
