@@ -626,3 +626,16 @@ def test_a_clear_applied_late_from_the_journal_keeps_entries_put_after_it(make_e
     assert cache.get_stats()["pending_repairs"]["redis"] == 0
     assert "redis" in cache.tiers_holding(src) and "redis" in cache.tiers_holding(other)
     cache.shutdown()
+
+
+def test_another_instances_older_clear_keeps_newer_memory_entries(make_env, fake_redis_url, src, other):
+    """Campaign seed 2 (disk read-only): another instance's clear_all, that the disk missed, was learned
+    from the repair journal after this instance's newer put, and emptied its whole memory tier."""
+    cache = instance(make_env(redis_url=fake_redis_url), **QUICK)
+    assert cache.put(other, {"v": 1})
+    cleared = cache._versions.next()  # another instance's clear_all, before the put below
+    assert cache.put(src, {"v": 2})
+    stores(cache)["database"].journal_add("disk", reference.store.Removal("*", "*", cleared))
+    cache._repairs.load()  # what a poll of the journals does
+    assert "memory" in cache.tiers_holding(src) and "memory" not in cache.tiers_holding(other)
+    cache.shutdown()

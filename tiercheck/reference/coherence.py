@@ -156,8 +156,9 @@ class Coherence:
             return
         for name in message[1]:
             name = name.decode() if isinstance(name, bytes) else str(name)
-            if self._redis is not None and name == self._redis.cleared_key:  # another instance's clear_all
-                self.memory.clear()
+            if self._redis is not None and name == self._redis.cleared_key:  # a clear_all: what it covers goes
+                ok, cleared = self._call(self._redis, "coherence", self._redis.cleared_version)
+                self.memory.clear(cleared + 1 if ok else None)
                 self.counts["flushes"] += 1
                 continue
             if not name.startswith(self._prefix):

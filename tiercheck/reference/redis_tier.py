@@ -177,6 +177,10 @@ class RedisTier:
         floor = max(values[-1], _int(cleared))
         return {v: max(values[2 * i], values[2 * i + 1] + 1, floor + 1) for i, v in enumerate(variants)}
 
+    def cleared_version(self) -> int:
+        """The version of the last clear_all (entries up to it are gone)."""
+        return _int(self._call("clear", self._client.get, self.cleared_key))
+
     def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> int:
         """The counter after the write (the cache raises the floor with it), or 0 when refused."""
         name, v = self.prefix + key.content, padded(version)
