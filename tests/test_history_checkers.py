@@ -405,6 +405,38 @@ def test_memory_not_held_while_redis_is_cut_for_that_instance_and_only_declared_
     assert HealthyTiers().check(b2.h, no_redis) == []
 
 
+def test_memory_not_held_while_a_fault_replaces_a_shared_tiers_data():
+    """Campaign seed 2: hostile rows replaced the versions of the database's removal records; a cache that
+    then cannot tell whether another instance removed an entry may keep it out of memory (a correct choice)."""
+    hostile = Fault("database hostile rows", "database", destroys_data=True)
+    b = Builder(1)
+    probe(b, 1, {"disk", "redis"}, faults=(hostile,))
+    probe(b, 2, {"disk", "redis"}, faults=(hostile,))
+    assert HealthyTiers().check(b.h, CONTRACT) == []
+    b = Builder(1)
+    probe(b, 1, {"memory", "disk"}, faults=(hostile,))
+    probe(b, 2, {"memory", "disk"}, faults=(hostile,))  # Redis stays held to storing
+    assert [v.check for v in HealthyTiers().check(b.h, CONTRACT)] == ["healthy tiers keep storing"]
+
+
+def test_a_tier_healed_within_the_readmission_bound_is_not_held_to_storing_yet():
+    """Campaign seed 335271362: PostgreSQL killed, healed; 0.2 s later a disk fault began, and the other
+    instance (its connection pool still backing off) was blamed for not storing in the database."""
+    killed = Fault("postgres SIGKILL", "database")
+
+    def run(after_heal: float) -> list:
+        b = Builder(1)
+        b.event("inject", killed, 0.0)
+        b.event("heal", killed, 1.0)
+        b.event("inject", DISK_FULL, 1.0 + after_heal)
+        probe(b, 1.1 + after_heal, {"memory", "redis"})
+        probe(b, 1.3 + after_heal, {"memory", "redis"})
+        return HealthyTiers().check(b.h, CONTRACT)
+
+    assert run(0.2) == []
+    assert [v.check for v in run(CONTRACT.readmission_seconds)] == ["healthy tiers keep storing"]
+
+
 def test_healthy_tiers_keep_their_data_unless_the_history_explains_the_loss():
     def run(between: str | None) -> list:
         b = Builder(1)

@@ -516,3 +516,126 @@ def test_journal_and_version_columns_of_another_sql_type_are_no_records(make_env
     assert cache.get_stats()["tier_health"]["database"]["total_failures"] == 0
     cache.shutdown()
     db.close()
+
+
+@pytest.mark.parametrize("tier", [None, "premium"])
+@pytest.mark.parametrize("seed", range(12))
+def test_hostile_rows_never_undo_an_invalidate(make_env, tmp_path, src, seed, tier):
+    """Campaign seed 2 (database hostile rows): an entry's version altered to a huge number or TEXT
+    outranked every removal, so invalidate returned True and the database served the entry again; a
+    journal record whose version was altered was dropped, so the tier that owed it never applied it.
+    And the harness's heal "restored" the entry's bytes into a tombstone whose blob was NULL, as planted."""
+    import random
+
+    from tiercheck.chaos.hostile import DatabaseHostileRows
+
+    db_url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
+    cache = instance(make_env(database_url=db_url), **QUICK)
+    assert cache.put(src, {"v": "old"})
+    disk = stores(cache)["disk"]
+    real_remove = disk.remove
+
+    def refused(*args):
+        raise TierError("disk refused")
+
+    disk.remove = refused  # the disk misses the removal: the database journal records what it owes
+    fault = DatabaseHostileRows(db_url, random.Random(seed))
+    fault.inject()
+    if not fault.took_effect():  # e.g. the only value it picked was NULL for a NOT NULL column
+        pytest.skip("fault did not take effect")
+    assert cache.invalidate(src, tier)
+    disk.remove = real_remove
+    assert cache.get(src) is None
+    fault.heal()  # the harness puts the original values back: the entry's old version, the journal's
+    assert cache.get(src) is None
+    cache.shutdown()
+    fresh = instance(make_env(database_url=db_url), **QUICK)  # same cache_dir: the disk still holds it
+    assert settle(fresh, src) is None and fresh.get(src) is None
+    fresh.shutdown()
+
+
+@pytest.mark.real_postgres
+def test_a_restarted_postgres_takes_the_first_put_after_the_heal(src):
+    """Campaign seed 335271362: after PostgreSQL was killed for a few seconds and restarted, an instance
+    whose pooled connections were all broken kept failing for seconds more: psycopg_pool reconnects in
+    the background with a doubling back-off (1, 2, 4, 8 s ...), past the declared re-admission bound."""
+    from tiercheck.chaos.nemesis import applicable
+    from tiercheck.chaos.sandbox import Sandbox
+
+    with Sandbox(redis=False, postgres=True, tmpfs=False) as box:
+        world = box.world(database="postgres", redis=False)
+        kill = next(n for n in applicable(world) if n.kind == "postgres SIGKILL")
+        cache = instance(world.envs[0], **QUICK)
+        assert cache.put(src, {"v": 0}) and "database" in cache.tiers_holding(src)
+        kill.inject()
+        assert kill.took_effect(), kill.evidence()
+        for i in range(1, 12):  # each a trial of the database (retry_max_ops=1); on a pool, each waits its timeout
+            assert cache.put(src, {"v": i}) and "database" not in cache.tiers_holding(src)
+        kill.heal()
+        assert cache.put(src, {"v": 12}) and "database" in cache.tiers_holding(src)
+        cache.shutdown()
+        kill.close()
+
+
+@pytest.mark.real_redis
+def test_a_clear_all_reaches_a_memory_entry_whose_redis_key_is_gone(make_env, redis_server, src, other):
+    """Campaign seed 7: Redis lost a content's key (restored from a snapshot, then purged), the other
+    instance promoted the entry from disk into memory while its Redis was failing, and a clear_all
+    (which deletes only the keys Redis holds) sent no message about it: the entry was served on."""
+    import time
+
+    window = 2.0
+    env = make_env(redis_url=redis_server.url)
+    a = instance(env, staleness_seconds=window, retry_max_ops=1)
+    b = instance(env, staleness_seconds=window, retry_max_ops=1)
+    assert a.put(src, {"camera": "old"}) and b.get(src) == {"camera": "old"}
+    for _ in range(200):  # B's tracking connection is up (a failsafe bound, not a synchronisation)
+        if b.get_stats()["coherence"]["tracking_live"]:
+            break
+        b.get(other)
+    redis.Redis.from_url(redis_server.url).delete(stores(a)["redis"].prefix + a._key(src, "premium").content)
+    settle(b, other)
+    redis_tier = stores(b)["redis"]
+    real_put = redis_tier.put
+
+    def failing(*args):
+        raise TierError("redis put timed out")
+
+    redis_tier.put = failing  # the promotion into Redis fails: Redis keeps no key for this content
+    assert b.get(src) == {"camera": "old"} and b.get(src) == {"camera": "old"}  # the second from memory
+    redis_tier.put = real_put
+    a.clear_all()
+    deadline = time.monotonic() + window  # the declared staleness window (E6)
+    while b.get(src) is not None and time.monotonic() < deadline:
+        pass
+    coherence = b.get_stats()["coherence"]
+    assert b.get(src) is None and coherence["flushes"] == 1, coherence  # told, not found out by a late check
+    a.shutdown()
+    b.shutdown()
+
+
+def test_a_clear_applied_late_from_the_journal_keeps_entries_put_after_it(make_env, fake_redis_url, src, other):
+    """Campaign seed 2 (disk dir removed): a clear_all that Redis owed (recorded in the repair journal)
+    was applied after later puts and deleted the whole namespace, the entries put after it too."""
+    cache = instance(make_env(redis_url=fake_redis_url), **QUICK)
+    assert cache.put(src, {"v": 1})
+    cleared = cache._versions.next()  # the version a clear_all took before Redis failed it
+    assert cache.put(src, {"v": 2}) and cache.put(other, {"v": 2})
+    cache._repairs.defer("redis", reference.store.Removal("*", "*", cleared))  # as learned from a journal
+    assert cache.get(other) == {"v": 2}  # Redis applies what it owes before it answers
+    assert cache.get_stats()["pending_repairs"]["redis"] == 0
+    assert "redis" in cache.tiers_holding(src) and "redis" in cache.tiers_holding(other)
+    cache.shutdown()
+
+
+def test_another_instances_older_clear_keeps_newer_memory_entries(make_env, fake_redis_url, src, other):
+    """Campaign seed 2 (disk read-only): another instance's clear_all, that the disk missed, was learned
+    from the repair journal after this instance's newer put, and emptied its whole memory tier."""
+    cache = instance(make_env(redis_url=fake_redis_url), **QUICK)
+    assert cache.put(other, {"v": 1})
+    cleared = cache._versions.next()  # another instance's clear_all, before the put below
+    assert cache.put(src, {"v": 2})
+    stores(cache)["database"].journal_add("disk", reference.store.Removal("*", "*", cleared))
+    cache._repairs.load()  # what a poll of the journals does
+    assert "memory" in cache.tiers_holding(src) and "memory" not in cache.tiers_holding(other)
+    cache.shutdown()

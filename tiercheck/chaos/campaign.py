@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import sys
+import tempfile
 import time
 import traceback
 from statistics import median
@@ -66,6 +67,7 @@ def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
     deadline = time.monotonic() + minutes * 60
     rounds = 0
     harness_errors = 0
+    trace_dir: str | None = None  # one directory per run: traces of two runs never overwrite each other
     with Sandbox(postgres=True) as sandbox:
         summary.notes.append(f"disk tier: {sandbox.tmpfs.reason}")
         allowed, left_out = declared_backends(factory, sandbox)
@@ -101,7 +103,8 @@ def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
                         n.close()
                 runner.close()
             if runner.trace is not None and len(summary.violations) > before:
-                trace_file = f"/tmp/chaos-trace-{impl.replace(':', '-')}-{seed}-round-{rounds}.txt"
+                trace_dir = trace_dir or tempfile.mkdtemp(prefix=f"chaos-traces-{seed}-")
+                trace_file = os.path.join(trace_dir, f"round-{rounds}.txt")
                 with open(trace_file, "w") as f:
                     f.write("\n".join([*map(str, summary.violations[before:]), "", *runner.trace]))
                 console.print(f"trace of round {rounds}: {trace_file}")

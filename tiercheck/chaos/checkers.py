@@ -460,12 +460,26 @@ def fault_cycles(history: History) -> list[tuple[Any, Any, set[str]]]:
     return cycles
 
 
+def _readmitting(cycles: list[tuple[Any, Any, set[str]]], contract: ContractInfo, put: Operation) -> set[str]:
+    """Tiers whose fault (on this instance) healed less than the declared re-admission bound before the
+    put began: P5 gives the implementation that long to use them again, and Readmission judges it."""
+    return {
+        fault.tier
+        for fault, heal, notes in cycles
+        if heal is not None
+        and "no_effect" not in notes
+        and fault.hits(put.instance)
+        and heal.time <= put.invoked < heal.time + contract.readmission_seconds
+    }
+
+
 class HealthyTiers:
     """During a fault a put must land in every tier healthy by the harness's account: enabled, not hit
     by an active fault for this instance, not still damaged by an earlier one (the harness's own probe
     traffic and fills included, which the nemesis reports as damage). Memory may be emptied at any
     time (restart, coherence), so for memory the second of two puts during the fault is enough, and
-    while Redis (the path to the other instances) is faulted for this instance, memory is not held to it. An entry
+    while Redis (the path to the other instances) is faulted for this instance, or a fault destroys a
+    shared tier's data (every store tier is shared by the instances), memory is not held to it. An entry
     stored before the fault keeps its healthy durable/shared tiers unless the history shows a reason
     it may go: a clear_all, an invalidate of it, expiry, a restart, or data-destroying damage."""
 
@@ -480,11 +494,15 @@ class HealthyTiers:
             if not put.faults:
                 continue
             windows.setdefault((put.instance, put.faults), []).append((put, held))
+        cycles = fault_cycles(history)
         for pairs in windows.values():
             put, held = pairs[-1]
             expected = enabled_tiers(history, contract, put.instance) - put.faulted_tiers()
-            if any(f.tier == "redis" and f.hits(put.instance) for f in put.faults):
-                expected.discard("memory")  # cut off from the other instances, it may distrust its memory tier
+            expected -= _readmitting(cycles, contract, put)
+            if any(f.hits(put.instance) and (f.tier == "redis" or f.destroys_data) for f in put.faults):
+                # cut off from the other instances, or their shared state replaced by garbage (whether another
+                # instance removed or replaced the entry cannot be known): it may distrust its memory tier
+                expected.discard("memory")
             if put.outcome != "ok":
                 if expected and put.error is None:
                     found.append(

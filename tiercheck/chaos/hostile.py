@@ -230,6 +230,8 @@ class DatabaseHostileRows(Nemesis):
         self.replaced: list[tuple[str, str, str, str, str]] = []
         # table, column, where clause, row key, original value, planted value
         self._undo: list[tuple[str, str, Any, tuple, Any, Any]] = []
+        self._rows_after: dict[tuple[str, tuple], tuple] = {}  # SQLite: each planted row as the fault left it
+        self._where: dict[str, str] = {}
 
     def payload_executed(self) -> bool:
         """Whether anything unpickled a planted payload (E4: never)."""
@@ -252,7 +254,7 @@ class DatabaseHostileRows(Nemesis):
             self.effect(f"heal failed: {exc}")
             return
         self.effect(f"healed by the harness: {restored} of {len(self._undo)} value(s) restored")
-        self._undo = []
+        self._undo, self._rows_after = [], {}
 
     def _restore(self, dry_run: bool) -> int:
         """Put back (or, dry, count) the originals of the values that still hold what was planted."""
@@ -261,8 +263,18 @@ class DatabaseHostileRows(Nemesis):
             conn = sqlite3.connect(self.url.removeprefix("sqlite://"), timeout=10, isolation_level=None)
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                # a row the implementation wrote since (even the planted value again: NULL for a tombstone)
+                # is its own, never "restored": only rows exactly as the fault left them are put back
+                intact = {
+                    (table, key)
+                    for (table, key), after in self._rows_after.items()
+                    if conn.execute(f"SELECT * FROM {_quote(table)} WHERE {self._where[table]}", key).fetchone()
+                    == after
+                }
                 for table, column, where, key, old, new in self._undo:
                     q, c = _quote(table), _quote(column)
+                    if (table, key) not in intact:
+                        continue
                     if dry_run:
                         count += (
                             conn.execute(f"SELECT 1 FROM {q} WHERE {where} AND {c} IS ?", (*key, new)).fetchone()
@@ -296,7 +308,7 @@ class DatabaseHostileRows(Nemesis):
         return count
 
     def _inject(self) -> None:
-        self.replaced, self._undo = [], []
+        self.replaced, self._undo, self._rows_after = [], [], {}
         if self.url.startswith("sqlite:///"):
             self._sqlite(self.url.removeprefix("sqlite://"))
         else:
@@ -327,7 +339,7 @@ class DatabaseHostileRows(Nemesis):
         except sqlite3.DatabaseError:  # locked or not a database (an earlier fault): nothing planted
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            self.replaced, self._undo = [], []
+            self.replaced, self._undo, self._rows_after = [], [], {}
         finally:
             conn.close()
 
@@ -348,7 +360,9 @@ class DatabaseHostileRows(Nemesis):
             ids = conn.execute(f"SELECT {cols} FROM {q}").fetchall()
             where = " AND ".join(f"{_quote(k)} = ?" for k in keys)
             key_of = tuple
+        self._where[table] = where
         for row_id in ids:
+            planted = len(self._undo)
             for column in self._columns_to_hit(values):
                 c = _quote(column)
                 old = conn.execute(f"SELECT typeof({c}) FROM {q} WHERE {where}", key_of(row_id)).fetchone()
@@ -369,6 +383,10 @@ class DatabaseHostileRows(Nemesis):
                 if got is not None and got[0] != old[0]:
                     self.replaced.append((table, str(row_id), column, old[0], got[0]))
                     self._undo.append((table, column, where, key_of(row_id), original, value))
+            if len(self._undo) > planted:
+                self._rows_after[(table, key_of(row_id))] = conn.execute(
+                    f"SELECT * FROM {q} WHERE {where}", key_of(row_id)
+                ).fetchone()
 
     def _postgres(self) -> None:
         with psycopg.connect(self.url, connect_timeout=10) as conn:

@@ -323,6 +323,8 @@ class Runner:
         elif nemesis is not None:
             self._active = nemesis
             self.history.event("inject", fault_of(nemesis))
+            if getattr(self, "trace", None) is not None:
+                self.trace.append(f"{self.step:5d} fault {nemesis.kind} starts")
             return
         self._active = None
 
@@ -657,6 +659,8 @@ class Runner:
 
     def count_effect(self, nemesis: Nemesis) -> bool:
         """After heal: count the cycle as effective or not; a fault that did not take effect is voided."""
+        if self.trace is not None:
+            self.trace.append(f"{self.step:5d} fault {nemesis.kind} healed: {nemesis.evidence():.300}")
         if nemesis.took_effect():
             self.summary.effective[nemesis.kind] += 1
             self.history.event("took_effect", fault_of(nemesis), nemesis.evidence())

@@ -142,7 +142,7 @@ class MetadataCache(CacheManagement):
         """Another instance recorded a removal a tier owes (it could not reach it; we may): our memory
         tier may hold the entry and no invalidation message will come."""
         if removal.content == ALL:
-            self.memory.clear()
+            self.memory.clear(removal.version)
         else:
             self.memory.remove(removal.content, None if removal.variant == ALL else removal.variant)
 

@@ -2,11 +2,11 @@
 
 With Redis, server-assisted client-side caching: one dedicated RESP3 connection runs
 `CLIENT TRACKING ON BCAST PREFIX <ns>:e:` and a reader thread receives an invalidation message for
-every change of a content hash, by any instance. For each, the memory entries of that content are
-checked against the versions Redis now holds (`RedisTier.fences`): an entry another instance
-replaced or removed is dropped; our own writes are still current and stay. Slower reads in flight
-for that content are fenced (`MemoryTier.remove` moves its token). The whole memory tier is
-flushed only when the server says so (FLUSHALL).
+every change of a content hash, by any instance (and of the clear_all marker: it flushes the tier).
+For each, the memory entries of that content are checked against the versions Redis now holds
+(`RedisTier.fences`): an entry another instance replaced or removed is dropped; our own writes are
+still current and stay. Slower reads in flight for that content are fenced (`MemoryTier.remove`
+moves its token). The whole memory tier is flushed only on a clear_all or a FLUSHALL.
 
 An entry is trusted while the tracking connection is alive (confirmed by a PING at least every
 quarter window) and its data was read after the connection was established: what was read before,
@@ -126,7 +126,10 @@ class Coherence:
         conn = client.connection_pool.get_connection()
         try:
             conn._parser.set_invalidation_push_handler(lambda message: message)
-            conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self._prefix)
+            # also the clear_all marker: a clear removes only the keys Redis holds, and a memory entry
+            # whose key Redis lacks (lost, or its promotion failed) would never hear of it
+            cleared = ("PREFIX", self._redis.cleared_key) if self._redis is not None else ()
+            conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self._prefix, *cleared)
             conn.read_response()
             self._on_reconnect()
             self._since = self._alive_at = time.monotonic()
@@ -153,6 +156,11 @@ class Coherence:
             return
         for name in message[1]:
             name = name.decode() if isinstance(name, bytes) else str(name)
+            if self._redis is not None and name == self._redis.cleared_key:  # a clear_all: what it covers goes
+                ok, cleared = self._call(self._redis, "coherence", self._redis.cleared_version)
+                self.memory.clear(cleared + 1 if ok else None)
+                self.counts["flushes"] += 1
+                continue
             if not name.startswith(self._prefix):
                 continue
             content = name[len(self._prefix) :]

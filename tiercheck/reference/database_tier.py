@@ -19,6 +19,9 @@ from typing import Any
 from .db_backends import PostgresBackend, SqliteBackend
 from .keys import CacheKey
 from .store import ALL, TOMBSTONE_SECONDS, IsDead, Removal, TierError
+from .versions import ceiling, known, now
+
+_FLOOR_LIMIT = 1 << 62  # a Redis removal counter beyond this was altered: it raises no floor (an INCR would overflow)
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS tc_entries (
@@ -34,20 +37,26 @@ _SCHEMA = [
         PRIMARY KEY (ns, name)){suffix}""",
 ]
 
+# A stored version orders writes only if it is one a clock handed out: an integer in (0, ceiling).
+# Any other value (a hostile row: another SQL type, an extreme number) orders nothing, and the removal
+# wins: a tombstone refuses every put, a removal overwrites or deletes the row. Each `?` in _SANE: the ceiling.
+_SANE = "({col} > 0 AND {col} < ? AND {col} = CAST({col} AS BIGINT))"
 _PUT = (
     "INSERT INTO tc_entries (ns, content, variant, version, expires_at, blob) "
     "SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS {real}), CAST(? AS {blob}) "
     "WHERE NOT EXISTS (SELECT 1 FROM tc_entries WHERE ns = ? AND variant = '*' AND content IN (?, '*') "
-    "AND CAST(version AS BIGINT) >= ?) "
+    "AND NOT (version < ? AND " + _SANE.format(col="version") + ")) "
     "ON CONFLICT (ns, content, variant) DO UPDATE SET version = excluded.version, "
-    "expires_at = excluded.expires_at, blob = excluded.blob "
-    "WHERE excluded.version > CAST(tc_entries.version AS BIGINT)"
+    "expires_at = excluded.expires_at, blob = excluded.blob WHERE CASE WHEN tc_entries.blob IS NULL "
+    "THEN tc_entries.version < excluded.version AND " + _SANE.format(col="tc_entries.version") + " "
+    "ELSE NOT (tc_entries.version >= excluded.version AND " + _SANE.format(col="tc_entries.version") + ") END"
 )
 _TOMBSTONE = (
     "INSERT INTO tc_entries (ns, content, variant, version, expires_at, blob) VALUES (?, ?, ?, ?, ?, NULL) "
-    "ON CONFLICT (ns, content, variant) DO UPDATE SET version = excluded.version, "
-    "expires_at = excluded.expires_at, blob = NULL WHERE excluded.version > CAST(tc_entries.version AS BIGINT)"
+    "ON CONFLICT (ns, content, variant) DO UPDATE SET version = excluded.version, expires_at = excluded.expires_at, "
+    "blob = NULL WHERE NOT (tc_entries.version >= excluded.version AND " + _SANE.format(col="tc_entries.version") + ")"
 )
+_OLDER = "NOT (version >= ? AND " + _SANE.format(col="version") + ")"  # older than a removal, or unknown
 
 
 class DatabaseTier:
@@ -100,17 +109,18 @@ class DatabaseTier:
         return None if row is None or not isinstance(row[0], int) else row[0]
 
     def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> bool:
-        params = (self.ns, key.content, key.variant, version, expires_at, blob, self.ns, key.content, version)
+        c = ceiling()
+        params = (self.ns, key.content, key.variant, version, expires_at, blob, self.ns, key.content, version, c, c, c)
         return self._run("put", self._put_sql, params) > 0
 
     def remove(self, content: str, variant: str | None, version: int) -> None:
         until = time.time() + TOMBSTONE_SECONDS  # tombstones are kept by wall time: they are not entries
-        self._run("remove", _TOMBSTONE, (self.ns, content, variant or ALL, version, until))
+        self._run("remove", _TOMBSTONE, (self.ns, content, variant or ALL, version, until, ceiling()))
         if variant is None:  # the content's tombstone refuses older puts from now on; drop what it covers
             self._run(
                 "remove",
-                "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant <> '*' AND version < ?",
-                (self.ns, content, version),
+                "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant <> '*' AND " + _OLDER,
+                (self.ns, content, version, ceiling()),
             )
 
     def discard(self, key: CacheKey, version: int | None) -> None:
@@ -121,11 +131,11 @@ class DatabaseTier:
         self._run("discard", sql, params)
 
     def clear(self, version: int) -> None:
-        self._run("clear", _TOMBSTONE, (self.ns, ALL, ALL, version, time.time() + TOMBSTONE_SECONDS))
+        self._run("clear", _TOMBSTONE, (self.ns, ALL, ALL, version, time.time() + TOMBSTONE_SECONDS, ceiling()))
         self._run(
             "clear",
-            "DELETE FROM tc_entries WHERE ns = ? AND version < ? AND NOT (content = '*' AND variant = '*')",
-            (self.ns, version),
+            "DELETE FROM tc_entries WHERE ns = ? AND " + _OLDER + " AND NOT (content = '*' AND variant = '*')",
+            (self.ns, version, ceiling()),
         )
 
     def keys(self) -> Iterator[CacheKey]:
@@ -168,40 +178,43 @@ class DatabaseTier:
             "journal",
             "INSERT INTO tc_journal (ns, tier, content, variant, version) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (ns, tier, content, variant) DO UPDATE SET version = excluded.version "
-            "WHERE excluded.version > tc_journal.version",
-            (self.ns, tier, removal.content, removal.variant, removal.version),
+            "WHERE NOT (tc_journal.version >= excluded.version AND " + _SANE.format(col="tc_journal.version") + ")",
+            (self.ns, tier, removal.content, removal.variant, removal.version, ceiling()),
         )
 
     def journal_load(self) -> list[tuple[str, Removal]]:
         rows = self._run(
             "journal", "SELECT tier, content, variant, version FROM tc_journal WHERE ns = ?", (self.ns,), fetch="all"
         )
-        return [  # a row of other SQL types (an altered file) is no record, never an exception
-            (tier, Removal(content, variant, version))
+        return [  # a version altered to anything else (a hostile row) is unknown: the removal applies as of now
+            (tier, Removal(content, variant, known(version) or now()))
             for tier, content, variant, version in rows
-            if isinstance(version, int) and all(isinstance(x, str) for x in (tier, content, variant))
+            if all(isinstance(x, str) for x in (tier, content, variant))
         ]
 
     def journal_discard(self, tier: str, removals: list[Removal]) -> None:
         for removal in removals:
             self._run(
                 "journal",
-                "DELETE FROM tc_journal WHERE ns = ? AND tier = ? AND content = ? AND variant = ? AND version <= ?",
-                (self.ns, tier, removal.content, removal.variant, removal.version),
+                "DELETE FROM tc_journal WHERE ns = ? AND tier = ? AND content = ? AND variant = ? AND NOT "
+                "(version > ? AND " + _SANE.format(col="version") + ")",
+                (self.ns, tier, removal.content, removal.variant, removal.version, ceiling()),
             )
 
     def floor_get(self) -> int:
         row = self._run(
             "journal", "SELECT value FROM tc_counters WHERE ns = ? AND name = 'redis_floor'", (self.ns,), fetch="one"
         )
-        return int(row[0]) if row and isinstance(row[0], int) else 0
+        return row[0] if row and type(row[0]) is int and 0 < row[0] < _FLOOR_LIMIT else 0
 
     def floor_raise(self, value: int) -> None:
         self._run(
             "journal",
             "INSERT INTO tc_counters (ns, name, value) VALUES (?, 'redis_floor', ?) ON CONFLICT (ns, name) "
-            "DO UPDATE SET value = excluded.value WHERE excluded.value > tc_counters.value",
-            (self.ns, value),
+            "DO UPDATE SET value = excluded.value WHERE NOT (tc_counters.value >= excluded.value AND "
+            + _SANE.format(col="tc_counters.value")
+            + ")",
+            (self.ns, value, _FLOOR_LIMIT),
         )
 
     def close(self) -> None:

@@ -1,5 +1,5 @@
 """Connections for the database tier: a small pool of SQLite connections (WAL, busy timeout; a corrupt
-file is moved aside and its journal carried over), or a psycopg pool for PostgreSQL."""
+file is moved aside and its journal carried over), or of psycopg connections for PostgreSQL."""
 
 from __future__ import annotations
 
@@ -168,33 +168,34 @@ def _looks_corrupt(exc: BaseException) -> bool:
 
 
 class PostgresBackend:
+    """A small pool of PostgreSQL connections, like SqliteBackend's: after a failure every pooled
+    connection is closed and the next operation connects afresh. No background reconnection with a
+    growing back-off (a pool library's kept a restarted server unused past P5's re-admission bound)."""
+
     placeholder = "%s"
 
     def __init__(self, schema: list[str], url: str, timeout: float) -> None:
-        self.schema = schema
         import psycopg
-        import psycopg_pool
 
-        self.errors = (psycopg.Error, psycopg_pool.PoolTimeout)
-        self._pool = psycopg_pool.ConnectionPool(
+        self.schema = schema
+        self.errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+        self._connect = lambda: psycopg.connect(
             url,
-            min_size=1,
-            max_size=8,
-            timeout=max(timeout * 4, 1.0),
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": max(1, int(round(timeout * 2))),
-                "options": f"-c statement_timeout={int(timeout * 4000)}",
-            },
-            open=False,
-            name="tiercheck-reference",
+            autocommit=True,
+            connect_timeout=max(1, int(round(timeout * 2))),
+            options=f"-c statement_timeout={int(timeout * 4000)}",
         )
-        self._pool.open(wait=False)
+        self._idle: list[Any] = []  # list.pop/append are atomic
         self._schema_ready = False
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
-        with self._pool.connection() as conn:
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._connect()
+        ok = False
+        try:
             if not self._schema_ready:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(7461726)")  # concurrent CREATEs race in PG
@@ -208,6 +209,19 @@ class PostgresBackend:
                         conn.execute(statement.format(real="DOUBLE PRECISION", blob="BYTEA", suffix=""))
                 self._schema_ready = True
             yield conn
+            ok = True
+        finally:
+            if ok and not conn.closed and len(self._idle) < _POOL_IDLE:
+                self._idle.append(conn)
+            else:
+                conn.close()
+                if not ok:  # the server may have restarted: the idle ones are broken too, never tried one by one
+                    self.close()
 
     def close(self) -> None:
-        self._pool.close(timeout=2.0)
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                return
+            conn.close()

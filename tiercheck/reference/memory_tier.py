@@ -150,9 +150,14 @@ class MemoryTier:
                 self._drop(k)
             return len(dead)
 
-    def clear(self) -> None:
+    def clear(self, older_than: int | None = None) -> None:
+        """Drop every entry (or those older than a clear_all's version), and fence reads in flight."""
         with self._lock:
             self._clears += 1
+            if older_than is not None:
+                for key in [k for k, item in self._entries.items() if item.version < older_than]:
+                    self._drop(key)
+                return
             self._entries.clear()
             self._by_content.clear()
             self._bytes = 0

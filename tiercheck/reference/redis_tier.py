@@ -105,7 +105,7 @@ class RedisTier:
         self.url = url
         self.prefix = f"{namespace}:e:"
         self.counter_key = f"{namespace}:removals"
-        self._cleared_key = f"{namespace}:cleared"
+        self.cleared_key = f"{namespace}:cleared"
         self._match = _escape_glob(self.prefix) + "*"
         self.floor = 0  # the highest removal counter the journals recorded
         self.floor_unchecked = True  # check_floor before the tier serves
@@ -169,7 +169,7 @@ class RedisTier:
         def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
             pipe.hmget(self.prefix + content, [f for v in variants for f in ("v:" + v, "t:" + v)] + ["t:*"])
-            pipe.get(self._cleared_key)
+            pipe.get(self.cleared_key)
             return pipe.execute()
 
         fields, cleared = self._call("fences", read)
@@ -177,13 +177,17 @@ class RedisTier:
         floor = max(values[-1], _int(cleared))
         return {v: max(values[2 * i], values[2 * i + 1] + 1, floor + 1) for i, v in enumerate(variants)}
 
+    def cleared_version(self) -> int:
+        """The version of the last clear_all (entries up to it are gone)."""
+        return _int(self._call("clear", self._client.get, self.cleared_key))
+
     def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> int:
         """The counter after the write (the cache raises the floor with it), or 0 when refused."""
         name, v = self.prefix + key.content, padded(version)
         backstop = max(int(max(expires_at - now, 0) * 1000 * _BACKSTOP_FACTOR) + _BACKSTOP_SLACK_MS, _TOMBSTONE_MS)
 
         def watched(pipe: Any) -> Any:
-            cleared = pipe.get(self._cleared_key)
+            cleared = pipe.get(self.cleared_key)
             tomb_all, tomb, current = pipe.hmget(name, "t:*", "t:" + key.variant, "v:" + key.variant)
             if any(x is not None and x.decode() >= v for x in (cleared, tomb_all, tomb)) or (
                 current is not None and current.decode() > v
@@ -198,7 +202,7 @@ class RedisTier:
             return None
 
         args = [key.variant, blob, v, backstop]
-        keys = [name, self._cleared_key, self.counter_key]
+        keys = [name, self.cleared_key, self.counter_key]
         counter = _int(self._call("put", self._script, "put", keys, args, watched))
         self.floor = max(self.floor, counter)  # a server that shows less later lost this write
         return counter
@@ -244,19 +248,20 @@ class RedisTier:
 
     def clear(self, version: int) -> int:
         def watched(pipe: Any) -> Any:
-            current = pipe.get(self._cleared_key)
+            current = pipe.get(self.cleared_key)
             pipe.multi()
             if current is None or current.decode() < padded(version):
-                pipe.set(self._cleared_key, padded(version))
+                pipe.set(self.cleared_key, padded(version))
             pipe.incr(self.counter_key)
             return None
 
         counter = _int(
-            self._call(
-                "clear", self._script, "clear", [self._cleared_key, self.counter_key], [padded(version)], watched
-            )
+            self._call("clear", self._script, "clear", [self.cleared_key, self.counter_key], [padded(version)], watched)
         )
-        self._call("clear", self._delete_namespace)
+        # like a removal of every content: only entries older than the clear go (a clear applied late,
+        # from a repair journal, never takes entries put after it)
+        for _, content in self._call("clear", lambda: list(self._scan())):
+            counter = max(counter, self.remove(content, None, version))
         return counter
 
     # --- the removal counter and its floor --------------------------------------------------

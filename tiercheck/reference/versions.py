@@ -38,5 +38,25 @@ class VersionClock:
                 self._last = max(self._last, version)
 
 
+_DAY_US = 86_400 * 10**6
+
+
+def ceiling() -> int:
+    """Above every version any clock hands out within the next day: a stored version beyond it, or
+    not an integer at all, was altered (a hostile row) and orders nothing."""
+    return (time.time_ns() // 1000 + _DAY_US) << NODE_BITS
+
+
+def known(value: object) -> int | None:
+    """A stored version, or None when it cannot be one a clock handed out (another SQL type, <= 0,
+    beyond the ceiling). A removal whose version is unknown applies as of now: the removal wins."""
+    return value if type(value) is int and 0 < value < ceiling() else None
+
+
+def now() -> int:
+    """Above every version handed out so far (on this host's wall clock)."""
+    return ((time.time_ns() // 1000) << NODE_BITS) | ((1 << NODE_BITS) - 1)
+
+
 def padded(version: int) -> str:
     return f"{version:0{WIDTH}d}"
