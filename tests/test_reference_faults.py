@@ -9,6 +9,7 @@ window" or "after re-admission", so nothing waits on the wall clock.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import sqlite3
@@ -638,4 +639,21 @@ def test_another_instances_older_clear_keeps_newer_memory_entries(make_env, fake
     stores(cache)["database"].journal_add("disk", reference.store.Removal("*", "*", cleared))
     cache._repairs.load()  # what a poll of the journals does
     assert "memory" in cache.tiers_holding(src) and "memory" not in cache.tiers_holding(other)
+    cache.shutdown()
+
+
+def test_a_disk_clear_applied_late_from_the_journal_keeps_entries_put_after_it(make_env, src, other):
+    """As for Redis above: the disk tier renamed its whole entry directory whatever the clear's version,
+    so a clear it owed and applied late took the entries put after it (safe, but healthy data lost)."""
+    cache = instance(make_env(redis_url=None), **QUICK)
+    assert cache.put(src, {"v": 1})
+    cleared = cache._versions.next()
+    assert cache.put(src, {"v": 2}) and cache.put(other, {"v": 2})
+    cache._repairs.defer("disk", reference.store.Removal("*", "*", cleared))
+    never_put = os.path.join(os.path.dirname(src), "never-put")
+    with open(never_put, "wb") as f:
+        f.write(b"never put")
+    assert cache.get(never_put) is None  # a memory miss reads the disk tier, which applies what it owes first
+    assert cache.get_stats()["pending_repairs"]["disk"] == 0
+    assert "disk" in cache.tiers_holding(src) and "disk" in cache.tiers_holding(other)
     cache.shutdown()

@@ -274,21 +274,16 @@ class DiskTier:
             self._total -= self._sizes.pop(key, 0)
 
     def clear(self, version: int) -> None:
-        trash = self.root.with_name(f"entries.trash-{uuid.uuid4().hex}")
+        """Like a removal of every content: only entries older than the clear go, so a clear applied late
+        (from a repair journal) never takes an entry put after it."""
         try:
             with self._locked(ALL):
                 self._mark(str(self.cleared_root), "clear", version)
-                os.rename(self.root, trash)
-        except FileNotFoundError:
-            pass
+                for key, path in list(self._walk()):
+                    if self._entry_version(str(path)) < version:
+                        self._unlink(key)
         except OSError as exc:
             raise TierError(f"disk clear: {exc}") from exc
-        else:
-            shutil.rmtree(trash, ignore_errors=True)
-        with self._lock:
-            self._sizes.clear()
-            self._total = 0
-            self._scanned = True
 
     def keys(self) -> Iterator[CacheKey]:
         try:
