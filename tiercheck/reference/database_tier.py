@@ -56,6 +56,7 @@ _TOMBSTONE = (
     "ON CONFLICT (ns, content, variant) DO UPDATE SET version = excluded.version, expires_at = excluded.expires_at, "
     "blob = NULL WHERE NOT (tc_entries.version >= excluded.version AND " + _SANE.format(col="tc_entries.version") + ")"
 )
+_READS = frozenset({"get", "version", "scan", "usage"})  # the backend may skip its file check
 _OLDER = "NOT (version >= ? AND " + _SANE.format(col="version") + ")"  # older than a removal, or unknown
 
 
@@ -77,16 +78,8 @@ class DatabaseTier:
         self.ns = namespace
 
     def _run(self, operation: str, sql: str, params: tuple = (), fetch: str | None = None) -> Any:
-        if self._backend.placeholder != "?":
-            sql = sql.replace("?", self._backend.placeholder)
         try:
-            with self._backend.connection() as conn:
-                cursor = conn.execute(sql, params)
-                if fetch == "one":
-                    return cursor.fetchone()
-                if fetch == "all":
-                    return cursor.fetchall()
-                return cursor.rowcount
+            return self._backend.execute(sql, params, fetch, operation in _READS)
         except self._backend.errors as exc:
             raise TierError(f"database {operation}: {type(exc).__name__}: {exc}") from exc
 
