@@ -11,14 +11,12 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger("reference.database")
 
 _POOL_IDLE = 8
-_RECHECK_SECONDS = 0.05
-"""Longest a read goes without checking that the SQLite file is still the one we opened."""
+_RECHECK_SECONDS = 0.05  # longest a read goes without checking that the SQLite file is still ours
 
 
 class SqliteBackend:
@@ -76,10 +74,8 @@ class SqliteBackend:
                     self._inode = inode
 
     def execute(self, sql: str, params: tuple, fetch: str | None, read: bool) -> Any:
-        """One statement on a pooled connection: its rows (`fetch` "one"/"all") or its row count. The file's
-        inode is checked before every write, and before a read at most every _RECHECK_SECONDS and after any
-        error: a read may be served from a just-deleted file for that long (a cache's staleness window);
-        a write never lands in one."""
+        """One statement: its rows (`fetch` "one"/"all") or row count. The inode is checked before every write,
+        before a read at most every _RECHECK_SECONDS and after an error: only a read may see a deleted file."""
         clock = time.monotonic()
         if not read or clock - self._checked_at >= _RECHECK_SECONDS:
             self._follow_file()
@@ -201,8 +197,8 @@ class PostgresBackend:
         self._idle: list[Any] = []  # list.pop/append are atomic
         self._schema_ready = False
 
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
+    def execute(self, sql: str, params: tuple, fetch: str | None, read: bool) -> Any:
+        """One statement (written with `?`): its rows (`fetch` "one"/"all") or its row count."""
         try:
             conn = self._idle.pop()
         except IndexError:
@@ -221,8 +217,10 @@ class PostgresBackend:
                     for statement in self.schema:
                         conn.execute(statement.format(real="DOUBLE PRECISION", blob="BYTEA", suffix=""))
                 self._schema_ready = True
-            yield conn
+            cursor = conn.execute(sql.replace("?", "%s"), params)
+            result = cursor.fetchone() if fetch == "one" else cursor.fetchall() if fetch == "all" else cursor.rowcount
             ok = True
+            return result
         finally:
             if ok and not conn.closed and len(self._idle) < _POOL_IDLE:
                 self._idle.append(conn)
@@ -230,12 +228,6 @@ class PostgresBackend:
                 conn.close()
                 if not ok:  # the server may have restarted: the idle ones are broken too, never tried one by one
                     self.close()
-
-    def execute(self, sql: str, params: tuple, fetch: str | None, read: bool) -> Any:
-        """One statement (written with `?`): its rows (`fetch` "one"/"all") or its row count."""
-        with self.connection() as conn:
-            cursor = conn.execute(sql.replace("?", "%s"), params)
-            return cursor.fetchone() if fetch == "one" else cursor.fetchall() if fetch == "all" else cursor.rowcount
 
     def close(self) -> None:
         while True:
