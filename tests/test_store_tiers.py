@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 import redis
 
+from tiercheck.reference import db_backends
 from tiercheck.reference.codec import Codec, Payload
 from tiercheck.reference.database_tier import DatabaseTier
 from tiercheck.reference.disk_tier import DiskTier
@@ -164,15 +165,24 @@ def test_sqlite_namespaces_isolate(tmp_path):
     assert a.get(K1) == b"a"
 
 
-def test_sqlite_file_deleted_is_recreated(tmp_path):
-    tier = sqlite_tier(tmp_path)
-    tier.put(K1, b"one", next(V), 9.0, 0.0)
+def _delete_sqlite_files(tmp_path) -> None:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(f"{tmp_path}/db.sqlite3{suffix}"):
             os.unlink(f"{tmp_path}/db.sqlite3{suffix}")
-    assert tier.get(K1) is None
-    tier.put(K1, b"two", next(V), 9.0, 0.0)
-    assert tier.get(K1) == b"two" and os.path.exists(f"{tmp_path}/db.sqlite3")
+
+
+def test_sqlite_file_deleted_is_recreated(tmp_path, monkeypatch):
+    """A write never lands in a deleted file; a read notices within db_backends._RECHECK_SECONDS."""
+    tier = sqlite_tier(tmp_path)
+    tier.put(K1, b"one", next(V), 9.0, 0.0)
+    _delete_sqlite_files(tmp_path)
+    tier.put(K2, b"two", next(V), 9.0, 0.0)
+    assert tier.get(K1) is None and tier.get(K2) == b"two" and os.path.exists(f"{tmp_path}/db.sqlite3")
+    monkeypatch.setattr(db_backends, "_RECHECK_SECONDS", 0.0)  # the read window elapsed
+    _delete_sqlite_files(tmp_path)
+    assert tier.get(K2) is None
+    tier.put(K1, b"three", next(V), 9.0, 0.0)
+    assert tier.get(K1) == b"three" and os.path.exists(f"{tmp_path}/db.sqlite3")
 
 
 def test_sqlite_corrupt_file_is_quarantined(tmp_path):

@@ -211,7 +211,7 @@ class Codec:
                 size = zstandard.frame_content_size(body)
                 if size != raw_len:
                     raise CorruptEntry("compressed frame does not declare the recorded size")
-                raw = self._decompressor().decompress(body, max_output_size=raw_len)
+                raw = self._decompressor().decompress(body)  # the frame's declared size, checked above, bounds it
             except zstandard.ZstdError as exc:
                 raise CorruptEntry(f"zstd: {exc}") from exc
         else:

@@ -56,6 +56,8 @@ _TOMBSTONE = (
     "ON CONFLICT (ns, content, variant) DO UPDATE SET version = excluded.version, expires_at = excluded.expires_at, "
     "blob = NULL WHERE NOT (tc_entries.version >= excluded.version AND " + _SANE.format(col="tc_entries.version") + ")"
 )
+_GET = "SELECT blob FROM tc_entries WHERE ns = ? AND content = ? AND variant = ? AND blob IS NOT NULL"
+_READS = frozenset({"get", "version", "scan", "usage"})  # the backend may skip its file check
 _OLDER = "NOT (version >= ? AND " + _SANE.format(col="version") + ")"  # older than a removal, or unknown
 
 
@@ -77,27 +79,16 @@ class DatabaseTier:
         self.ns = namespace
 
     def _run(self, operation: str, sql: str, params: tuple = (), fetch: str | None = None) -> Any:
-        if self._backend.placeholder != "?":
-            sql = sql.replace("?", self._backend.placeholder)
         try:
-            with self._backend.connection() as conn:
-                cursor = conn.execute(sql, params)
-                if fetch == "one":
-                    return cursor.fetchone()
-                if fetch == "all":
-                    return cursor.fetchall()
-                return cursor.rowcount
+            return self._backend.execute(sql, params, fetch, operation in _READS)
         except self._backend.errors as exc:
             raise TierError(f"database {operation}: {type(exc).__name__}: {exc}") from exc
 
     def get(self, key: CacheKey) -> bytes | None:
-        row = self._run(
-            "get",
-            "SELECT blob FROM tc_entries WHERE ns = ? AND content = ? AND variant = ? AND blob IS NOT NULL",
-            (self.ns, key.content, key.variant),
-            fetch="one",
-        )
-        return None if row is None else _as_bytes(row[0])
+        row = self._run("get", _GET, (self.ns, key.content, key.variant), fetch="one")
+        if row is None:
+            return None
+        return row[0] if type(row[0]) is bytes else _as_bytes(row[0])
 
     def version_of(self, key: CacheKey) -> int | None:
         row = self._run(

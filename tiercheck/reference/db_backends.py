@@ -8,20 +8,20 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger("reference.database")
 
 _POOL_IDLE = 8
+_RECHECK_SECONDS = 0.05  # longest a read goes without checking that the SQLite file is still ours
 
 
 class SqliteBackend:
     """A small pool of SQLite connections: a connection is used by one thread at a time."""
 
-    placeholder = "?"
     errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(self, schema: list[str], path: str, busy_timeout: float) -> None:
@@ -32,6 +32,7 @@ class SqliteBackend:
         self._lock = threading.Lock()
         self._generation = 0  # bumped when the file is replaced: older connections are dropped
         self._inode: int | None = None
+        self._checked_at = -_RECHECK_SECONDS  # monotonic time of the last inode check
         self._schema_ready = False
         self._salvaged: list[tuple[str, list[tuple]]] = []  # from a quarantined file, for the next one
 
@@ -63,38 +64,48 @@ class SqliteBackend:
         except FileNotFoundError:
             return None
 
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
+    def _follow_file(self) -> None:
+        """Start over on a new file when ours was deleted or replaced under us."""
         inode = self._current_inode()
-        if inode != self._inode:  # deleted or replaced under us: start over on the new file
+        if inode != self._inode:
             with self._lock:
                 if inode != self._inode:
                     self._drop_all()
                     self._inode = inode
-        conn = None
-        ok = False
+
+    def execute(self, sql: str, params: tuple, fetch: str | None, read: bool) -> Any:
+        """One statement: its rows (`fetch` "one"/"all") or row count. The inode is checked before every write,
+        before a read at most every _RECHECK_SECONDS and after an error: only a read may see a deleted file."""
+        clock = time.monotonic()
+        if not read or clock - self._checked_at >= _RECHECK_SECONDS:
+            self._follow_file()
+            self._checked_at = clock
         try:
-            try:
-                conn, generation = self._idle.pop()
-            except IndexError:
-                conn, generation = self._open(), self._generation
+            conn, generation = self._idle.pop()
+        except IndexError:
+            conn, generation = None, self._generation
+        try:
+            if conn is None:
+                conn = self._open()
                 if self._inode is None:
                     self._inode = self._current_inode()
-            yield conn
-            ok = True
-        except sqlite3.DatabaseError as exc:
-            if _looks_corrupt(exc):  # some corruption arrives as OperationalError ("unsupported file format")
-                self._quarantine()
-            raise
-        except UnicodeDecodeError as exc:  # a corrupt file can hand sqlite3 text that is not UTF-8
-            self._quarantine()
-            raise sqlite3.DatabaseError(f"database disk image is malformed (undecodable text: {exc})") from exc
-        finally:
+            cursor = conn.execute(sql, params)
+            result = cursor.fetchone() if fetch == "one" else cursor.fetchall() if fetch == "all" else cursor.rowcount
+        except BaseException as exc:
+            self._checked_at = -_RECHECK_SECONDS  # the file may be gone: look again before the next statement
             if conn is not None:
-                if ok and generation == self._generation and len(self._idle) < _POOL_IDLE:
-                    self._idle.append((conn, generation))
-                else:
-                    conn.close()
+                conn.close()
+            if isinstance(exc, sqlite3.DatabaseError) and _looks_corrupt(exc):  # some arrive as OperationalError
+                self._quarantine()
+            elif isinstance(exc, UnicodeDecodeError):  # a corrupt file can hand sqlite3 text that is not UTF-8
+                self._quarantine()
+                raise sqlite3.DatabaseError(f"database disk image is malformed (undecodable text: {exc})") from exc
+            raise
+        if generation == self._generation and len(self._idle) < _POOL_IDLE:
+            self._idle.append((conn, generation))
+        else:
+            conn.close()
+        return result
 
     def _drop_all(self) -> None:
         self._generation += 1
@@ -172,8 +183,6 @@ class PostgresBackend:
     connection is closed and the next operation connects afresh. No background reconnection with a
     growing back-off (a pool library's kept a restarted server unused past P5's re-admission bound)."""
 
-    placeholder = "%s"
-
     def __init__(self, schema: list[str], url: str, timeout: float) -> None:
         import psycopg
 
@@ -188,8 +197,8 @@ class PostgresBackend:
         self._idle: list[Any] = []  # list.pop/append are atomic
         self._schema_ready = False
 
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
+    def execute(self, sql: str, params: tuple, fetch: str | None, read: bool) -> Any:
+        """One statement (written with `?`): its rows (`fetch` "one"/"all") or its row count."""
         try:
             conn = self._idle.pop()
         except IndexError:
@@ -208,8 +217,10 @@ class PostgresBackend:
                     for statement in self.schema:
                         conn.execute(statement.format(real="DOUBLE PRECISION", blob="BYTEA", suffix=""))
                 self._schema_ready = True
-            yield conn
+            cursor = conn.execute(sql.replace("?", "%s"), params)
+            result = cursor.fetchone() if fetch == "one" else cursor.fetchall() if fetch == "all" else cursor.rowcount
             ok = True
+            return result
         finally:
             if ok and not conn.closed and len(self._idle) < _POOL_IDLE:
                 self._idle.append(conn)
