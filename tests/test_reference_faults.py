@@ -639,3 +639,49 @@ def test_another_instances_older_clear_keeps_newer_memory_entries(make_env, fake
     cache._repairs.load()  # what a poll of the journals does
     assert "memory" in cache.tiers_holding(src) and "memory" not in cache.tiers_holding(other)
     cache.shutdown()
+
+
+def test_a_tracking_message_handled_during_a_put_never_loses_the_put_from_memory(make_env, fake_redis_url, src):
+    """chaos seed 2, round 16 (no fault): the tracking thread read which variants of a content memory
+    held (another variant only), a put of this instance wrote its entry to memory, then the thread
+    dropped every variant it had not read, the put's included; a get promoted the older value from
+    Redis before the put reached it, and the instance served it after its own put had completed."""
+    env = make_env(redis_url=fake_redis_url)
+    a, b = instance(env), instance(env)
+    assert b.put(src, {"v": "old"}) and b.put(src, {"other": "variant"}, tier="free")
+    redis_a = stores(a)["redis"]
+    a._coherence.stop()  # the test delivers the message itself, at the moment it chooses
+    assert a.get(src, "free") == {"other": "variant"}  # memory holds another variant of the content
+    key = a._key(src, "premium")
+    in_fences, fences_go, put_at_redis, put_go = (threading.Event() for _ in range(4))
+    real_fences, real_put = redis_a.fences, redis_a.put
+
+    def paused_fences(*args):
+        in_fences.set()
+        assert fences_go.wait(10)
+        return real_fences(*args)
+
+    def paused_put(k, *args):
+        if k == key:
+            put_at_redis.set()
+            assert put_go.wait(10)
+        return real_put(k, *args)
+
+    redis_a.fences, redis_a.put = paused_fences, paused_put
+    message = [b"invalidate", [(redis_a.prefix + key.content).encode()]]  # e.g. b's put of another variant
+    handler = threading.Thread(target=a._coherence._handle, args=(message,))
+    handler.start()
+    assert in_fences.wait(10)  # the thread has read the versions memory holds
+    put: list[bool] = []
+    writer = threading.Thread(target=lambda: put.append(a.put(src, {"v": "new"})))
+    writer.start()
+    assert put_at_redis.wait(10)  # memory holds the new entry, Redis still the old one
+    fences_go.set()
+    handler.join(10)
+    assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
+    put_go.set()
+    writer.join(10)
+    assert put == [True]
+    assert a.get(src) == {"v": "new"}  # the put completed before this get began
+    for c in (a, b):
+        c.shutdown()
