@@ -21,7 +21,7 @@ import redis
 from tiercheck import reference
 from tiercheck.reference.cache import MetadataCache
 from tiercheck.reference.config import CacheConfig
-from tiercheck.reference.store import TierError
+from tiercheck.reference.store import Removal, TierError
 
 
 class Partition:
@@ -678,6 +678,41 @@ def test_a_tracking_message_handled_during_a_put_never_loses_the_put_from_memory
     assert put_at_redis.wait(10)  # memory holds the new entry, Redis still the old one
     fences_go.set()
     handler.join(10)
+    assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
+    put_go.set()
+    writer.join(10)
+    assert put == [True]
+    assert a.get(src) == {"v": "new"}  # the put completed before this get began
+    for c in (a, b):
+        c.shutdown()
+
+
+def test_a_removal_learned_during_a_put_never_loses_the_newer_put_from_memory(make_env, fake_redis_url, src):
+    """The same race through the journals: a removal another instance recorded for an older version
+    (its put failed on a tier) was learned while this instance's put had written memory only; memory
+    dropped the newer entry, a get promoted the older value from Redis, and it was served after the put."""
+    env = make_env(redis_url=fake_redis_url)
+    a, b = instance(env), instance(env)
+    assert b.put(src, {"v": "old"})
+    redis_a = stores(a)["redis"]
+    a._coherence.stop()  # no tracking message may refresh memory behind the test's back
+    key = a._key(src, "premium")
+    older = redis_a.version_of(key) + 1  # what b defers when its put fails on a tier
+    put_at_redis, put_go = threading.Event(), threading.Event()
+    real_put = redis_a.put
+
+    def paused_put(k, *args):
+        if k == key:
+            put_at_redis.set()
+            assert put_go.wait(10)
+        return real_put(k, *args)
+
+    redis_a.put = paused_put
+    put: list[bool] = []
+    writer = threading.Thread(target=lambda: put.append(a.put(src, {"v": "new"})))
+    writer.start()
+    assert put_at_redis.wait(10)  # memory holds the new entry, Redis still the old one
+    a._learned(Removal(key.content, "*", older))  # read from a journal by a's next poll
     assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
     put_go.set()
     writer.join(10)

@@ -143,8 +143,11 @@ class MetadataCache(CacheManagement):
         tier may hold the entry and no invalidation message will come."""
         if removal.content == ALL:
             self.memory.clear(removal.version)
-        else:
-            self.memory.remove(removal.content, None if removal.variant == ALL else removal.variant)
+            return
+        # only entries older than the removal, as in the tiers: a newer one may be this process's put in
+        # flight, and dropping it would let a get promote the value the put is replacing
+        variants = self.memory.fence(removal.content) if removal.variant == ALL else (removal.variant,)
+        self.memory.remove(removal.content, None, dict.fromkeys(variants, removal.version))
 
     def _floor_raised(self, floor: int) -> None:
         if self._redis is not None and floor > self._redis.floor:
