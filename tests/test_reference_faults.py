@@ -720,3 +720,38 @@ def test_a_removal_learned_during_a_put_never_loses_the_newer_put_from_memory(ma
     assert a.get(src) == {"v": "new"}  # the put completed before this get began
     for c in (a, b):
         c.shutdown()
+
+
+def test_a_put_slower_than_the_staleness_window_is_not_lost_from_memory(make_env, fake_redis_url, src):
+    """The same race through the per-key check: a put took longer than the staleness window, so a get
+    checked its memory entry against Redis, which still held the older version; memory dropped the
+    newer entry, the get promoted the older value, and it was served after the put completed."""
+    env = make_env(redis_url=fake_redis_url)
+    a, b = instance(env), instance(env)
+    assert b.put(src, {"v": "old"})
+    redis_a = stores(a)["redis"]
+    a._coherence.stop()  # checked per key, as without tracking
+    key = a._key(src, "premium")
+    put_at_redis, put_go = threading.Event(), threading.Event()
+    real_put = redis_a.put
+
+    def paused_put(k, *args):
+        if k == key:
+            put_at_redis.set()
+            assert put_go.wait(10)
+        return real_put(k, *args)
+
+    redis_a.put = paused_put
+    put: list[bool] = []
+    writer = threading.Thread(target=lambda: put.append(a.put(src, {"v": "new"})))
+    writer.start()
+    assert put_at_redis.wait(10)  # memory holds the new entry, Redis still the old one
+    entry = a.memory.get(key, a.config.clock())
+    a.memory.put(key, entry.expires_at, entry.payload, entry.version, stamp=entry.stamp - 2 * a.config.staleness_seconds)
+    assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
+    put_go.set()
+    writer.join(10)
+    assert put == [True]
+    assert a.get(src) == {"v": "new"}  # the put completed before this get began
+    for c in (a, b):
+        c.shutdown()

@@ -94,6 +94,10 @@ class Coherence:
             self.counts["validations"] += 1
             self.memory.confirm(key, entry.version)
             return True
+        if ok and version is not None and version < entry.version:
+            # newer than the shared tier: this process's put on its way there. Not served, but kept:
+            # dropped, a get would promote the value the put replaces, served after the put completed
+            return False
         self.counts["stale_dropped"] += ok
         self.memory.remove(key.content, key.variant)
         return False
