@@ -755,3 +755,53 @@ def test_a_put_slower_than_the_staleness_window_is_not_lost_from_memory(make_env
     assert a.get(src) == {"v": "new"}  # the put completed before this get began
     for c in (a, b):
         c.shutdown()
+
+
+@pytest.mark.real_redis
+def test_a_copy_read_from_a_slower_tier_after_the_removal_message_is_not_kept_in_memory(make_env, redis_server, src):
+    """Another instance's invalidate had removed the entry from Redis (its message already handled
+    here) but not yet from disk: a get read the disk copy and admitted it to memory, where tracking
+    trusted it for as long as the connection stayed up. Redis refuses the same copy (its tombstone is
+    newer): memory must not keep it either."""
+    env = make_env(redis_url=redis_server.url)
+    a, b = instance(env), instance(env)
+    assert b.put(src, {"v": "old"})
+    stores(a)
+    for _ in range(1000):  # a condition, not a duration: tracking is established
+        if a._coherence._live:
+            break
+        threading.Event().wait(0.01)
+    assert a._coherence._live
+    key = a._key(src, "premium")
+    name = a._coherence._prefix + key.content
+    handled, real_handle = threading.Event(), a._coherence._handle
+
+    def recording_handle(message):
+        real_handle(message)
+        if isinstance(message, list) and len(message) == 2 and any(
+            (n.decode() if isinstance(n, bytes) else n) == name for n in message[1] or ()
+        ):
+            handled.set()
+
+    a._coherence._handle = recording_handle
+    disk_b = stores(b)["disk"]
+    at_disk, disk_go = threading.Event(), threading.Event()
+    real_remove = disk_b.remove
+
+    def paused_remove(*args):
+        at_disk.set()
+        assert disk_go.wait(10)
+        return real_remove(*args)
+
+    disk_b.remove = paused_remove
+    removed: list[bool] = []
+    remover = threading.Thread(target=lambda: removed.append(b.invalidate(src)))
+    remover.start()
+    assert at_disk.wait(10) and handled.wait(10)  # gone from Redis, a has heard of it; disk still holds it
+    assert a.get(src) in ({"v": "old"}, None)  # concurrent with the invalidate: either
+    disk_go.set()
+    remover.join(10)
+    assert removed == [True]
+    assert "memory" not in a.tiers_holding(src) and a.get(src) is None
+    for c in (a, b):
+        c.shutdown()
