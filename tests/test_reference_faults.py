@@ -22,7 +22,7 @@ import redis
 from tiercheck import reference
 from tiercheck.reference.cache import MetadataCache
 from tiercheck.reference.config import CacheConfig
-from tiercheck.reference.store import TierError
+from tiercheck.reference.store import Removal, TierError
 
 
 class Partition:
@@ -657,3 +657,170 @@ def test_a_disk_clear_applied_late_from_the_journal_keeps_entries_put_after_it(m
     assert cache.get_stats()["pending_repairs"]["disk"] == 0
     assert "disk" in cache.tiers_holding(src) and "disk" in cache.tiers_holding(other)
     cache.shutdown()
+
+
+def test_a_tracking_message_handled_during_a_put_never_loses_the_put_from_memory(make_env, fake_redis_url, src):
+    """chaos seed 2, round 16 (no fault): the tracking thread read which variants of a content memory
+    held (another variant only), a put of this instance wrote its entry to memory, then the thread
+    dropped every variant it had not read, the put's included; a get promoted the older value from
+    Redis before the put reached it, and the instance served it after its own put had completed."""
+    env = make_env(redis_url=fake_redis_url)
+    a, b = instance(env), instance(env)
+    assert b.put(src, {"v": "old"}) and b.put(src, {"other": "variant"}, tier="free")
+    redis_a = stores(a)["redis"]
+    a._coherence.stop()  # the test delivers the message itself, at the moment it chooses
+    assert a.get(src, "free") == {"other": "variant"}  # memory holds another variant of the content
+    key = a._key(src, "premium")
+    in_fences, fences_go, put_at_redis, put_go = (threading.Event() for _ in range(4))
+    real_fences, real_put = redis_a.fences, redis_a.put
+
+    def paused_fences(*args):
+        in_fences.set()
+        assert fences_go.wait(10)
+        return real_fences(*args)
+
+    def paused_put(k, *args):
+        if k == key:
+            put_at_redis.set()
+            assert put_go.wait(10)
+        return real_put(k, *args)
+
+    redis_a.fences, redis_a.put = paused_fences, paused_put
+    message = [b"invalidate", [(redis_a.prefix + key.content).encode()]]  # e.g. b's put of another variant
+    handler = threading.Thread(target=a._coherence._handle, args=(message,))
+    handler.start()
+    assert in_fences.wait(10)  # the thread has read the versions memory holds
+    put: list[bool] = []
+    writer = threading.Thread(target=lambda: put.append(a.put(src, {"v": "new"})))
+    writer.start()
+    assert put_at_redis.wait(10)  # memory holds the new entry, Redis still the old one
+    fences_go.set()
+    handler.join(10)
+    assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
+    put_go.set()
+    writer.join(10)
+    assert put == [True]
+    assert a.get(src) == {"v": "new"}  # the put completed before this get began
+    for c in (a, b):
+        c.shutdown()
+
+
+def test_a_removal_learned_during_a_put_never_loses_the_newer_put_from_memory(make_env, fake_redis_url, src):
+    """The same race through the journals: a removal another instance recorded for an older version
+    (its put failed on a tier) was learned while this instance's put had written memory only; memory
+    dropped the newer entry, a get promoted the older value from Redis, and it was served after the put."""
+    env = make_env(redis_url=fake_redis_url)
+    a, b = instance(env), instance(env)
+    assert b.put(src, {"v": "old"})
+    redis_a = stores(a)["redis"]
+    a._coherence.stop()  # no tracking message may refresh memory behind the test's back
+    key = a._key(src, "premium")
+    older = redis_a.version_of(key) + 1  # what b defers when its put fails on a tier
+    put_at_redis, put_go = threading.Event(), threading.Event()
+    real_put = redis_a.put
+
+    def paused_put(k, *args):
+        if k == key:
+            put_at_redis.set()
+            assert put_go.wait(10)
+        return real_put(k, *args)
+
+    redis_a.put = paused_put
+    put: list[bool] = []
+    writer = threading.Thread(target=lambda: put.append(a.put(src, {"v": "new"})))
+    writer.start()
+    assert put_at_redis.wait(10)  # memory holds the new entry, Redis still the old one
+    a._learned(Removal(key.content, "*", older))  # read from a journal by a's next poll
+    assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
+    put_go.set()
+    writer.join(10)
+    assert put == [True]
+    assert a.get(src) == {"v": "new"}  # the put completed before this get began
+    for c in (a, b):
+        c.shutdown()
+
+
+def test_a_put_slower_than_the_staleness_window_is_not_lost_from_memory(make_env, fake_redis_url, src):
+    """The same race through the per-key check: a put took longer than the staleness window, so a get
+    checked its memory entry against Redis, which still held the older version; memory dropped the
+    newer entry, the get promoted the older value, and it was served after the put completed."""
+    env = make_env(redis_url=fake_redis_url)
+    a, b = instance(env), instance(env)
+    assert b.put(src, {"v": "old"})
+    redis_a = stores(a)["redis"]
+    a._coherence.stop()  # checked per key, as without tracking
+    key = a._key(src, "premium")
+    put_at_redis, put_go = threading.Event(), threading.Event()
+    real_put = redis_a.put
+
+    def paused_put(k, *args):
+        if k == key:
+            put_at_redis.set()
+            assert put_go.wait(10)
+        return real_put(k, *args)
+
+    redis_a.put = paused_put
+    put: list[bool] = []
+    writer = threading.Thread(target=lambda: put.append(a.put(src, {"v": "new"})))
+    writer.start()
+    assert put_at_redis.wait(10)  # memory holds the new entry, Redis still the old one
+    entry = a.memory.get(key, a.config.clock())
+    old_stamp = entry.stamp - 2 * a.config.staleness_seconds
+    a.memory.put(key, entry.expires_at, entry.payload, entry.version, stamp=old_stamp)
+    assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
+    put_go.set()
+    writer.join(10)
+    assert put == [True]
+    assert a.get(src) == {"v": "new"}  # the put completed before this get began
+    for c in (a, b):
+        c.shutdown()
+
+
+@pytest.mark.real_redis
+def test_a_copy_read_from_a_slower_tier_after_the_removal_message_is_not_kept_in_memory(make_env, redis_server, src):
+    """Another instance's invalidate had removed the entry from Redis (its message already handled
+    here) but not yet from disk: a get read the disk copy and admitted it to memory, where tracking
+    trusted it for as long as the connection stayed up. Redis refuses the same copy (its tombstone is
+    newer): memory must not keep it either."""
+    env = make_env(redis_url=redis_server.url)
+    a, b = instance(env), instance(env)
+    assert b.put(src, {"v": "old"})
+    stores(a)
+    for _ in range(1000):  # a condition, not a duration: tracking is established
+        if a._coherence._live:
+            break
+        threading.Event().wait(0.01)
+    assert a._coherence._live
+    key = a._key(src, "premium")
+    name = a._coherence._prefix + key.content
+    handled, real_handle = threading.Event(), a._coherence._handle
+
+    def recording_handle(message):
+        real_handle(message)
+        if isinstance(message, list) and len(message) == 2 and any(
+            (n.decode() if isinstance(n, bytes) else n) == name for n in message[1] or ()
+        ):
+            handled.set()
+
+    a._coherence._handle = recording_handle
+    disk_b = stores(b)["disk"]
+    at_disk, disk_go = threading.Event(), threading.Event()
+    real_remove = disk_b.remove
+
+    def paused_remove(*args):
+        at_disk.set()
+        assert disk_go.wait(10)
+        return real_remove(*args)
+
+    disk_b.remove = paused_remove
+    removed: list[bool] = []
+    remover = threading.Thread(target=lambda: removed.append(b.invalidate(src)))
+    remover.start()
+    assert at_disk.wait(10) and handled.wait(10)  # gone from Redis, a has heard of it; disk still holds it
+    assert a.get(src) in ({"v": "old"}, None)  # concurrent with the invalidate: either
+    disk_go.set()
+    remover.join(10)
+    assert removed == [True]
+    assert "memory" not in a.tiers_holding(src) and a.get(src) is None
+    for c in (a, b):
+        c.shutdown()

@@ -143,8 +143,11 @@ class MetadataCache(CacheManagement):
         tier may hold the entry and no invalidation message will come."""
         if removal.content == ALL:
             self.memory.clear(removal.version)
-        else:
-            self.memory.remove(removal.content, None if removal.variant == ALL else removal.variant)
+            return
+        # only entries older than the removal, as in the tiers: a newer one may be this process's put in
+        # flight, and dropping it would let a get promote the value the put is replacing
+        variants = self.memory.fence(removal.content) if removal.variant == ALL else (removal.variant,)
+        self.memory.remove(removal.content, None, dict.fromkeys(variants, removal.version))
 
     def _floor_raised(self, floor: int) -> None:
         if self._redis is not None and floor > self._redis.floor:
@@ -279,10 +282,13 @@ class MetadataCache(CacheManagement):
     ) -> None:
         """A byte-for-byte copy (same expiry, same version) into the faster tiers (a variant's seam). Each
         tier refuses it if it holds anything newer, so a copy landing late is harmless; memory refuses it if
-        anything about the content changed since the read began (`token`: memory's token, when it began)."""
+        anything about the content changed since the read began (`token`: memory's token, when it began),
+        and drops it when a faster tier refused it (a slower tier not yet reached by a removal served it)."""
         self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, *token))
         for store in faster:
-            self._attempt(store, "promote", store.put, key, blob, version, expires_at, now)
+            ok, landed = self._attempt(store, "promote", store.put, key, blob, version, expires_at, now)
+            if ok and not landed:  # a faster tier holds a newer put or removal, whose message may be handled
+                self.memory.remove(key.content, key.variant, {key.variant: version + 1})  # already: not kept
 
     def put(
         self, file_path: str, metadata: dict[str, Any], tier: str = "premium", extraction_time_ms: float = 0

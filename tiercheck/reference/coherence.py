@@ -94,6 +94,10 @@ class Coherence:
             self.counts["validations"] += 1
             self.memory.confirm(key, entry.version)
             return True
+        if ok and version is not None and version < entry.version:
+            # newer than the shared tier: this process's put on its way there. Not served, but kept:
+            # dropped, a get would promote the value the put replaces, served after the put completed
+            return False
         self.counts["stale_dropped"] += ok
         self.memory.remove(key.content, key.variant)
         return False
@@ -164,12 +168,15 @@ class Coherence:
             if not name.startswith(self._prefix):
                 continue
             content = name[len(self._prefix) :]
-            held = self.memory.versions(content)
+            # Only the entries held now are checked: one admitted while Redis answers is this process's
+            # own put (current: its tiers follow under the write lock; dropping it let a get promote the
+            # value the put was replacing, and serve it after the put completed) or a read that began
+            # after this fence, after the change this message reports.
+            held = self.memory.fence(content)
             if not held:
-                self.memory.remove(content)  # fences reads in flight only
                 continue
             ok, fences = self._call(self._redis, "coherence", self._redis.fences, content, list(held))
-            self.memory.remove(content, None, fences if ok else None)
+            self.memory.remove(content, None, fences if ok else dict.fromkeys(held, 1 << 63))
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -98,8 +98,11 @@ class MemoryTier:
             if item is not None and item.version == version:
                 self._entries[key] = item._replace(stamp=time.monotonic())
 
-    def versions(self, content: str) -> dict[str, int]:
+    def fence(self, content: str) -> dict[str, int]:
+        """Fence slower reads of a content in flight (as a removal does) and return the versions held, at
+        once: an entry admitted after this is this process's own put, or a read begun after it."""
         with self._lock:
+            self._moves[self._stripe(content)] += 1
             return {v: self._entries[CacheKey(content, v)].version for v in self._by_content.get(content, ())}
 
     def _evict(self) -> int:
@@ -121,10 +124,13 @@ class MemoryTier:
 
     def remove(self, content: str, variant: str | None = None, unless_version: dict[str, int] | None = None) -> None:
         """Drop one variant (None: every variant) of a content, and fence slower reads of it in flight.
-        `unless_version`: keep an entry whose version is at least this (it is still current)."""
+        `unless_version`: only the variants it names, each kept when at least that new (still current)."""
         with self._lock:
             self._moves[self._stripe(content)] += 1
-            variants = [variant] if variant is not None else list(self._by_content.get(content, ()))
+            if variant is not None:
+                variants = [variant]
+            else:
+                variants = list(self._by_content.get(content, ()) if unless_version is None else unless_version)
             for v in variants:
                 key = CacheKey(content, v)
                 item = self._entries.get(key)
