@@ -9,10 +9,7 @@ The correctness argument, in three rules:
   (repairs.py); a Redis that lost removals (restart, old snapshot) is purged first (its floor).
 - The memory tier follows other instances per key (coherence.py); slower reads in flight are fenced
   by the memory tier's token, so a promotion never revives a removed or replaced entry.
-
-The parts are seams, after cachetools and diskcache: `MetadataCache(config, memory=, codec=,
-hasher=, stores=)` takes a memory tier, a codec, a content hasher, and a function building the
-store tiers from the config.
+Seams, after cachetools and diskcache: `MetadataCache(config, memory=, codec=, hasher=, stores=)`.
 """
 
 from __future__ import annotations
@@ -139,13 +136,10 @@ class MetadataCache(CacheManagement):
         self._redis.floor_unchecked = True
 
     def _learned(self, removal: Removal) -> None:
-        """Another instance recorded a removal a tier owes (it could not reach it; we may): our memory
-        tier may hold the entry and no invalidation message will come."""
+        """Another instance recorded a removal a tier owes: our memory may hold the entry and no message
+        will come. Only entries older than it go (a newer one may be our put in flight, as in the tiers)."""
         if removal.content == ALL:
-            self.memory.clear(removal.version)
-            return
-        # only entries older than the removal, as in the tiers: a newer one may be this process's put in
-        # flight, and dropping it would let a get promote the value the put is replacing
+            return self.memory.clear(removal.version)
         variants = self.memory.fence(removal.content) if removal.variant == ALL else (removal.variant,)
         self.memory.remove(removal.content, None, dict.fromkeys(variants, removal.version))
 
@@ -287,8 +281,8 @@ class MetadataCache(CacheManagement):
         self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, *token))
         for store in faster:
             ok, landed = self._attempt(store, "promote", store.put, key, blob, version, expires_at, now)
-            if ok and not landed:  # a faster tier holds a newer put or removal, whose message may be handled
-                self.memory.remove(key.content, key.variant, {key.variant: version + 1})  # already: not kept
+            if ok and not landed:  # a faster tier holds a newer put or removal (its message may be handled)
+                self.memory.remove(key.content, key.variant, {key.variant: version + 1})
 
     def put(
         self, file_path: str, metadata: dict[str, Any], tier: str = "premium", extraction_time_ms: float = 0
