@@ -13,7 +13,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import redis as redis_client
@@ -22,6 +22,9 @@ from tiercheck.integration import servers
 
 from .nemesis import Nemesis, ServerKill, World, register
 from .proxy import Command, Hold, ProxyStats, TcpProxy, _Countdown
+
+if TYPE_CHECKING:
+    from tiercheck.backends import FakeRedisServer
 
 STATE_DEADLINE = 10.0  # failsafe for a process state change to show in the process table
 
@@ -141,15 +144,25 @@ class RedisOldSnapshot(Nemesis):
 
     def __init__(self, handle: servers.ServerHandle) -> None:
         self.handle = handle
-        self.snapshot: Path | None = None
+        self.snapshot: Any = None  # an RDB file (Path), or what `_save` returns
         self.down = False
 
     def _take_snapshot(self) -> None:
         old = self.snapshot
-        self.snapshot = servers.snapshot_redis(self.handle)
+        self.snapshot = self._save()
         if old is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(old)
+            self._discard(old)
+
+    # how a snapshot is kept: an RDB file of the real server (the in-process server overrides these)
+    def _save(self) -> Any:
+        return servers.snapshot_redis(self.handle)
+
+    def _discard(self, snapshot: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(snapshot)
+
+    def _restore(self, snapshot: Any) -> None:
+        servers.restore_redis(self.handle, snapshot)
 
     def arm(self) -> None:
         self._take_snapshot()
@@ -160,12 +173,12 @@ class RedisOldSnapshot(Nemesis):
         self.handle.stop()
         self.down = True
         if refuses_connections(self.handle.url):
-            self.effect(f"server stopped; snapshot {self.snapshot.name if self.snapshot else None} kept")
+            self.effect(f"server stopped; snapshot {getattr(self.snapshot, 'name', 'in memory')} kept")
 
     def heal(self) -> None:
         if self.down:
             assert self.snapshot is not None
-            servers.restore_redis(self.handle, self.snapshot)
+            self._restore(self.snapshot)
             self.down = False
             self.effect(f"restarted from the snapshot ({dbsize(self.handle.url)} keys)")
 
@@ -195,8 +208,7 @@ class RedisSnapshotMidOperation(RedisOldSnapshot):
     def arm(self) -> None:
         old, self.snapshot = self.snapshot, None
         if old is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(old)
+            self._discard(old)
         self.at = self.rng.randint(1, self.within)
         self.countdown = self.proxy.before_command(self.at, self._take_snapshot)
 
@@ -212,6 +224,158 @@ class RedisSnapshotMidOperation(RedisOldSnapshot):
         self.down = True
         if refuses_connections(self.handle.url):
             self.effect(f"snapshot taken before command #{self.at} ({countdown.before}); server stopped")
+
+
+REMOVALS = frozenset(b"DEL UNLINK HDEL GETDEL SREM ZREM LREM XDEL FLUSHDB FLUSHALL EVAL EVALSHA FCALL".split())
+"""Commands that may remove data (a script or a transaction may too): where the removal-lost fault snapshots."""
+
+
+class RedisSnapshotBeforeRemoval(RedisOldSnapshot):
+    """Redis restored from a snapshot taken just before one of the last removals: from `arm()` on, every
+    proxy snapshots the server before each command that may remove data (`REMOVALS`; the commands before
+    it answered), keeping the last `keep` (default 1: a removal lost a little later, e.g. another
+    invalidate, moves the counter past it, and the journals' floor alone then shows the loss); `inject`
+    stops the server; `heal` brings it back from the snapshot before the k-th last of them (k drawn
+    from 1..`keep`). So Redis comes back as it was just
+    before a removal, whatever came before it in the same operation (a counter moved, a journal
+    written) kept: what a crash losing its last second of AOF, or a SAVE at that instant, leaves.
+    When no such command was sent after `arm`, the fault does not take effect."""
+
+    kind = "redis restored from snapshot before a removal"
+
+    def __init__(self, handle: Any, proxies: list[TcpProxy], rng: random.Random, keep: int = 1) -> None:
+        super().__init__(handle)
+        self.proxies, self.rng, self.keep = proxies, rng, keep
+        self.taken: list[tuple[str, Any]] = []  # (the removal it preceded, the snapshot), oldest first
+        self.armed: dict[int, _Countdown] = {}
+        self.recording = False
+
+    def arm(self) -> None:
+        self.taken.clear()
+        self.recording = True
+        for i, proxy in enumerate(self.proxies):
+            self._watch(i, proxy)
+
+    def _watch(self, i: int, proxy: TcpProxy) -> None:
+        def before_next() -> None:
+            fired = self.armed.get(i)
+            if not self.recording:
+                return
+            self.armed[i] = proxy.before_command(1, before_next)  # every command, as long as it records
+            command = fired.before if fired is not None else None
+            if command is not None and command.name in REMOVALS:
+                self.taken.append((str(command), self._save()))
+                for _, old in self.taken[: -self.keep]:
+                    self._discard(old)
+                del self.taken[: -self.keep]
+
+        self.armed[i] = proxy.before_command(1, before_next)
+
+    def _stop_watching(self) -> None:
+        self.recording = False
+        for proxy in self.proxies:
+            proxy.cancel_countdown()
+        self.armed.clear()
+
+    def ready(self) -> bool:
+        return bool(self.taken)
+
+    def _inject(self) -> None:
+        self._stop_watching()
+        if not self.taken:
+            return
+        k = self.rng.randint(1, len(self.taken))
+        before, self.snapshot = self.taken[-k]
+        self.handle.stop()
+        self.down = True
+        if refuses_connections(self.handle.url):
+            self.effect(f"snapshot before removal {k} from the end ({before}); server stopped")
+
+    def close(self) -> None:
+        self._stop_watching()
+        super().close()
+
+
+class FakeServerHandle:
+    """The in-process FakeRedisServer as the snapshot faults' server handle. fakeredis has no SAVE: a
+    snapshot is every key's DUMP and absolute expiry, taken in one MULTI (one instant, as SAVE is);
+    a restore stops the server, brings it back empty and RESTOREs them, the keys already expired by
+    then left out, as a server loading an RDB does."""
+
+    def __init__(self, server: FakeRedisServer) -> None:
+        self.server = server
+        self.pid = None
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def snapshot(self) -> dict[bytes, tuple[bytes, float | None]]:
+        client = redis_client.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            keys = client.keys("*")
+            pipe = client.pipeline(transaction=True)
+            for key in keys:
+                pipe.dump(key)
+                pipe.pttl(key)
+            values = pipe.execute()
+        finally:
+            client.close()
+        now = time.time()
+        taken: dict[bytes, tuple[bytes, float | None]] = {}
+        for i, key in enumerate(keys):
+            dumped, pttl = values[2 * i], values[2 * i + 1]
+            if dumped is not None and pttl != -2:
+                taken[key] = (dumped, now + pttl / 1000 if pttl >= 0 else None)
+        return taken
+
+    def restore(self, snapshot: dict[bytes, tuple[bytes, float | None]]) -> None:
+        self.server.stop()
+        self.server.start(empty=True)
+        client = redis_client.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            now = time.time()
+            for key, (dumped, expires) in snapshot.items():
+                if expires is None:
+                    client.restore(key, 0, dumped, replace=True)
+                elif expires > now:
+                    client.restore(key, max(1, int((expires - now) * 1000)), dumped, replace=True)
+        finally:
+            client.close()
+
+
+class _InProcessSnapshot:
+    """Mixin: the snapshot faults over the in-process server (`FakeServerHandle`): snapshots in memory."""
+
+    handle: FakeServerHandle
+    real = False
+
+    def _save(self) -> Any:
+        return self.handle.snapshot()
+
+    def _discard(self, snapshot: Any) -> None:
+        """Nothing to release: the snapshot is a dict."""
+
+    def _restore(self, snapshot: Any) -> None:
+        self.handle.restore(snapshot)
+
+    def describe(self) -> str:
+        return f"{self.kind} (in-process server)"  # type: ignore[attr-defined]
+
+
+class FakeOldSnapshot(_InProcessSnapshot, RedisOldSnapshot):
+    """`redis restart from old RDB` on the in-process server."""
+
+
+class FakeSnapshotMidOperation(_InProcessSnapshot, RedisSnapshotMidOperation):
+    """`redis restored from snapshot mid-operation` on the in-process server (snapshot in one proxy's hook)."""
+
+
+class FakeSnapshotBeforeRemoval(_InProcessSnapshot, RedisSnapshotBeforeRemoval):
+    """`redis restored from snapshot before a removal` on the in-process server."""
 
 
 class _ProxyFault(Nemesis):
@@ -421,18 +585,39 @@ def _restart_empty(world: World) -> Nemesis | None:
     return None
 
 
+def _in_process_proxied(world: World) -> bool:
+    """Snapshot faults on the in-process server: only where every instance has a proxy (the two-instance
+    machine), not in the single-instance in-process machines."""
+    return world.fake_redis is not None and _proxied(world)
+
+
 @register("redis restart from old RDB")
 def _old_rdb(world: World) -> Nemesis | None:
-    return RedisOldSnapshot(world.redis) if _real(world) else None
+    if _real(world):
+        return RedisOldSnapshot(world.redis)
+    if _in_process_proxied(world):
+        return FakeOldSnapshot(FakeServerHandle(world.fake_redis))  # type: ignore[arg-type]
+    return None
 
 
 @register("redis restored from snapshot mid-operation")
 def _mid_operation(world: World) -> Nemesis | None:
-    if not _real(world):
-        return None
-    i = world.pick_instance()
-    nemesis = RedisSnapshotMidOperation(world.redis, world.proxies[i], world.rng)
-    return nemesis
+    if _real(world):
+        i = world.pick_instance()
+        return RedisSnapshotMidOperation(world.redis, world.proxies[i], world.rng)
+    if _in_process_proxied(world):
+        i = world.pick_instance()
+        return FakeSnapshotMidOperation(FakeServerHandle(world.fake_redis), world.proxies[i], world.rng)  # type: ignore[arg-type]
+    return None
+
+
+@register("redis restored from snapshot before a removal")
+def _before_removal(world: World) -> Nemesis | None:
+    # in-process (the two-instance machine) only for now: on a real server, a SAVE per removal in the
+    # campaign's threaded worlds has not been measured yet
+    if _in_process_proxied(world):
+        return FakeSnapshotBeforeRemoval(FakeServerHandle(world.fake_redis), list(world.proxies), world.rng)  # type: ignore[arg-type]
+    return None
 
 
 @register("redis reset mid-reply")
