@@ -62,13 +62,20 @@ FAULT_KINDS = [
     "redis partition",
     "redis partition (one instance)",
     "redis late write",
+    "redis restored from snapshot mid-operation",
+    "redis restored from snapshot before a removal",
 ]
+# The faults that bring Redis back with old data, for the world where the whole deployment is down during the
+# restore (see `test_E1_two_instances_restored_while_every_instance_is_down`).
+RESTORE_KINDS = ["redis restored from snapshot before a removal"]
 
 
 class TwoInstances(RuleBasedStateMachine):
     factory: Factory
     server: FakeRedisServer
     faults_allowed = True
+    fault_kinds = FAULT_KINDS
+    always_down_for_restores = False  # True: a restore always finds every instance stopped (else drawn)
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,7 +115,9 @@ class TwoInstances(RuleBasedStateMachine):
         self.seq = 0
         self.phase = 0  # 0: before the fault, 1: fault active, 2: healed
         self.done = 0  # operations so far
+        self.injected_at = 0  # the operation at which the fault was injected
         self.plan: tuple[str | None, int, int] = (None, 0, 0)
+        self.restore_while_down = False  # heal a fault that brings Redis back with old data with no instance running
 
     def teardown(self) -> None:
         try:
@@ -197,7 +206,7 @@ class TwoInstances(RuleBasedStateMachine):
         """The nemesis schedule of this example, drawn up front as in Jepsen: after `start` operations the
         declared staleness window passes (real seconds: the instances have seen each other's changes),
         then the fault (none in the fault-free E6 run) holds for `length` operations."""
-        kinds = FAULT_KINDS if self.faults_allowed else [None]
+        kinds = self.fault_kinds if self.faults_allowed else [None]
         self.plan = (
             data.draw(st.sampled_from(kinds), label="fault"),
             data.draw(st.integers(2, 8), label="operations before it"),
@@ -207,18 +216,32 @@ class TwoInstances(RuleBasedStateMachine):
         if kind is not None:
             self.world.rng = random.Random(data.draw(st.integers(0, 2**16), label="fault seed"))
             self.nemesis = build(kind, self.world)
+            if self.nemesis is not None and self.nemesis.stale_data:
+                # Redis comes back with old data: either under the running instances (they may notice the
+                # restart), or while the whole deployment is down, so the instances that start next find
+                # it as it is and only what the cache keeps durably can tell them it is behind.
+                self.restore_while_down = self.always_down_for_restores or data.draw(
+                    st.booleans(), label="restore while every instance is down"
+                )
+            if self.nemesis is not None:
+                self.nemesis.arm()  # snapshots: taken now, or at a command some operations on
 
     def nemesis_step(self) -> None:
         kind, start, length = self.plan
         self.done += 1
-        if self.phase == 0 and self.done >= start:
-            time.sleep(self.contract.staleness_seconds + 0.05)
+        # a fault that prepared something (a snapshot due before a later command) waits until it has happened
+        if self.phase == 0 and self.done >= start and (self.nemesis is None or self.nemesis.ready()):
+            if not self.restore_while_down:  # (a restore while down starts every instance afresh: nothing to see)
+                time.sleep(self.contract.staleness_seconds + 0.05)
             self.phase = 1
+            self.injected_at = self.done
             if self.nemesis is not None:
                 self.history.event("inject", fault_of(self.nemesis))
                 self.nemesis.inject()
                 self.active = self.nemesis
-        elif self.phase == 1 and self.done >= start + length:
+                if self.restore_while_down:
+                    self.heal()  # no operation runs meanwhile: every instance stops, Redis is restored, they start
+        elif self.phase == 1 and self.done >= self.injected_at + length:
             self.heal()
 
     def heal(self) -> None:
@@ -226,8 +249,15 @@ class TwoInstances(RuleBasedStateMachine):
         if self.active is None:
             return
         nemesis, self.active = self.active, None
+        down = self.restore_while_down and nemesis.took_effect()
+        if down:  # the whole deployment is down during the restore, and starts again after it
+            for inst in INSTANCES:
+                if inst not in self.stopped:
+                    self.stop(inst)
         nemesis.heal()
         self.history.event("heal", fault_of(nemesis))
+        while down and self.stopped:
+            self.start()
         if not nemesis.took_effect():  # nothing excused or blamed by it: it never happened
             void(self.history, nemesis)
             self.not_effective.append(nemesis.kind)
@@ -266,8 +296,12 @@ def own_redis():
     server.stop()
 
 
-def _run(factory: Factory, server: FakeRedisServer, faults: bool, examples: int) -> None:
-    bound = type("Two", (TwoInstances,), {"factory": staticmethod(factory), "server": server, "faults_allowed": faults})
+def _run(factory: Factory, server: FakeRedisServer, faults: bool, examples: int, **world: object) -> None:
+    bound = type(
+        "Two",
+        (TwoInstances,),
+        {"factory": staticmethod(factory), "server": server, "faults_allowed": faults, **world},
+    )
     # No shrinking: every example ends with real seconds of waiting, and the failures it finds depend on
     # timing; the report carries the failing steps and the checker's shortest failing key history.
     run_state_machine_as_test(
@@ -285,6 +319,14 @@ def _run(factory: Factory, server: FakeRedisServer, faults: bool, examples: int)
 @pytest.mark.prop("E1")
 def test_E1_two_instances_under_faults_never_undo_an_invalidate(impl_factory, own_redis):
     _run(impl_factory, own_redis, faults=True, examples=20)
+
+
+@pytest.mark.prop("E1")
+def test_E1_two_instances_restored_while_every_instance_is_down(impl_factory, own_redis):
+    """The world of a deployment that is down while Redis is restored with old data: no instance sees the
+    server go away or come back, so only what the cache keeps durably can tell the next ones that Redis
+    lost removals. The same machine; every example's fault is a restore, with every instance stopped."""
+    _run(impl_factory, own_redis, faults=True, examples=6, fault_kinds=RESTORE_KINDS, always_down_for_restores=True)
 
 
 @pytest.mark.prop("E6")
