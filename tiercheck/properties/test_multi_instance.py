@@ -11,6 +11,12 @@ Like a Jepsen generator, each example is one fault cycle: operations; the declar
 passes (real seconds); the fault; operations through it; heal; operations. Every example ends by
 healing, letting the window pass, and reading every key from every running instance.
 
+Faults that bring Redis back with old data (`stale_data`: restored from a snapshot taken mid-operation,
+or just before the last removal) are healed either under the running instances or, drawn, while the
+whole deployment is down: every instance stops, Redis is restored, they start again, and no operation
+runs in between; only what the cache keeps durably can then tell the new instances that Redis lost
+removals. A short second world makes every example such a restore.
+
 The invariant is the history checkers of chaos.checkers over everything recorded so far: per key
 linearizable with misses allowed, indeterminate writes that may land later, an invalidate that
 returned True never undone, reads by the other instance stale only within `staleness_seconds`;
