@@ -1,6 +1,7 @@
 """Redis faults on a real valkey-server process (integration.servers) and through the chaos proxies.
 
-Server faults (kill, pause, restart empty, restart from a snapshot) hit every instance; proxy faults
+Server faults (kill, pause, restart empty, restart from a snapshot: taken at arm, mid-operation, or just
+before the last removal) hit every instance; proxy faults
 hit the instances whose proxies they are given: all of them ("redis partition"), or one ("redis
 partition (one instance)", "redis late write", "redis tracking connection cut").
 """
@@ -13,7 +14,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 import redis as redis_client
@@ -22,9 +23,6 @@ from tiercheck.integration import servers
 
 from .nemesis import Nemesis, ServerKill, World, register
 from .proxy import Command, Hold, ProxyStats, TcpProxy, _Countdown
-
-if TYPE_CHECKING:
-    from tiercheck.backends import FakeRedisServer
 
 STATE_DEADLINE = 10.0  # failsafe for a process state change to show in the process table
 
@@ -296,88 +294,6 @@ class RedisSnapshotBeforeRemoval(RedisOldSnapshot):
         super().close()
 
 
-class FakeServerHandle:
-    """The in-process FakeRedisServer as the snapshot faults' server handle. fakeredis has no SAVE: a
-    snapshot is every key's DUMP and absolute expiry, taken in one MULTI (one instant, as SAVE is);
-    a restore stops the server, brings it back empty and RESTOREs them, the keys already expired by
-    then left out, as a server loading an RDB does."""
-
-    def __init__(self, server: FakeRedisServer) -> None:
-        self.server = server
-        self.pid = None
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def snapshot(self) -> dict[bytes, tuple[bytes, float | None]]:
-        client = redis_client.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
-        try:
-            keys = client.keys("*")
-            pipe = client.pipeline(transaction=True)
-            for key in keys:
-                pipe.dump(key)
-                pipe.pttl(key)
-            values = pipe.execute()
-        finally:
-            client.close()
-        now = time.time()
-        taken: dict[bytes, tuple[bytes, float | None]] = {}
-        for i, key in enumerate(keys):
-            dumped, pttl = values[2 * i], values[2 * i + 1]
-            if dumped is not None and pttl != -2:
-                taken[key] = (dumped, now + pttl / 1000 if pttl >= 0 else None)
-        return taken
-
-    def restore(self, snapshot: dict[bytes, tuple[bytes, float | None]]) -> None:
-        self.server.stop()
-        self.server.start(empty=True)
-        client = redis_client.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
-        try:
-            now = time.time()
-            for key, (dumped, expires) in snapshot.items():
-                if expires is None:
-                    client.restore(key, 0, dumped, replace=True)
-                elif expires > now:
-                    client.restore(key, max(1, int((expires - now) * 1000)), dumped, replace=True)
-        finally:
-            client.close()
-
-
-class _InProcessSnapshot:
-    """Mixin: the snapshot faults over the in-process server (`FakeServerHandle`): snapshots in memory."""
-
-    handle: FakeServerHandle
-    real = False
-
-    def _save(self) -> Any:
-        return self.handle.snapshot()
-
-    def _discard(self, snapshot: Any) -> None:
-        """Nothing to release: the snapshot is a dict."""
-
-    def _restore(self, snapshot: Any) -> None:
-        self.handle.restore(snapshot)
-
-    def describe(self) -> str:
-        return f"{self.kind} (in-process server)"  # type: ignore[attr-defined]
-
-
-class FakeOldSnapshot(_InProcessSnapshot, RedisOldSnapshot):
-    """`redis restart from old RDB` on the in-process server."""
-
-
-class FakeSnapshotMidOperation(_InProcessSnapshot, RedisSnapshotMidOperation):
-    """`redis restored from snapshot mid-operation` on the in-process server (snapshot in one proxy's hook)."""
-
-
-class FakeSnapshotBeforeRemoval(_InProcessSnapshot, RedisSnapshotBeforeRemoval):
-    """`redis restored from snapshot before a removal` on the in-process server."""
-
-
 class _ProxyFault(Nemesis):
     """A toxic on some instances' proxies; effective only when traffic was really affected (counters)."""
 
@@ -585,38 +501,26 @@ def _restart_empty(world: World) -> Nemesis | None:
     return None
 
 
-def _in_process_proxied(world: World) -> bool:
-    """Snapshot faults on the in-process server: only where every instance has a proxy (the two-instance
-    machine), not in the single-instance in-process machines."""
-    return world.fake_redis is not None and _proxied(world)
-
-
 @register("redis restart from old RDB")
 def _old_rdb(world: World) -> Nemesis | None:
-    if _real(world):
-        return RedisOldSnapshot(world.redis)
-    if _in_process_proxied(world):
-        return FakeOldSnapshot(FakeServerHandle(world.fake_redis))  # type: ignore[arg-type]
-    return None
+    return RedisOldSnapshot(world.redis) if _real(world) else None
 
 
 @register("redis restored from snapshot mid-operation")
 def _mid_operation(world: World) -> Nemesis | None:
-    if _real(world):
-        i = world.pick_instance()
-        return RedisSnapshotMidOperation(world.redis, world.proxies[i], world.rng)
-    if _in_process_proxied(world):
-        i = world.pick_instance()
-        return FakeSnapshotMidOperation(FakeServerHandle(world.fake_redis), world.proxies[i], world.rng)  # type: ignore[arg-type]
-    return None
+    if not _real(world):
+        return None
+    i = world.pick_instance()
+    return RedisSnapshotMidOperation(world.redis, world.proxies[i], world.rng)
 
 
 @register("redis restored from snapshot before a removal")
 def _before_removal(world: World) -> Nemesis | None:
-    # in-process (the two-instance machine) only for now: on a real server, a SAVE per removal in the
-    # campaign's threaded worlds has not been measured yet
-    if _in_process_proxied(world):
-        return FakeSnapshotBeforeRemoval(FakeServerHandle(world.fake_redis), list(world.proxies), world.rng)  # type: ignore[arg-type]
+    # A real server only: fakeredis has no INFO, so a restored in-process server would hide the new run_id
+    # every real restart shows (an implementation may rely on it). One thread per instance: a SAVE per
+    # removal in the campaign's threaded worlds is not measured yet.
+    if _real(world) and world.threads == 1:
+        return RedisSnapshotBeforeRemoval(world.redis, list(world.proxies), world.rng)
     return None
 
 

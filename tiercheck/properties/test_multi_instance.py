@@ -11,11 +11,13 @@ Like a Jepsen generator, each example is one fault cycle: operations; the declar
 passes (real seconds); the fault; operations through it; heal; operations. Every example ends by
 healing, letting the window pass, and reading every key from every running instance.
 
-Faults that bring Redis back with old data (`stale_data`: restored from a snapshot taken mid-operation,
-or just before the last removal) are healed either under the running instances or, drawn, while the
+Faults that bring Redis back with old data (`stale_data`: restored from a snapshot taken just before
+the last removal, or mid-operation) are healed either under the running instances or, drawn, while the
 whole deployment is down: every instance stops, Redis is restored, they start again, and no operation
 runs in between; only what the cache keeps durably can then tell the new instances that Redis lost
-removals. A short second world makes every example such a restore.
+removals. They need a real server (fakeredis has no INFO, so a restored in-process server would hide the
+new run_id every real restart shows): a short second world on a real valkey-server makes every example
+such a restore with the deployment down.
 
 The invariant is the history checkers of chaos.checkers over everything recorded so far: per key
 linearizable with misses allowed, indeterminate writes that may land later, an invalidate that
@@ -49,8 +51,11 @@ from tiercheck.chaos.checkers import ContractInfo, ContractTypes, Linearizable, 
 from tiercheck.chaos.history import History
 from tiercheck.chaos.nemesis import Nemesis, World, build
 from tiercheck.chaos.proxy import TcpProxy
+from tiercheck.chaos.redis_faults import refuses_connections
 from tiercheck.chaos.runner import Client, fault_of, void
 from tiercheck.contract import Env, Factory
+from tiercheck.integration import servers
+from tiercheck.integration.servers import ServerHandle
 
 FILES = ["a", "b"]
 TIERS = ["premium"]  # few keys: the interleavings across instances are what this machine explores
@@ -68,17 +73,16 @@ FAULT_KINDS = [
     "redis partition",
     "redis partition (one instance)",
     "redis late write",
-    "redis restored from snapshot mid-operation",
-    "redis restored from snapshot before a removal",
 ]
 # The faults that bring Redis back with old data, for the world where the whole deployment is down during the
-# restore (see `test_E1_two_instances_restored_while_every_instance_is_down`).
+# restore (`test_E1_two_instances_restored_while_every_instance_is_down`, on a real server: fakeredis has no
+# INFO, and a restored server's new run_id is a signal every real server gives and an implementation may use).
 RESTORE_KINDS = ["redis restored from snapshot before a removal"]
 
 
 class TwoInstances(RuleBasedStateMachine):
     factory: Factory
-    server: FakeRedisServer
+    server: FakeRedisServer | RealRedis
     faults_allowed = True
     fault_kinds = FAULT_KINDS
     always_down_for_restores = False  # True: a restore always finds every instance stopped (else drawn)
@@ -110,7 +114,8 @@ class TwoInstances(RuleBasedStateMachine):
             namespace=base.namespace,
             rng=random.Random(0),
             proxies=self.proxies,
-            fake_redis=self.server,
+            fake_redis=self.server if isinstance(self.server, FakeRedisServer) else None,
+            redis=getattr(self.server, "handle", None),
             sqlite_path=f"{self.root}/db.sqlite3",
             database_url=base.database_url,
         )
@@ -295,6 +300,29 @@ def _content(path: str) -> str:
         return content_key(f.read())
 
 
+class RealRedis:
+    """A real valkey-server (integration.servers) with the FakeRedisServer face the machine uses: a real
+    server's restart shows a new run_id, which an implementation may rely on; fakeredis has no INFO."""
+
+    def __init__(self, handle: ServerHandle) -> None:
+        self.handle = handle
+        self.port = int(handle.url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def start(self) -> None:
+        if refuses_connections(self.handle.url):
+            self.handle.restart()
+
+
+@pytest.fixture
+def own_real_redis(tmp_path):
+    try:
+        handle = servers.start_redis(str(tmp_path))
+    except servers.Unavailable as exc:
+        pytest.fail(f"no real Redis-protocol server: {exc}", pytrace=False)
+    yield RealRedis(handle)
+    handle.close()
+
+
 @pytest.fixture
 def own_redis():
     server = FakeRedisServer()  # stopped and restarted by the faults: not the shared one
@@ -302,7 +330,7 @@ def own_redis():
     server.stop()
 
 
-def _run(factory: Factory, server: FakeRedisServer, faults: bool, examples: int, **world: object) -> None:
+def _run(factory: Factory, server: FakeRedisServer | RealRedis, faults: bool, examples: int, **world: object) -> None:
     bound = type(
         "Two",
         (TwoInstances,),
@@ -328,11 +356,14 @@ def test_E1_two_instances_under_faults_never_undo_an_invalidate(impl_factory, ow
 
 
 @pytest.mark.prop("E1")
-def test_E1_two_instances_restored_while_every_instance_is_down(impl_factory, own_redis):
+def test_E1_two_instances_restored_while_every_instance_is_down(impl_factory, own_real_redis):
     """The world of a deployment that is down while Redis is restored with old data: no instance sees the
     server go away or come back, so only what the cache keeps durably can tell the next ones that Redis
-    lost removals. The same machine; every example's fault is a restore, with every instance stopped."""
-    _run(impl_factory, own_redis, faults=True, examples=6, fault_kinds=RESTORE_KINDS, always_down_for_restores=True)
+    lost removals. The same machine; every example's fault is a restore, with every instance stopped. On a
+    real valkey-server: a restored server has a new run_id, as every real one does (fakeredis has no INFO)."""
+    _run(
+        impl_factory, own_real_redis, faults=True, examples=6, fault_kinds=RESTORE_KINDS, always_down_for_restores=True
+    )
 
 
 @pytest.mark.prop("E6")
