@@ -1,6 +1,7 @@
 """Redis faults on a real valkey-server process (integration.servers) and through the chaos proxies.
 
-Server faults (kill, pause, restart empty, restart from a snapshot) hit every instance; proxy faults
+Server faults (kill, pause, restart empty, restart from a snapshot: taken at arm, mid-operation, or just
+before the last removal) hit every instance; proxy faults
 hit the instances whose proxies they are given: all of them ("redis partition"), or one ("redis
 partition (one instance)", "redis late write", "redis tracking connection cut").
 """
@@ -13,7 +14,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 import psutil
 import redis as redis_client
@@ -141,15 +142,25 @@ class RedisOldSnapshot(Nemesis):
 
     def __init__(self, handle: servers.ServerHandle) -> None:
         self.handle = handle
-        self.snapshot: Path | None = None
+        self.snapshot: Any = None  # an RDB file (Path), or what `_save` returns
         self.down = False
 
     def _take_snapshot(self) -> None:
         old = self.snapshot
-        self.snapshot = servers.snapshot_redis(self.handle)
+        self.snapshot = self._save()
         if old is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(old)
+            self._discard(old)
+
+    # how a snapshot is kept: an RDB file of the real server (the in-process server overrides these)
+    def _save(self) -> Any:
+        return servers.snapshot_redis(self.handle)
+
+    def _discard(self, snapshot: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(snapshot)
+
+    def _restore(self, snapshot: Any) -> None:
+        servers.restore_redis(self.handle, snapshot)
 
     def arm(self) -> None:
         self._take_snapshot()
@@ -160,12 +171,12 @@ class RedisOldSnapshot(Nemesis):
         self.handle.stop()
         self.down = True
         if refuses_connections(self.handle.url):
-            self.effect(f"server stopped; snapshot {self.snapshot.name if self.snapshot else None} kept")
+            self.effect(f"server stopped; snapshot {getattr(self.snapshot, 'name', 'in memory')} kept")
 
     def heal(self) -> None:
         if self.down:
             assert self.snapshot is not None
-            servers.restore_redis(self.handle, self.snapshot)
+            self._restore(self.snapshot)
             self.down = False
             self.effect(f"restarted from the snapshot ({dbsize(self.handle.url)} keys)")
 
@@ -195,8 +206,7 @@ class RedisSnapshotMidOperation(RedisOldSnapshot):
     def arm(self) -> None:
         old, self.snapshot = self.snapshot, None
         if old is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(old)
+            self._discard(old)
         self.at = self.rng.randint(1, self.within)
         self.countdown = self.proxy.before_command(self.at, self._take_snapshot)
 
@@ -212,6 +222,76 @@ class RedisSnapshotMidOperation(RedisOldSnapshot):
         self.down = True
         if refuses_connections(self.handle.url):
             self.effect(f"snapshot taken before command #{self.at} ({countdown.before}); server stopped")
+
+
+REMOVALS = frozenset(b"DEL UNLINK HDEL GETDEL SREM ZREM LREM XDEL FLUSHDB FLUSHALL EVAL EVALSHA FCALL".split())
+"""Commands that may remove data (a script or a transaction may too): where the removal-lost fault snapshots."""
+
+
+class RedisSnapshotBeforeRemoval(RedisOldSnapshot):
+    """Redis restored from a snapshot taken just before one of the last removals: from `arm()` on, every
+    proxy snapshots the server before each command that may remove data (`REMOVALS`; the commands before
+    it answered), keeping the last `keep` (default 1: a removal lost a little later, e.g. another
+    invalidate, moves the counter past it, and the journals' floor alone then shows the loss); `inject`
+    stops the server; `heal` brings it back from the snapshot before the k-th last of them (k drawn
+    from 1..`keep`). So Redis comes back as it was just
+    before a removal, whatever came before it in the same operation (a counter moved, a journal
+    written) kept: what a crash losing its last second of AOF, or a SAVE at that instant, leaves.
+    When no such command was sent after `arm`, the fault does not take effect."""
+
+    kind = "redis restored from snapshot before a removal"
+
+    def __init__(self, handle: Any, proxies: list[TcpProxy], rng: random.Random, keep: int = 1) -> None:
+        super().__init__(handle)
+        self.proxies, self.rng, self.keep = proxies, rng, keep
+        self.taken: list[tuple[str, Any]] = []  # (the removal it preceded, the snapshot), oldest first
+        self.armed: dict[int, _Countdown] = {}
+        self.recording = False
+
+    def arm(self) -> None:
+        self.taken.clear()
+        self.recording = True
+        for i, proxy in enumerate(self.proxies):
+            self._watch(i, proxy)
+
+    def _watch(self, i: int, proxy: TcpProxy) -> None:
+        def before_next() -> None:
+            fired = self.armed.get(i)
+            if not self.recording:
+                return
+            self.armed[i] = proxy.before_command(1, before_next)  # every command, as long as it records
+            command = fired.before if fired is not None else None
+            if command is not None and command.name in REMOVALS:
+                self.taken.append((str(command), self._save()))
+                for _, old in self.taken[: -self.keep]:
+                    self._discard(old)
+                del self.taken[: -self.keep]
+
+        self.armed[i] = proxy.before_command(1, before_next)
+
+    def _stop_watching(self) -> None:
+        self.recording = False
+        for proxy in self.proxies:
+            proxy.cancel_countdown()
+        self.armed.clear()
+
+    def ready(self) -> bool:
+        return bool(self.taken)
+
+    def _inject(self) -> None:
+        self._stop_watching()
+        if not self.taken:
+            return
+        k = self.rng.randint(1, len(self.taken))
+        before, self.snapshot = self.taken[-k]
+        self.handle.stop()
+        self.down = True
+        if refuses_connections(self.handle.url):
+            self.effect(f"snapshot before removal {k} from the end ({before}); server stopped")
+
+    def close(self) -> None:
+        self._stop_watching()
+        super().close()
 
 
 class _ProxyFault(Nemesis):
@@ -431,8 +511,17 @@ def _mid_operation(world: World) -> Nemesis | None:
     if not _real(world):
         return None
     i = world.pick_instance()
-    nemesis = RedisSnapshotMidOperation(world.redis, world.proxies[i], world.rng)
-    return nemesis
+    return RedisSnapshotMidOperation(world.redis, world.proxies[i], world.rng)
+
+
+@register("redis restored from snapshot before a removal")
+def _before_removal(world: World) -> Nemesis | None:
+    # A real server only: fakeredis has no INFO, so a restored in-process server would hide the new run_id
+    # every real restart shows (an implementation may rely on it). One thread per instance: a SAVE per
+    # removal in the campaign's threaded worlds is not measured yet.
+    if _real(world) and world.threads == 1:
+        return RedisSnapshotBeforeRemoval(world.redis, list(world.proxies), world.rng)
+    return None
 
 
 @register("redis reset mid-reply")

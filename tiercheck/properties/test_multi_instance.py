@@ -11,6 +11,14 @@ Like a Jepsen generator, each example is one fault cycle: operations; the declar
 passes (real seconds); the fault; operations through it; heal; operations. Every example ends by
 healing, letting the window pass, and reading every key from every running instance.
 
+Faults that bring Redis back with old data (`stale_data`: restored from a snapshot taken just before
+the last removal, or mid-operation) are healed either under the running instances or, drawn, while the
+whole deployment is down: every instance stops, Redis is restored, they start again, and no operation
+runs in between; only what the cache keeps durably can then tell the new instances that Redis lost
+removals. They need a real server (fakeredis has no INFO, so a restored in-process server would hide the
+new run_id every real restart shows): a short second world on a real valkey-server makes every example
+such a restore with the deployment down.
+
 The invariant is the history checkers of chaos.checkers over everything recorded so far: per key
 linearizable with misses allowed, indeterminate writes that may land later, an invalidate that
 returned True never undone, reads by the other instance stale only within `staleness_seconds`;
@@ -43,8 +51,11 @@ from tiercheck.chaos.checkers import ContractInfo, ContractTypes, Linearizable, 
 from tiercheck.chaos.history import History
 from tiercheck.chaos.nemesis import Nemesis, World, build
 from tiercheck.chaos.proxy import TcpProxy
+from tiercheck.chaos.redis_faults import refuses_connections
 from tiercheck.chaos.runner import Client, fault_of, void
 from tiercheck.contract import Env, Factory
+from tiercheck.integration import servers
+from tiercheck.integration.servers import ServerHandle
 
 FILES = ["a", "b"]
 TIERS = ["premium"]  # few keys: the interleavings across instances are what this machine explores
@@ -63,12 +74,18 @@ FAULT_KINDS = [
     "redis partition (one instance)",
     "redis late write",
 ]
+# The faults that bring Redis back with old data, for the world where the whole deployment is down during the
+# restore (`test_E1_two_instances_restored_while_every_instance_is_down`, on a real server: fakeredis has no
+# INFO, and a restored server's new run_id is a signal every real server gives and an implementation may use).
+RESTORE_KINDS = ["redis restored from snapshot before a removal"]
 
 
 class TwoInstances(RuleBasedStateMachine):
     factory: Factory
-    server: FakeRedisServer
+    server: FakeRedisServer | RealRedis
     faults_allowed = True
+    fault_kinds = FAULT_KINDS
+    always_down_for_restores = False  # True: a restore always finds every instance stopped (else drawn)
 
     def __init__(self) -> None:
         super().__init__()
@@ -97,7 +114,8 @@ class TwoInstances(RuleBasedStateMachine):
             namespace=base.namespace,
             rng=random.Random(0),
             proxies=self.proxies,
-            fake_redis=self.server,
+            fake_redis=self.server if isinstance(self.server, FakeRedisServer) else None,
+            redis=getattr(self.server, "handle", None),
             sqlite_path=f"{self.root}/db.sqlite3",
             database_url=base.database_url,
         )
@@ -108,7 +126,9 @@ class TwoInstances(RuleBasedStateMachine):
         self.seq = 0
         self.phase = 0  # 0: before the fault, 1: fault active, 2: healed
         self.done = 0  # operations so far
+        self.injected_at = 0  # the operation at which the fault was injected
         self.plan: tuple[str | None, int, int] = (None, 0, 0)
+        self.restore_while_down = False  # heal a fault that brings Redis back with old data with no instance running
 
     def teardown(self) -> None:
         try:
@@ -197,7 +217,7 @@ class TwoInstances(RuleBasedStateMachine):
         """The nemesis schedule of this example, drawn up front as in Jepsen: after `start` operations the
         declared staleness window passes (real seconds: the instances have seen each other's changes),
         then the fault (none in the fault-free E6 run) holds for `length` operations."""
-        kinds = FAULT_KINDS if self.faults_allowed else [None]
+        kinds = self.fault_kinds if self.faults_allowed else [None]
         self.plan = (
             data.draw(st.sampled_from(kinds), label="fault"),
             data.draw(st.integers(2, 8), label="operations before it"),
@@ -207,18 +227,32 @@ class TwoInstances(RuleBasedStateMachine):
         if kind is not None:
             self.world.rng = random.Random(data.draw(st.integers(0, 2**16), label="fault seed"))
             self.nemesis = build(kind, self.world)
+            if self.nemesis is not None and self.nemesis.stale_data:
+                # Redis comes back with old data: either under the running instances (they may notice the
+                # restart), or while the whole deployment is down, so the instances that start next find
+                # it as it is and only what the cache keeps durably can tell them it is behind.
+                self.restore_while_down = self.always_down_for_restores or data.draw(
+                    st.booleans(), label="restore while every instance is down"
+                )
+            if self.nemesis is not None:
+                self.nemesis.arm()  # snapshots: taken now, or at a command some operations on
 
     def nemesis_step(self) -> None:
         kind, start, length = self.plan
         self.done += 1
-        if self.phase == 0 and self.done >= start:
-            time.sleep(self.contract.staleness_seconds + 0.05)
+        # a fault that prepared something (a snapshot due before a later command) waits until it has happened
+        if self.phase == 0 and self.done >= start and (self.nemesis is None or self.nemesis.ready()):
+            if not self.restore_while_down:  # (a restore while down starts every instance afresh: nothing to see)
+                time.sleep(self.contract.staleness_seconds + 0.05)
             self.phase = 1
+            self.injected_at = self.done
             if self.nemesis is not None:
                 self.history.event("inject", fault_of(self.nemesis))
                 self.nemesis.inject()
                 self.active = self.nemesis
-        elif self.phase == 1 and self.done >= start + length:
+                if self.restore_while_down:
+                    self.heal()  # no operation runs meanwhile: every instance stops, Redis is restored, they start
+        elif self.phase == 1 and self.done >= self.injected_at + length:
             self.heal()
 
     def heal(self) -> None:
@@ -226,8 +260,15 @@ class TwoInstances(RuleBasedStateMachine):
         if self.active is None:
             return
         nemesis, self.active = self.active, None
+        down = self.restore_while_down and nemesis.took_effect()
+        if down:  # the whole deployment is down during the restore, and starts again after it
+            for inst in INSTANCES:
+                if inst not in self.stopped:
+                    self.stop(inst)
         nemesis.heal()
         self.history.event("heal", fault_of(nemesis))
+        while down and self.stopped:
+            self.start()
         if not nemesis.took_effect():  # nothing excused or blamed by it: it never happened
             void(self.history, nemesis)
             self.not_effective.append(nemesis.kind)
@@ -259,6 +300,29 @@ def _content(path: str) -> str:
         return content_key(f.read())
 
 
+class RealRedis:
+    """A real valkey-server (integration.servers) with the FakeRedisServer face the machine uses: a real
+    server's restart shows a new run_id, which an implementation may rely on; fakeredis has no INFO."""
+
+    def __init__(self, handle: ServerHandle) -> None:
+        self.handle = handle
+        self.port = int(handle.url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def start(self) -> None:
+        if refuses_connections(self.handle.url):
+            self.handle.restart()
+
+
+@pytest.fixture
+def own_real_redis(tmp_path):
+    try:
+        handle = servers.start_redis(str(tmp_path))
+    except servers.Unavailable as exc:
+        pytest.fail(f"no real Redis-protocol server: {exc}", pytrace=False)
+    yield RealRedis(handle)
+    handle.close()
+
+
 @pytest.fixture
 def own_redis():
     server = FakeRedisServer()  # stopped and restarted by the faults: not the shared one
@@ -266,8 +330,12 @@ def own_redis():
     server.stop()
 
 
-def _run(factory: Factory, server: FakeRedisServer, faults: bool, examples: int) -> None:
-    bound = type("Two", (TwoInstances,), {"factory": staticmethod(factory), "server": server, "faults_allowed": faults})
+def _run(factory: Factory, server: FakeRedisServer | RealRedis, faults: bool, examples: int, **world: object) -> None:
+    bound = type(
+        "Two",
+        (TwoInstances,),
+        {"factory": staticmethod(factory), "server": server, "faults_allowed": faults, **world},
+    )
     # No shrinking: every example ends with real seconds of waiting, and the failures it finds depend on
     # timing; the report carries the failing steps and the checker's shortest failing key history.
     run_state_machine_as_test(
@@ -285,6 +353,17 @@ def _run(factory: Factory, server: FakeRedisServer, faults: bool, examples: int)
 @pytest.mark.prop("E1")
 def test_E1_two_instances_under_faults_never_undo_an_invalidate(impl_factory, own_redis):
     _run(impl_factory, own_redis, faults=True, examples=20)
+
+
+@pytest.mark.prop("E1")
+def test_E1_two_instances_restored_while_every_instance_is_down(impl_factory, own_real_redis):
+    """The world of a deployment that is down while Redis is restored with old data: no instance sees the
+    server go away or come back, so only what the cache keeps durably can tell the next ones that Redis
+    lost removals. The same machine; every example's fault is a restore, with every instance stopped. On a
+    real valkey-server: a restored server has a new run_id, as every real one does (fakeredis has no INFO)."""
+    _run(
+        impl_factory, own_real_redis, faults=True, examples=6, fault_kinds=RESTORE_KINDS, always_down_for_restores=True
+    )
 
 
 @pytest.mark.prop("E6")
