@@ -140,14 +140,14 @@ class RedisHostileKeys(Nemesis):
             return
         client = self._connect()
         try:
-            restored = 0
-            for key in self._planted(client):
-                original, ttl, _ = self._undo[key]
-                client.restore(key, max(0, ttl), original, replace=True)
-                restored += 1
-            left = len(self._undo) - restored
+            # deleted, never restored: the old values would bring Redis back with data older than what the
+            # implementation wrote since elsewhere (see DatabaseHostileRows._remove_planted)
+            planted = self._planted(client)
+            if planted:
+                client.delete(*planted)
+            left = len(self._undo) - len(planted)
             self._undo = {}
-            self.effect(f"healed by the harness: {restored} key(s) restored, {left} already replaced")
+            self.effect(f"healed by the harness: {len(planted)} key(s) still planted deleted, {left} already replaced")
         except redis_client.RedisError as exc:
             self.effect(f"heal failed: {exc}")
         finally:
@@ -241,7 +241,7 @@ class DatabaseHostileRows(Nemesis):
         if not self._undo:
             return False
         try:
-            return self._restore(dry_run=True) > 0
+            return self._remove_planted(dry_run=True) > 0
         except (sqlite3.Error, psycopg.Error):
             return True  # cannot tell: keep treating the tier as damaged
 
@@ -249,61 +249,50 @@ class DatabaseHostileRows(Nemesis):
         if not self._undo:
             return
         try:
-            restored = self._restore(dry_run=False)
+            removed = self._remove_planted(dry_run=False)
         except (sqlite3.Error, psycopg.Error) as exc:
             self.effect(f"heal failed: {exc}")
             return
-        self.effect(f"healed by the harness: {restored} of {len(self._undo)} value(s) restored")
+        self.effect(f"healed by the harness: {removed} row(s) still as planted deleted")
         self._undo, self._rows_after = [], {}
 
-    def _restore(self, dry_run: bool) -> int:
-        """Put back (or, dry, count) the originals of the values that still hold what was planted."""
-        count = 0
+    def _remove_planted(self, dry_run: bool) -> int:
+        """Delete (or, dry, count) the rows still exactly as the fault left them.
+
+        Deleted, never restored: putting the old values back would bring the tier back with data older
+        than what the implementation wrote since, elsewhere, while it rightly refused to trust or touch a
+        row it could not read (the tier's data is lost, as `destroys_data` says; a row the
+        implementation rewrote since is its own and stays)."""
+        rows = {(table, key) for table, _, _, key, _, _ in self._undo}
         if self.url.startswith("sqlite:///"):
             conn = sqlite3.connect(self.url.removeprefix("sqlite://"), timeout=10, isolation_level=None)
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                # a row the implementation wrote since (even the planted value again: NULL for a tombstone)
-                # is its own, never "restored": only rows exactly as the fault left them are put back
-                intact = {
-                    (table, key)
-                    for (table, key), after in self._rows_after.items()
-                    if conn.execute(f"SELECT * FROM {_quote(table)} WHERE {self._where[table]}", key).fetchone()
-                    == after
-                }
-                for table, column, where, key, old, new in self._undo:
-                    q, c = _quote(table), _quote(column)
-                    if (table, key) not in intact:
+                count = 0
+                for (table, key), after in self._rows_after.items():
+                    where = self._where[table]
+                    if conn.execute(f"SELECT * FROM {_quote(table)} WHERE {where}", key).fetchone() != after:
                         continue
-                    if dry_run:
-                        count += (
-                            conn.execute(f"SELECT 1 FROM {q} WHERE {where} AND {c} IS ?", (*key, new)).fetchone()
-                            is not None
-                        )
-                    else:
-                        count += conn.execute(
-                            f"UPDATE {q} SET {c} = ? WHERE {where} AND {c} IS ?", (old, *key, new)
-                        ).rowcount
+                    count += 1
+                    if not dry_run:
+                        conn.execute(f"DELETE FROM {_quote(table)} WHERE {where}", key)
                 conn.execute("ROLLBACK" if dry_run else "COMMIT")
             finally:
                 conn.close()
             return count
         with psycopg.connect(self.url, connect_timeout=10) as conn:
-            moved: dict[tuple[str, Any], Any] = {}  # an UPDATE moves the row (new ctid): follow it
-            for table, column, _, (ctid,), old, new in self._undo:
-                where = moved.get((table, ctid), ctid)
-                if dry_run:
-                    query = sql.SQL("SELECT ctid FROM {t} WHERE ctid = %s AND {c} IS NOT DISTINCT FROM %s")
-                    args: tuple = (where, new)
-                else:
-                    query = sql.SQL(
-                        "UPDATE {t} SET {c} = %s WHERE ctid = %s AND {c} IS NOT DISTINCT FROM %s RETURNING ctid"
-                    )
-                    args = (old, where, new)
-                row = conn.execute(query.format(t=sql.Identifier(table), c=sql.Identifier(column)), args).fetchone()
-                if row is not None:
-                    count += 1
-                    moved[(table, ctid)] = row[0]
+            count = 0
+            for table, (ctid,) in sorted(rows, key=str):  # an UPDATE since moved the row: a new ctid, its own
+                planted = [(column, new) for t, column, _, (c,), _, new in self._undo if (t, c) == (table, ctid)]
+                checks = sql.SQL(" AND ").join(
+                    sql.SQL("{c} IS NOT DISTINCT FROM %s").format(c=sql.Identifier(column)) for column, _ in planted
+                )
+                verb = sql.SQL("SELECT ctid FROM {t}") if dry_run else sql.SQL("DELETE FROM {t}")
+                query = sql.SQL("{verb} WHERE ctid = %s AND {checks}").format(
+                    verb=verb.format(t=sql.Identifier(table)), checks=checks
+                )
+                cursor = conn.execute(query, (ctid, *(new for _, new in planted)))
+                count += len(cursor.fetchall()) if dry_run else cursor.rowcount
             conn.rollback() if dry_run else conn.commit()
         return count
 
