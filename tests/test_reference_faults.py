@@ -824,3 +824,50 @@ def test_a_copy_read_from_a_slower_tier_after_the_removal_message_is_not_kept_in
     assert "memory" not in a.tiers_holding(src) and a.get(src) is None
     for c in (a, b):
         c.shutdown()
+
+
+def test_a_put_refused_by_another_instances_clear_never_serves_what_the_clear_removes(make_env, any_redis_url, src):
+    """chaos seed 3568401878, round 131 (redis latency 10 ms): instance 1's put drew its version, then
+    waited (for its own clear_all's stripes); instance 0's clear_all took a newer version and recorded it
+    in Redis, so Redis refused the put (disk took it: True), then removed the older entries content by
+    content; before it reached this content, instance 1's get read Redis and served the value older
+    than its own completed put (put before the clear; it may serve the put's value or a miss)."""
+    env = make_env(redis_url=any_redis_url)
+    a, b = instance(env, **QUICK), instance(env, **QUICK)
+    assert a.put(src, {"v": "old"})
+    drawn, draw_go, at_scan, scan_go = (threading.Event() for _ in range(4))
+    real_next, redis_a = b._versions.next, stores(a)["redis"]
+    real_scan = redis_a._scan
+
+    def paused_next():
+        version = real_next()
+        drawn.set()
+        assert draw_go.wait(10)
+        return version
+
+    def paused_scan():
+        at_scan.set()
+        assert scan_go.wait(10)
+        return real_scan()
+
+    b._versions.next, redis_a._scan = paused_next, paused_scan
+    put: list[bool] = []
+    writer = threading.Thread(target=lambda: put.append(b.put(src, {"v": "new"})))
+    writer.start()
+    assert drawn.wait(10)  # b's put has its version, older than the clear's below
+    b._versions.next = real_next
+    clearer = threading.Thread(target=a.clear_all)
+    clearer.start()
+    try:
+        assert at_scan.wait(10)  # Redis recorded the clear; no entry removed yet
+        draw_go.set()
+        writer.join(10)
+        assert put == [True]
+        assert b.get(src) in (None, {"v": "new"})  # after the put completed, concurrent with the clear
+    finally:
+        draw_go.set()
+        scan_go.set()
+    clearer.join(10)
+    assert b.get(src) is None and a.get(src) is None  # the clear came after the put
+    for c in (a, b):
+        c.shutdown()

@@ -156,11 +156,27 @@ class RedisTier:
     # --- entries --------------------------------------------------------------------------
 
     def get(self, key: CacheKey) -> bytes | None:
-        return self._call("get", self._client.hget, self.prefix + key.content, key.variant)
+        return self._read("get", key, key.variant)
 
     def version_of(self, key: CacheKey) -> int | None:
-        value = self._call("version", self._client.hget, self.prefix + key.content, "v:" + key.variant)
+        value = self._read("version", key, "v:" + key.variant)
         return None if value is None else _int(value)
+
+    def _read(self, operation: str, key: CacheKey, field: str) -> bytes | None:
+        """A field of the entry, unless a clear_all covers the entry: a clear records its version first,
+        then removes older entries content by content, and one it has not reached yet is already gone
+        (a put it refused may have completed since). Read in the same round trip."""
+
+        def read() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hmget(self.prefix + key.content, field, "v:" + key.variant)
+            pipe.get(self.cleared_key)
+            return pipe.execute()
+
+        (value, version), cleared = self._call(operation, read)
+        if value is not None and cleared is not None and version is not None and version <= cleared:
+            return None  # both zero-padded decimals: the bytes compare like the numbers
+        return value
 
     def fences(self, content: str, variants: list[str]) -> dict[str, int]:
         """Per variant, the lowest version this tier would still accept: coherence keeps a memory entry
