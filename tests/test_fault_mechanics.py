@@ -164,6 +164,32 @@ def test_a_fault_that_did_not_take_effect_leaves_nothing_to_excuse_or_blame():
     assert fault_cycles(history) == []  # no cycle: no re-admission verdict, no recovery counted
 
 
+def test_voiding_a_later_cycle_keeps_an_earlier_cycle_of_the_same_fault_that_took_effect():
+    """Chaos seed 3186246040, round 117: a second 'disk entry swap' cycle had no effect, and voiding it also
+    stripped the first cycle (equal by value) from the operations it hit, so the checker blamed the tier
+    for an entry the first cycle had destroyed."""
+
+    class Swap(Nemesis):
+        kind, tier, destroys_data = "disk swap-like", "disk", True
+
+        def _inject(self) -> None:
+            pass
+
+    first, second = Swap(), Swap()
+    history = History()
+    history.event("inject", fault_of(first))
+    hit = history.begin(instance=0, incarnation=0, thread=0, op="get", clock_invoked=0.0)
+    history.event("heal", fault_of(first))
+    history.event("inject", fault_of(second))
+    later = history.begin(instance=0, incarnation=0, thread=0, op="get", clock_invoked=0.0)
+    history.event("heal", fault_of(second))
+    void(history, second)
+    assert hit.faults == (fault_of(first),) and later.faults == ()
+    assert [(e.event, e.fault.destroys_data) for e in history.events] == [
+        ("inject", True), ("heal", True), ("no_effect", False)
+    ]
+
+
 def test_an_in_process_world_with_proxies_gets_the_proxy_faults(tmp_path):
     with FakeRedisServer() as fake, TcpProxy("127.0.0.1", fake.port) as p0, TcpProxy("127.0.0.1", fake.port) as p1:
         envs = [Env(cache_dir=str(tmp_path), redis_url=p.url(), namespace="n", clock=FakeClock()) for p in (p0, p1)]

@@ -117,12 +117,15 @@ def void(history: History, nemesis: Nemesis) -> None:
     fault = fault_of(nemesis)
     inert = Fault(fault.kind, fault.tier, fault.scope, fault.instance, destroys_data=False)
     with history._lock:
+        # only this cycle, from its inject on: an earlier cycle of the same fault (equal by value) that took
+        # effect keeps excusing what it destroyed
+        start = max((ev.index for ev in history.events if ev.fault == fault and ev.event == "inject"), default=-1)
         for op in history.ops:
-            if fault in op.faults:
+            if op.index > start and fault in op.faults:
                 op.faults = tuple(f for f in op.faults if f != fault)
         kept = []
         for ev in history.events:
-            if ev.fault == fault and ev.event in ("inject", "heal"):
+            if ev.index >= start and ev.fault == fault and ev.event in ("inject", "heal"):
                 if ev.event == "heal":
                     ev.event, ev.fault, ev.detail = "no_effect", inert, "fault did not take effect"
                     kept.append(ev)
