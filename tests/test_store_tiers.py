@@ -379,3 +379,24 @@ def test_disk_bookkeeping_files_are_empty(tmp_path):
     tier.floor_raise(7)
     non_empty = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size]
     assert [str(p) for p in non_empty] == [str(tier._path(K3))]
+
+
+@pytest.mark.parametrize("hostile", [-1, 2**63 - 1, "garbage", 3.25])
+@pytest.mark.parametrize("tombstone", ["content", "clear"])
+def test_sqlite_a_tombstone_of_unknown_version_never_leaves_a_superseded_entry_served(tmp_path, hostile, tombstone):
+    """Chaos seed 3186246040, round 43: a hostile row gave a tombstone a version that orders nothing, so the
+    tier refused every newer put (the removal wins) but kept serving the entry the tombstone covered:
+    after the newer value left the faster tiers, the database served the superseded one."""
+    tier = sqlite_tier(tmp_path)
+    if tombstone == "content":
+        tier.remove(K1.content, None, next(V))
+    else:
+        tier.clear(next(V))
+    old = next(V)
+    assert tier.put(K1, entry(K1, old), old, 100.0, 0.0) and tier.get(K1) == entry(K1, old)
+    with sqlite3.connect(tmp_path / "db.sqlite3") as conn:  # the hostile row: the tombstone's version
+        conn.execute("UPDATE tc_entries SET version = ? WHERE variant = '*'", (hostile,))
+    new = next(V)
+    assert not tier.put(K1, entry(K1, new), new, 100.0, 0.0)  # refused: the removal wins
+    assert tier.get(K1) is None  # never the older entry the newer put replaced elsewhere
+    tier.close()

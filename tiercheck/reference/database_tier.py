@@ -59,6 +59,11 @@ _TOMBSTONE = (
 _GET = "SELECT blob FROM tc_entries WHERE ns = ? AND content = ? AND variant = ? AND blob IS NOT NULL"
 _READS = frozenset({"get", "version", "scan", "usage"})  # the backend may skip its file check
 _OLDER = "NOT (version >= ? AND " + _SANE.format(col="version") + ")"  # older than a removal, or unknown
+_UNDER_UNKNOWN = (
+    "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ? AND blob IS NOT NULL AND EXISTS "
+    "(SELECT 1 FROM tc_entries t WHERE t.ns = ? AND t.variant = '*' AND t.content IN (?, '*') AND NOT "
+    + _SANE.format(col="t.version") + ")"
+)
 
 
 class DatabaseTier:
@@ -102,7 +107,12 @@ class DatabaseTier:
     def put(self, key: CacheKey, blob: bytes, version: int, expires_at: float, now: float) -> bool:
         c = ceiling()
         params = (self.ns, key.content, key.variant, version, expires_at, blob, self.ns, key.content, version, c, c, c)
-        return self._run("put", self._put_sql, params) > 0
+        if self._run("put", self._put_sql, params) > 0:
+            return True
+        # refused: under a tombstone whose version is unknown (a hostile row), that removal applies as of
+        # now, so the entry it covers goes too (else this tier would keep serving what later puts replaced)
+        self._run("put", _UNDER_UNKNOWN, (self.ns, key.content, key.variant, self.ns, key.content, c))
+        return False
 
     def remove(self, content: str, variant: str | None, version: int) -> None:
         until = time.time() + TOMBSTONE_SECONDS  # tombstones are kept by wall time: they are not entries
