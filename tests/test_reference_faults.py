@@ -82,6 +82,34 @@ def stores(cache) -> dict:
     return {s.name: s for s in cache._stores}
 
 
+@contextlib.contextmanager
+def put_held_at_redis(cache, path, value):
+    """`cache.put(path, value)` in a thread, held just before its Redis write for the body of the `with`
+    (memory already holds the new entry, Redis still the old one); afterwards it must return True."""
+    redis_tier = stores(cache)["redis"]
+    key = cache._key(path, "premium")
+    at_redis, go = threading.Event(), threading.Event()
+    real_put = redis_tier.put
+
+    def held_put(k, *args):
+        if k == key:
+            at_redis.set()
+            assert go.wait(10)
+        return real_put(k, *args)
+
+    redis_tier.put = held_put
+    put: list[bool] = []
+    writer = threading.Thread(target=lambda: put.append(cache.put(path, value)))
+    writer.start()
+    try:
+        assert at_redis.wait(10)
+        yield
+    finally:
+        go.set()
+        writer.join(10)
+    assert put == [True]
+
+
 def settle(cache, path, tries=200):
     """Operate until every tier is re-admitted (retry_max_ops=1: each get is a trial)."""
     for _ in range(tries):
@@ -671,35 +699,23 @@ def test_a_tracking_message_handled_during_a_put_never_loses_the_put_from_memory
     a._coherence.stop()  # the test delivers the message itself, at the moment it chooses
     assert a.get(src, "free") == {"other": "variant"}  # memory holds another variant of the content
     key = a._key(src, "premium")
-    in_fences, fences_go, put_at_redis, put_go = (threading.Event() for _ in range(4))
-    real_fences, real_put = redis_a.fences, redis_a.put
+    in_fences, fences_go = threading.Event(), threading.Event()
+    real_fences = redis_a.fences
 
     def paused_fences(*args):
         in_fences.set()
         assert fences_go.wait(10)
         return real_fences(*args)
 
-    def paused_put(k, *args):
-        if k == key:
-            put_at_redis.set()
-            assert put_go.wait(10)
-        return real_put(k, *args)
-
-    redis_a.fences, redis_a.put = paused_fences, paused_put
+    redis_a.fences = paused_fences
     message = [b"invalidate", [(redis_a.prefix + key.content).encode()]]  # e.g. b's put of another variant
     handler = threading.Thread(target=a._coherence._handle, args=(message,))
     handler.start()
     assert in_fences.wait(10)  # the thread has read the versions memory holds
-    put: list[bool] = []
-    writer = threading.Thread(target=lambda: put.append(a.put(src, {"v": "new"})))
-    writer.start()
-    assert put_at_redis.wait(10)  # memory holds the new entry, Redis still the old one
-    fences_go.set()
-    handler.join(10)
-    assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
-    put_go.set()
-    writer.join(10)
-    assert put == [True]
+    with put_held_at_redis(a, src, {"v": "new"}):
+        fences_go.set()
+        handler.join(10)
+        assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
     assert a.get(src) == {"v": "new"}  # the put completed before this get began
     for c in (a, b):
         c.shutdown()
@@ -716,25 +732,9 @@ def test_a_removal_learned_during_a_put_never_loses_the_newer_put_from_memory(ma
     a._coherence.stop()  # no tracking message may refresh memory behind the test's back
     key = a._key(src, "premium")
     older = redis_a.version_of(key) + 1  # what b defers when its put fails on a tier
-    put_at_redis, put_go = threading.Event(), threading.Event()
-    real_put = redis_a.put
-
-    def paused_put(k, *args):
-        if k == key:
-            put_at_redis.set()
-            assert put_go.wait(10)
-        return real_put(k, *args)
-
-    redis_a.put = paused_put
-    put: list[bool] = []
-    writer = threading.Thread(target=lambda: put.append(a.put(src, {"v": "new"})))
-    writer.start()
-    assert put_at_redis.wait(10)  # memory holds the new entry, Redis still the old one
-    a._learned(Removal(key.content, "*", older))  # read from a journal by a's next poll
-    assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
-    put_go.set()
-    writer.join(10)
-    assert put == [True]
+    with put_held_at_redis(a, src, {"v": "new"}):
+        a._learned(Removal(key.content, "*", older))  # read from a journal by a's next poll
+        assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
     assert a.get(src) == {"v": "new"}  # the put completed before this get began
     for c in (a, b):
         c.shutdown()
@@ -747,30 +747,14 @@ def test_a_put_slower_than_the_staleness_window_is_not_lost_from_memory(make_env
     env = make_env(redis_url=fake_redis_url)
     a, b = instance(env), instance(env)
     assert b.put(src, {"v": "old"})
-    redis_a = stores(a)["redis"]
+    stores(a)  # started, so that its coherence can be stopped
     a._coherence.stop()  # checked per key, as without tracking
     key = a._key(src, "premium")
-    put_at_redis, put_go = threading.Event(), threading.Event()
-    real_put = redis_a.put
-
-    def paused_put(k, *args):
-        if k == key:
-            put_at_redis.set()
-            assert put_go.wait(10)
-        return real_put(k, *args)
-
-    redis_a.put = paused_put
-    put: list[bool] = []
-    writer = threading.Thread(target=lambda: put.append(a.put(src, {"v": "new"})))
-    writer.start()
-    assert put_at_redis.wait(10)  # memory holds the new entry, Redis still the old one
-    entry = a.memory.get(key, a.config.clock())
-    old_stamp = entry.stamp - 2 * a.config.staleness_seconds
-    a.memory.put(key, entry.expires_at, entry.payload, entry.version, stamp=old_stamp)
-    assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
-    put_go.set()
-    writer.join(10)
-    assert put == [True]
+    with put_held_at_redis(a, src, {"v": "new"}):
+        entry = a.memory.get(key, a.config.clock())
+        old_stamp = entry.stamp - 2 * a.config.staleness_seconds
+        a.memory.put(key, entry.expires_at, entry.payload, entry.version, stamp=old_stamp)
+        assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either
     assert a.get(src) == {"v": "new"}  # the put completed before this get began
     for c in (a, b):
         c.shutdown()
