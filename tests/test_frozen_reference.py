@@ -24,7 +24,10 @@ database), with stop/start as one rare operation: 2, 3, 4, 6, 10 found an E1 res
 (10-17 s), 5 within 11; 7 and 9 found an E6 stale read first; 1 and 8 found nothing in 15 but an E6 stale
 read within 19 (the test runs 20). See docs/bug-classes-found.md."""
 IMPL = "variants.frozen_42eec13:factory"
-MACHINE = "tiercheck/properties/test_multi_instance.py::test_E1_two_instances_under_faults_never_undo_an_invalidate"
+MACHINES = "tiercheck/properties/test_multi_instance.py::"
+"""The generic two-instance machines (under faults; restored while every instance is down). Which of them
+reports the resurrection first depends on thread timing even with a fixed seed: CI once saw the faults
+machine report an E6 stale read first while the restore-while-down machine reported the E1 resurrection."""
 
 
 def verify(prop: str, report_dir) -> tuple[int, dict, float, str]:
@@ -54,8 +57,9 @@ def test_frozen_reference_fails_E1_through_the_generic_machines(tmp_path, measur
     assert code == 1 and verdicts.get("E1") == "FAIL", f"E1 not flagged: {verdicts}\n{output}"
     failed = {t["nodeid"]: t.get("message", "") for t in report["tests"] if t["outcome"] == "failed"}
     print("failed:", *(f"{node}: {message.splitlines()[0] if message else ''}" for node, message in failed.items()))
-    # the generic two-instance machine itself finds a resurrection (an invalidate that returned True undone)
-    assert " E1 resurrection" in failed.get(MACHINE, ""), f"the two-instance machine missed it: {failed}"
+    # a generic two-instance machine itself finds a resurrection (an invalidate that returned True undone)
+    found = [node for node, message in failed.items() if node.startswith(MACHINES) and " E1 resurrection" in message]
+    assert found, f"the two-instance machines missed it: {failed}"
 
 
 @pytest.mark.selftest
