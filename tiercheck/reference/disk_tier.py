@@ -85,6 +85,7 @@ class DiskTier:
         self._sizes: OrderedDict[CacheKey, int] = OrderedDict()  # LRU order of what we know is on disk
         self._total = 0
         self._scanned = False
+        self._floor_mark = 0  # the version in the name of the floor marker, as this tier last named it
 
     def _path(self, key: CacheKey) -> str:
         content = key.content  # a str, not a Path: building a Path costs about as much as the read
@@ -381,9 +382,18 @@ class DiskTier:
             raise TierError(f"disk journal: {exc}") from exc
 
     def floor_raise(self, value: int) -> None:
-        """The marker `floor.<value>`, raised like a tombstone (no lock: a rival's rename is retried)."""
+        """The marker `floor.<value>`, raised like a tombstone (no lock: a rival's rename is retried). The name
+        this tier gave it last is renamed at once, without listing the directory; when a rival moved it (or
+        anything else is unusual) the directory is listed, as for any mark."""
+        journal, last = str(self.journal_root), self._floor_mark
         try:
-            self._mark(str(self.journal_root), "floor", value)
+            try:
+                if not 0 < last < value:
+                    raise FileNotFoundError
+                os.rename(f"{journal}/floor.{last}", f"{journal}/floor.{value}")
+            except FileNotFoundError:
+                self._mark(journal, "floor", value)
+            self._floor_mark = value
         except OSError as exc:
             raise TierError(f"disk journal: {exc}") from exc
 
