@@ -115,8 +115,14 @@ def scenario(name: str, svc: Services, wl: Workload, workdir: Path, **changes) -
         shutil.rmtree(cache_dir, ignore_errors=True)
 
 
-def counted(sc: Scenario, fn: Callable[[], object]) -> tuple[object, int]:
-    """Run fn; return its result and how much the scenario's stats counter moved."""
-    start = sc.cache.get_stats()[sc.counter]
+def counted(sc: Scenario, fn: Callable[[], object]) -> tuple[object, int, dict[str, int]]:
+    """Run fn; return its result, how much the scenario's stats counter moved, and the failures each tier
+    reported meanwhile (a tier skipped after a timeout would make its path look faster than it is)."""
+    before = sc.cache.get_stats()
     result = fn()
-    return result, sc.cache.get_stats()[sc.counter] - start
+    after = sc.cache.get_stats()
+    failed = {
+        tier: health.get("total_failures", 0) - before.get("tier_health", {}).get(tier, {}).get("total_failures", 0)
+        for tier, health in after.get("tier_health", {}).items()
+    }
+    return result, after[sc.counter] - before[sc.counter], {t: k for t, k in failed.items() if k}

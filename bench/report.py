@@ -30,10 +30,12 @@ ANCHOR_ROWS = [
     "file write+fsync",
     "sqlite upsert",
     "raw writes (sum)",
+    "raw writes (in sequence)",
     "redis DEL",
     "file unlink",
     "sqlite DELETE",
     "raw deletes (sum)",
+    "raw deletes (in sequence)",
 ]
 
 
@@ -166,7 +168,9 @@ def render(r: dict) -> str:
         "Anchors (same data, same run). `raw writes (sum)` is, per op, Redis SET + fsync'd atomic file write + SQLite "
         "upsert of the same entry — the writes a full-stack put performs; `raw deletes (sum)` is Redis DEL + file "
         "unlink (of a file written and fsync'd just before, untimed, as a put leaves it) + SQLite DELETE of the same "
-        "entry — the deletes a full-stack invalidate performs:",
+        "entry — the deletes a full-stack invalidate performs. `raw writes (in sequence)` and `raw deletes (in sequence)` "
+        "time the same raw ops back to back as one op, as a put or an invalidate performs them (each part after the "
+        "others' I/O rather than in a hot loop of its own kind):",
         "",
         _lat_table(lat, ANCHOR_ROWS),
         "",
@@ -179,6 +183,8 @@ def render(r: dict) -> str:
         "",
         "Stats counter movement per path (timed + warm-up ops): "
         + "; ".join(f"{k}: {v[0]:,}/{v[1]:,} {'ok' if v[0] == v[1] else 'MISMATCH'}" for k, v in r["checks"].items())
+        + ". Tier failures reported during the timed ops (a skipped tier would flatter its path): "
+        + ("; ".join(f"{k}: {v[2]}" for k, v in r["checks"].items() if v[2]) or "none")
         + ".",
         "",
         "## Mixed workload",

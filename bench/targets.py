@@ -57,6 +57,8 @@ LATENCY = [  # (reference path, anchor, limit or None for "reported against")
     ("sqlite hit", "sqlite SELECT+decode", 1.5),
     ("put", "raw writes (sum)", 1.5),
     ("invalidate", "raw deletes (sum)", 1.5),
+    ("put", "raw writes (in sequence)", None),
+    ("invalidate", "raw deletes (in sequence)", None),
 ]
 SHARE_FLOOR = 0.9
 SHARE_KEPT = 0.8
