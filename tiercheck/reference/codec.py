@@ -246,7 +246,8 @@ def blob_version(blob: bytes) -> int | None:
     """The version in an entry's header, unverified (None: not an entry); for a tier's own fence."""
     if len(blob) < HEADER_LEN or blob[:4] != MAGIC:
         return None
-    return int(_HEADER.unpack_from(blob)[5])
+    version: int = _HEADER.unpack_from(blob)[5]
+    return version
 
 
 def load_payload(payload: Payload) -> dict[str, Any]:

@@ -130,8 +130,9 @@ class DiskTier:
                     yield CacheKey(content_dir.name, entry.name), Path(entry.path)
 
     def get(self, key: CacheKey) -> bytes | None:
-        try:
-            data = _read(self._path(key))
+        content = key.content
+        try:  # the path as _path() spells it, inlined: every disk hit passes here
+            data = _read(f"{self._root}/{content[:2]}/{content}/{key.variant}")
         except FileNotFoundError:
             return None
         except OSError as exc:
