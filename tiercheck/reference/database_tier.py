@@ -92,7 +92,10 @@ class DatabaseTier:
             raise TierError(f"database {operation}: {type(exc).__name__}: {exc}") from exc
 
     def get(self, key: CacheKey) -> bytes | None:
-        row = self._run("get", _GET, (self.ns, key.content, key.variant), fetch="one")
+        try:  # _run, inlined: every hit below memory and above the database passes here
+            row = self._backend.execute(_GET, (self.ns, key.content, key.variant), "one", True)
+        except self._backend.errors as exc:
+            raise TierError(f"database get: {type(exc).__name__}: {exc}") from exc
         if row is None:
             return None
         return row[0] if type(row[0]) is bytes else _as_bytes(row[0])

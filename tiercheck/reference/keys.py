@@ -44,8 +44,11 @@ def tier_variant(tier: str) -> str:
     return blake3.blake3(b"tiercheck-tier\0" + tier.encode("utf-8", "surrogatepass")).hexdigest(16)
 
 
-def _signature(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+Signature = tuple[int, int, int, int, int, int]
+
+
+def _signature(st: os.stat_result) -> Signature:
+    return (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class ContentHasher:
@@ -54,29 +57,31 @@ class ContentHasher:
 
     def __init__(self, racy_window_seconds: float = 2.0, memo_size: int = 4096) -> None:
         self.racy_window_ns = int(racy_window_seconds * 1e9)
-        self._memo: OrderedDict[str, tuple[tuple[int, int, int, int, int], str]] = OrderedDict()
+        self._memo: OrderedDict[str, tuple[Signature, str]] = OrderedDict()
         self._memo_size = memo_size
         self._lock = threading.Lock()
 
     def content_id(self, file_path: str | os.PathLike[str]) -> str:
         """Hex blake3 of the file's bytes; raise UnreadableFile (an OSError) when it cannot be read."""
-        path = os.fspath(file_path)
-        if not isinstance(path, str) or "\0" in path:
-            raise UnreadableFile(f"not a usable path: {path!r}")
+        path = file_path
+        if type(path) is not str:
+            path = os.fspath(path)
+            if not isinstance(path, str):
+                raise UnreadableFile(f"not a usable path: {path!r}")
         try:
             st = os.stat(path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             raise UnreadableFile(f"{path!r}: {exc}") from exc
-        if not stat.S_ISREG(st.st_mode):
-            raise UnreadableFile(f"{path!r} is not a regular file")
-        sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        sig = (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         memo = self._memo.get(path)  # each OrderedDict call is atomic: a hit takes no lock
-        if memo is not None and memo[0] == sig:
+        if memo is not None and memo[0] == sig:  # memoized: a regular file, and the mode is in the signature
             try:  # noqa: SIM105 (contextlib.suppress costs ~1 us per hit)
                 self._memo.move_to_end(path)
             except KeyError:  # dropped by another thread meanwhile: the digest is still right
                 pass
             return memo[1]
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile(f"{path!r} is not a regular file")
         for _ in range(_STABLE_ATTEMPTS):
             hashed_at = time.time_ns()
             digest = _hash_file(path, st.st_size)
@@ -86,7 +91,7 @@ class ContentHasher:
                 raise UnreadableFile(f"{path!r}: {exc}") from exc
             if _signature(after) == sig:
                 with self._lock:
-                    if max(sig[3], sig[4]) >= hashed_at - self.racy_window_ns:  # racy: never trusted
+                    if max(sig[4], sig[5]) >= hashed_at - self.racy_window_ns:  # racy: never trusted
                         self._memo.pop(path, None)
                     else:
                         self._memo[path] = (sig, digest)

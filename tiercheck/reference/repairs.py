@@ -92,7 +92,7 @@ class Repairs:
 
     def may_serve(self, tier: str) -> bool:
         """A journal unreadable so far may hold removals this tier owes: it serves once they are read."""
-        if not self._unread - {tier}:
+        if not self._unread or not self._unread - {tier}:  # the first test spares every hit a set
             return True
         if self._read_lock.acquire(blocking=False):  # no waiting behind a thread retrying a slow journal
             try:
