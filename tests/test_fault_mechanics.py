@@ -644,3 +644,37 @@ def test_hostile_payloads_are_what_they_claim():
     finally:
         planted.close()
     assert not planted.executed()
+
+
+def _declaring(**declared):
+    def factory(env):
+        from tiercheck.reference import factory as reference_factory
+
+        cache = reference_factory(env)
+        cache.tiercheck_capabilities = declared
+        return cache
+
+    return factory
+
+
+@pytest.mark.selftest
+@pytest.mark.parametrize(
+    ("declared", "run", "reason"),
+    [
+        ({"tiers": ["memory", "redis"]}, "restored", "no durable tier"),
+        ({"tiers": ["memory", "database"]}, "faults", "no Redis tier"),
+        ({"database_kinds": ["postgresql"]}, "stale", "SQLite database tier"),
+    ],
+)
+def test_two_instance_machines_are_not_applicable_where_no_implementation_could_pass(declared, run, reason):
+    """A restore while every instance is down cannot be noticed without something durable; Redis faults need
+    a Redis tier; the instances share a SQLite file. Each is "not applicable" before any server is touched."""
+    from tiercheck.properties import test_multi_instance as two
+
+    tests = {
+        "restored": two.test_E1_two_instances_restored_while_every_instance_is_down,
+        "faults": two.test_E1_two_instances_under_faults_never_undo_an_invalidate,
+        "stale": two.test_E6_two_instances_stale_only_within_the_declared_window,
+    }
+    with pytest.raises(pytest.skip.Exception, match=f"not applicable: .*{reason}"):
+        tests[run](_declaring(**declared), None)

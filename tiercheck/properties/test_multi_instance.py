@@ -56,6 +56,7 @@ from tiercheck.chaos.runner import Client, fault_of, void
 from tiercheck.contract import Env, Factory
 from tiercheck.integration import servers
 from tiercheck.integration.servers import ServerHandle
+from tiercheck.properties.machine import declared
 
 FILES = ["a", "b"]
 TIERS = ["premium"]  # few keys: the interleavings across instances are what this machine explores
@@ -330,7 +331,26 @@ def own_redis():
     server.stop()
 
 
+def _skip_unless_applicable(factory: Factory, faults: bool, world: dict[str, object]) -> None:
+    """Not applicable, by what the implementation declares: the instances share a SQLite database (when it has
+    a database tier); every fault of this machine is Redis's; and a restore while every instance is down can
+    only be noticed by a cache that keeps something durably (disk or database) — without one, none could."""
+    caps = declared(factory)
+    if caps.has_tier("database") and not caps.accepts_database("sqlite:///shared.sqlite3"):
+        pytest.skip(
+            "not applicable: the implementation does not declare a SQLite database tier (the instances share one)"
+        )
+    if faults and not caps.has_tier("redis"):
+        pytest.skip("not applicable: the implementation declares no Redis tier, and every fault here is Redis's")
+    if world.get("always_down_for_restores") and not (caps.has_tier("disk") or caps.has_tier("database")):
+        pytest.skip(
+            "not applicable: the implementation declares no durable tier (disk, database): with every instance "
+            "down while Redis is restored, nothing could record that Redis lost removals"
+        )
+
+
 def _run(factory: Factory, server: FakeRedisServer | RealRedis, faults: bool, examples: int, **world: object) -> None:
+    _skip_unless_applicable(factory, faults, world)
     bound = type(
         "Two",
         (TwoInstances,),
