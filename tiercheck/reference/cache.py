@@ -230,8 +230,7 @@ class MetadataCache(CacheManagement):
     # --- the contract ------------------------------------------------------------------------
 
     def get(self, file_path: str, tier: str = "premium") -> dict[str, Any] | None:
-        if self._closed:
-            raise CacheClosedError("the cache was shut down; create a new one")
+        self._check_open()
         key = self._key(file_path, tier)
         found = None if key is None else self._lookup(key)
         self._stats.record_get(found[0] if found else None)
@@ -279,10 +278,9 @@ class MetadataCache(CacheManagement):
         self, key: CacheKey, blob: bytes, version: int, expires_at: float, payload: Payload,
         faster: list[StoreTier], token: tuple[tuple[int, int], float], now: float,
     ) -> None:
-        """A byte-for-byte copy (same expiry, same version) into the faster tiers (a variant's seam). Each
-        tier refuses it if it holds anything newer, so a copy landing late is harmless; memory refuses it if
-        anything about the content changed since the read began (`token`: memory's token, when it began),
-        and drops it when a faster tier refused it (a slower tier not yet reached by a removal served it)."""
+        """A byte-for-byte copy (same expiry and version) into the faster tiers (a variant's seam). Each refuses
+        it if it holds anything newer, so a late copy is harmless; memory, if the content changed since the read
+        began (`token`), and drops it when a faster tier refused it (a removal had not reached the slower one)."""
         self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, *token))
         for store in faster:
             ok, landed = self._attempt(store, "promote", store.put, key, blob, version, expires_at, now)
@@ -339,8 +337,7 @@ class MetadataCache(CacheManagement):
                 log.info("cannot invalidate %r: %s", file_path, exc)
                 return False
         self._start()
-        complete = self._remove(content, variant)
-        if complete:
+        if complete := self._remove(content, variant):
             self._stats.add("invalidations")
         return complete
 

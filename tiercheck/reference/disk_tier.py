@@ -1,12 +1,11 @@
 """The disk tier: one file per entry, written atomically (temp file, fsync, os.replace).
 
-Layout under cache_dir: `entries/<content[:2]>/<content>/<variant>`, names made only of hex
-digests, so no path or tier string can reach outside cache_dir. A size budget is kept by
-evicting the least recently used files after every put and in cleanup. Beside the entries:
-`tombs/<content[:2]>/<content>/<variant|ALL>.<version>` and `cleared/clear.<version>` are removal
-versions (tombstones), as empty marker files like the journal's (every bookkeeping file is empty);
-writes and removals of one content hold `locks/<content[:2]>` (flock, shared by every process on
-this directory), so a put lands only if newer than the entry, its tombstones and the last clear.
+Layout under cache_dir: `entries/<content[:2]>/<content>/<variant>`, names made only of hex digests, so no
+path or tier string can reach outside cache_dir; the least recently used files go past the size budget.
+`tombs/<content[:2]>/<content>/<variant|ALL>.<version>` and `cleared/clear.<version>` are removal versions
+(tombstones), empty marker files like the journal's; writes and removals of one content hold
+`locks/<content[:2]>` (flock, shared by every process on this directory), so a put lands only if newer
+than the entry, its tombstones and the last clear.
 `journal/<tier>/<content|ALL>.<variant|ALL>.<version>` are removals other tiers owe, `journal/floor.<n>`
 the Redis floor (repairs.py). A marker is raised by renaming it: one atomic step, one name per mark.
 
@@ -35,30 +34,23 @@ from .versions import NODE_BITS
 
 _HEX = frozenset("0123456789abcdef")
 _STALE_TEMP_SECONDS = 60.0  # a temp file this old belongs to a put that crashed
+_CHUNK = 1 << 16
 
 
 def _is_hex(name: str) -> bool:
     return bool(name) and set(name) <= _HEX
 
 
-_CHUNK = 1 << 16
-
-
 def _read(path: str, limit: int = -1) -> bytes:
     """The file's bytes (at most `limit`), through os.open: the built-in open() costs ~7 us more per read.
-    A read shorter than asked ends the file (POSIX, for a regular file; an entry is one read, not two):
-    were it ever cut short otherwise, the entry fails its checksum, a miss, never wrong data."""
+    A read shorter than asked ends a regular file (POSIX), so an entry is one read; were one ever cut
+    short otherwise, the entry fails its checksum: a miss, never wrong data."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        if limit >= 0:
-            return os.read(fd, limit)
-        data = os.read(fd, _CHUNK)
-        if len(data) < _CHUNK:
-            return data
-        chunks = [data]
-        while chunk := os.read(fd, _CHUNK):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        chunks = [os.read(fd, limit if limit >= 0 else _CHUNK)]
+        while limit < 0 and len(chunks[-1]) == _CHUNK:
+            chunks.append(os.read(fd, _CHUNK))
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
 
@@ -159,10 +151,9 @@ class DiskTier:
                 os.close(fd)
 
     def _entry_version(self, path: str) -> int:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             return blob_version(_read(path, HEADER_LEN)) or 0
-        except FileNotFoundError:
-            return 0
+        return 0
 
     def _tomb_dir(self, content: str) -> str:
         return f"{self.tombs_root}/{content[:2]}/{content}"
@@ -335,8 +326,7 @@ class DiskTier:
                 os.rmdir(content_dir.path)  # only succeeds when empty
 
     def _remove_old_tombstones(self) -> None:
-        """A tombstone's age is its version's (versions.py: wall microseconds << NODE_BITS); a mark is
-        raised by renaming, which keeps the file's mtime."""
+        """A tombstone's age is its version's (wall microseconds << NODE_BITS): a rename keeps the old mtime."""
         cutoff = int((time.time() - TOMBSTONE_SECONDS) * 1e6) << NODE_BITS
         for tomb in self.tombs_root.glob("*/*/*") if self.tombs_root.exists() else ():
             version = tomb.name.rpartition(".")[2]
@@ -392,9 +382,8 @@ class DiskTier:
             raise TierError(f"disk journal: {exc}") from exc
 
     def floor_raise(self, value: int) -> None:
-        """The marker `floor.<value>`, raised like a tombstone (no lock: a rival's rename is retried). The name
-        this tier gave it last is renamed at once, without listing the directory; when a rival moved it (or
-        anything else is unusual) the directory is listed, as for any mark."""
+        """The marker `floor.<value>`, raised like a tombstone (no lock: a rival's rename is retried): the name
+        this tier gave it last is renamed at once; when a rival moved it, the directory is listed (`_mark`)."""
         journal, last = str(self.journal_root), self._floor_mark
         try:
             try:
