@@ -112,3 +112,41 @@ def test_peek_and_byte_bound_boundaries():
     m = MemoryTier(max_entries=10, max_bytes=len(P.data))
     assert m.put(key(1), 5.0, P) == 0 and m.peek(key(1), 4.999)  # exactly max_bytes: kept
     assert not m.peek(key(1), 5.0)  # dead at exactly expires_at
+
+
+def test_lock_free_hits_never_break_an_iteration_under_the_lock():
+    """A hit moves its entry to the LRU end without the tier's lock. Anything that walks the entries under the
+    lock (purge_expired, a clear older than a version, eviction) must not see "OrderedDict mutated during
+    iteration" when such a hit lands between two of its steps: with a switch interval of a microsecond, the
+    GIL changes hands many times inside one walk of 20,000 entries."""
+    import sys
+    import threading
+
+    tier = MemoryTier(max_entries=30_000)
+    for i in range(20_000):
+        tier.put(CacheKey(f"{i:064x}", "v"), 100.0, Payload(b"{}", 0), version=i + 1)
+    hot = [CacheKey(f"{i:064x}", "v") for i in range(0, 20_000, 997)]
+    stop, errors = threading.Event(), []
+
+    def hits() -> None:
+        while not stop.is_set():
+            for key in hot:
+                tier.get(key, 1.0)
+
+    hitter = threading.Thread(target=hits)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    hitter.start()
+    try:
+        for round_ in range(20):
+            try:
+                tier.purge_expired(1.0)  # nothing expired: a full walk
+                tier.clear(older_than=1)  # nothing that old: a full walk
+                tier.resize(30_000 - round_, None)
+            except RuntimeError as exc:
+                errors.append(exc)
+    finally:
+        stop.set()
+        hitter.join()
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:1]

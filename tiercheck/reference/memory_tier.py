@@ -51,7 +51,9 @@ class MemoryTier:
 
     def get(self, key: CacheKey, now: float) -> Entry | None:
         """A hit takes no lock: each OrderedDict call is atomic (the GIL), and a get that read the entry
-        before a concurrent removal came first. Only dropping an expired entry locks."""
+        before a concurrent removal came first. Only dropping an expired entry locks. So every walk of the
+        entries under the lock is one C call (`list(...)`, `popitem`): a hit's move_to_end landing between
+        two steps of a Python-level walk would break it ("OrderedDict mutated during iteration")."""
         item = self._entries.get(key)
         if item is None:
             return None
@@ -106,7 +108,7 @@ class MemoryTier:
                 return self._evict()
             evicted = 0
             while len(entries) > self.max_entries:  # _evict, inlined: a promotion into a full tier evicts
-                self._drop(next(iter(entries)))
+                self._forget(*entries.popitem(last=False))
                 evicted += 1
             return evicted
 
@@ -127,13 +129,14 @@ class MemoryTier:
     def _evict(self) -> int:
         evicted = 0
         while len(self._entries) > self.max_entries or (self.max_bytes is not None and self._bytes > self.max_bytes):
-            oldest = next(iter(self._entries))
-            self._drop(oldest)
+            self._forget(*self._entries.popitem(last=False))
             evicted += 1
         return evicted
 
     def _drop(self, key: CacheKey) -> None:
-        item = self._entries.pop(key)
+        self._forget(key, self._entries.pop(key))
+
+    def _forget(self, key: CacheKey, item: Entry) -> None:
         self._bytes -= len(item.payload.data)
         variants = self._by_content.get(key.content)
         if variants is not None:
@@ -170,7 +173,7 @@ class MemoryTier:
 
     def purge_expired(self, now: float) -> int:
         with self._lock:
-            dead = [k for k, item in self._entries.items() if now >= item.expires_at]
+            dead = [k for k, item in list(self._entries.items()) if now >= item.expires_at]
             for k in dead:
                 self._drop(k)
             return len(dead)
@@ -180,7 +183,7 @@ class MemoryTier:
         with self._lock:
             self._clears += 1
             if older_than is not None:
-                for key in [k for k, item in self._entries.items() if item.version < older_than]:
+                for key in [k for k, item in list(self._entries.items()) if item.version < older_than]:
                     self._drop(key)
                 return
             self._entries.clear()
