@@ -118,7 +118,9 @@ def test_lock_free_hits_never_break_an_iteration_under_the_lock():
     """A hit moves its entry to the LRU end without the tier's lock. Anything that walks the entries under the
     lock (purge_expired, a clear older than a version, eviction) must not see "OrderedDict mutated during
     iteration" when such a hit lands between two of its steps: with a switch interval of a microsecond, the
-    GIL changes hands many times inside one walk of 20,000 entries."""
+    GIL changes hands many times inside one walk of 20,000 entries — even inside a C-level copy, when a
+    garbage collection there runs Python code (a finalizer; here a gc callback)."""
+    import gc
     import sys
     import threading
 
@@ -133,9 +135,15 @@ def test_lock_free_hits_never_break_an_iteration_under_the_lock():
             for key in hot:
                 tier.get(key, 1.0)
 
+    def in_collection(phase: str, info: dict) -> None:  # Python code inside any garbage collection, as a
+        sum(range(50))  # finalizer runs: the GIL may change hands inside a C-level copy of the entries
+
     hitter = threading.Thread(target=hits)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
+    gc.callbacks.append(in_collection)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50)
     hitter.start()
     try:
         for round_ in range(20):
@@ -149,4 +157,6 @@ def test_lock_free_hits_never_break_an_iteration_under_the_lock():
         stop.set()
         hitter.join()
         sys.setswitchinterval(interval)
+        gc.callbacks.remove(in_collection)
+        gc.set_threshold(*thresholds)
     assert not errors, errors[:1]

@@ -11,6 +11,7 @@ invalidation messages move the token), so a slow read never brings back what was
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -51,9 +52,8 @@ class MemoryTier:
 
     def get(self, key: CacheKey, now: float) -> Entry | None:
         """A hit takes no lock: each OrderedDict call is atomic (the GIL), and a get that read the entry
-        before a concurrent removal came first. Only dropping an expired entry locks. So every walk of the
-        entries under the lock is one C call (`list(...)`, `popitem`): a hit's move_to_end landing between
-        two steps of a Python-level walk would break it ("OrderedDict mutated during iteration")."""
+        before a concurrent removal came first. Only dropping an expired entry locks. So walks under the lock go
+        over a copy (`_walk`) and eviction pops (`popitem`): a hit's move_to_end inside an iteration breaks it."""
         item = self._entries.get(key)
         if item is None:
             return None
@@ -164,7 +164,15 @@ class MemoryTier:
 
     def keys(self) -> list[CacheKey]:
         with self._lock:
-            return list(self._entries)
+            return self._walk()
+
+    def _walk(self) -> list[CacheKey]:
+        """The keys, for a walk under the lock: a lock-free hit may move an entry meanwhile, so walks go over
+        a copy taken by one C call that allocates nothing per key (no garbage collection, hence no Python
+        code that could hand over the GIL, runs inside it), retried were it ever interrupted anyway."""
+        while True:
+            with contextlib.suppress(RuntimeError):  # "OrderedDict mutated during iteration"
+                return list(self._entries)
 
     def resize(self, max_entries: int, max_bytes: int | None) -> int:
         with self._lock:
@@ -173,7 +181,7 @@ class MemoryTier:
 
     def purge_expired(self, now: float) -> int:
         with self._lock:
-            dead = [k for k, item in list(self._entries.items()) if now >= item.expires_at]
+            dead = [k for k in self._walk() if now >= self._entries[k].expires_at]
             for k in dead:
                 self._drop(k)
             return len(dead)
@@ -183,7 +191,7 @@ class MemoryTier:
         with self._lock:
             self._clears += 1
             if older_than is not None:
-                for key in [k for k, item in list(self._entries.items()) if item.version < older_than]:
+                for key in [k for k in self._walk() if self._entries[k].version < older_than]:
                     self._drop(key)
                 return
             self._entries.clear()
