@@ -27,7 +27,6 @@ _HEADER = struct.Struct(">4sBBdQQ")
 _CHECKSUM_LEN = 16
 HEADER_LEN = _HEADER.size + _CHECKSUM_LEN
 _blake3 = blake3.blake3
-_isfinite = math.isfinite
 _new_tuple = tuple.__new__  # builds a NamedTuple without its __new__, which is Python code (~0.3 us per call)
 
 FLAG_COMPRESSED = 0x01
@@ -203,16 +202,10 @@ class Codec:
 
     def decode(self, key: str, blob: bytes) -> tuple[float, Payload]:
         """Verify and unpack; raise CorruptEntry for anything that is not exactly what encode wrote.
-        Every hit below memory runs this: one header unpack, one hash, no call that is not needed."""
+        Every hit below memory runs this: the header checks of `peek`, then one hash."""
+        expires_at, flags, raw_len = self.peek(blob)
         if type(blob) is not bytes:
-            if not isinstance(blob, (bytearray, memoryview)):  # noqa: UP038 (a tuple is faster)
-                raise CorruptEntry("too short for an entry")
-            blob = bytes(blob)
-        if len(blob) < HEADER_LEN:
-            raise CorruptEntry("too short for an entry")
-        magic, flags, reserved, expires_at, raw_len, _ = _HEADER.unpack_from(blob)
-        if magic != MAGIC or reserved != 0 or flags & ~_KNOWN_FLAGS or not _isfinite(expires_at):
-            raise CorruptEntry("not a tiercheck entry")
+            blob = bytes(blob)  # a bytearray or memoryview (peek refuses anything else): the payload is bytes
         body = blob[HEADER_LEN:]
         if _blake3(key.encode() + blob[: _HEADER.size] + body).digest(_CHECKSUM_LEN) != blob[_HEADER.size : HEADER_LEN]:
             raise CorruptEntry("checksum mismatch")
@@ -253,7 +246,7 @@ def blob_version(blob: bytes) -> int | None:
 def load_payload(payload: Payload) -> dict[str, Any]:
     """Decode a verified payload; undecodable JSON is corruption, never data."""
     try:
-        value = json.loads(payload.data) if payload.flags & FLAG_STDLIB_JSON else orjson.loads(payload.data)
+        value = payload.load()
     except (ValueError, RecursionError) as exc:
         raise CorruptEntry(f"payload is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):

@@ -72,7 +72,7 @@ class ContentHasher:
             st = os.stat(path)
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             raise UnreadableFile(f"{path!r}: {exc}") from exc
-        sig = (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        sig = _signature(st)
         memo = self._memo.get(path)  # each OrderedDict call is atomic: a hit takes no lock
         if memo is not None and memo[0] == sig:  # memoized: a regular file, and the mode is in the signature
             try:  # noqa: SIM105 (contextlib.suppress costs ~1 us per hit)

@@ -88,7 +88,7 @@ class MemoryTier:
         entry = _new_tuple(Entry, (expires_at, payload, version, time.monotonic() if stamp is None else stamp))
         content, entries = key.content, self._entries
         with self._lock:
-            if token is not None and token != (self._clears, self._moves[hash(content) % _STRIPES]):
+            if token is not None and token != self.token(key):
                 return 0
             old = entries.get(key)
             if old is not None:
@@ -104,13 +104,7 @@ class MemoryTier:
             else:
                 variants.add(key.variant)
             self._bytes += size
-            if self.max_bytes is not None:
-                return self._evict()
-            evicted = 0
-            while len(entries) > self.max_entries:  # _evict, inlined: a promotion into a full tier evicts
-                self._forget(*entries.popitem(last=False))
-                evicted += 1
-            return evicted
+            return self._evict()
 
     def confirm(self, key: CacheKey, version: int) -> None:
         """The shared tiers still hold this version: trust the entry for another window."""
