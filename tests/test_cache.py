@@ -530,3 +530,29 @@ def test_a_sqlite_file_found_corrupt_at_start_takes_the_next_put(make_env, src, 
         assert "database" in again.tiers_holding(str(other))
     finally:
         again.shutdown()
+
+
+def test_a_read_overlapping_a_put_never_leaves_the_replaced_value_in_memory(make_env, src):
+    """Found by the chaos campaign (seed 3246577917, round 7): a coherence message dropped the put's own
+    memory entry while the put was still writing the lower tiers; a get in the same instance read the
+    value being replaced from a tier not yet written and promoted it into memory, where every later get of
+    that instance found it — after the put had returned."""
+    cache = reference.factory(make_env())
+    try:
+        assert cache.put(src, {"v": 1})
+        disk = _store(cache, "disk")
+        real_put, seen = disk.put, []
+
+        def put_after_a_message_and_a_read(*args):
+            if not seen:
+                key = store_key(cache, src)
+                cache.memory.remove(key.content)  # what a message about this content does (coherence.py)
+                seen.append(cache.get(src))  # overlaps the put: the old value is allowed here
+            return real_put(*args)
+
+        disk.put = put_after_a_message_and_a_read
+        assert cache.put(src, {"v": 2})
+        assert seen == [{"v": 1}]
+        assert cache.get(src) == {"v": 2}
+    finally:
+        cache.shutdown()

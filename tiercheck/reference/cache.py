@@ -311,10 +311,10 @@ class MetadataCache(CacheManagement):
                 if not ok:  # it may hold an older value, or get this one late: it owes a removal of both
                     self._defer(store, key.content, key.variant, version + 1)
                 stored, refused = stored or bool(landed), refused or (ok and not landed)
-            if refused:  # a newer put or removal (another instance) won somewhere: ours is not the latest
-                self.memory.remove(key.content, key.variant, {key.variant: version + 1})
-            else:
-                stored = stored or self.memory.peek(key, now)
+            # Fence reads that overlapped the writes and drop what they promoted (ours lost to a coherence message,
+            # one read the replaced value from a tier not yet written). Refused somewhere: a newer write won, ours goes.
+            self.memory.remove(key.content, key.variant, {key.variant: version + 1 if refused else version})
+            stored = stored or (not refused and self.memory.peek(key, now))
         self._stats.add("evictions", evicted)
         if stored:
             self._stats.add("writes")
