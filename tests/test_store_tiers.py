@@ -79,9 +79,21 @@ def check_fence(tier) -> None:
         pass
 
 
+def check_corrupt_discard(tier) -> None:
+    """A corrupt entry a reader found goes only while it is still there: a put that replaced it since stays
+    (dropped, its slot would take a late older write, e.g. a promotion of what that put replaced)."""
+    version = next(V)
+    assert tier.put(K2, entry(K2, version), version, 100.0, 0.0)
+    tier.discard(K2, None, b"TCE2 the corrupt bytes a reader found before that put")
+    assert tier.get(K2) == entry(K2, version)
+    tier.discard(K2, None, entry(K2, version))
+    assert tier.get(K2) is None
+
+
 def test_disk_tier(tmp_path):
     tier = DiskTier(str(tmp_path), max_bytes=1 << 20)
     exercise(tier)
+    check_corrupt_discard(tier)
     tier.put(K1, b"x", next(V), 9.0, 0.0)
     names = [p.name for p in (tmp_path / "entries").rglob("*")]
     assert all(set(n) <= set("0123456789abcdef") for n in names), names
@@ -255,6 +267,7 @@ def test_redis_tier(any_redis_url, namespace):
     tier = RedisTier(any_redis_url, namespace, 0.5, 0.5)
     try:
         exercise(tier)
+        check_corrupt_discard(tier)
         counter = tier.remove(K3.content, None, next(V))  # every removal moves the counter, atomically
         assert counter >= 1 and tier.remove(K3.content, None, next(V)) == counter + 1
         tier.put(K1, b"one", next(V), 9.0, 0.0)

@@ -263,7 +263,7 @@ class MetadataCache(CacheManagement):
             except CorruptEntry as exc:
                 log.warning("tier %s held a corrupt entry %s (%s): removed", store.name, key, exc)
                 self._stats.add("corrupt_entries")
-                self._attempt(store, "discard", store.discard, key, None)
+                self._attempt(store, "discard", store.discard, key, None, blob)
                 continue
             version = blob_version(blob) or 0
             self._versions.observe(version)

@@ -129,7 +129,8 @@ class DatabaseTier:
                 (self.ns, content, version, ceiling()),
             )
 
-    def discard(self, key: CacheKey, version: int | None) -> None:
+    def discard(self, key: CacheKey, version: int | None, held: bytes | None = None) -> None:
+        """`held` is not compared: nothing is ever promoted into the last tier, so a put this takes is a miss."""
         sql = "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ? AND blob IS NOT NULL"
         params: tuple = (self.ns, key.content, key.variant)
         if version is not None:

@@ -96,11 +96,9 @@ class DiskTier:
             return
         sizes: list[tuple[float, CacheKey, int]] = []
         for key, path in self._walk():
-            try:
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile
                 st = path.stat()
-            except FileNotFoundError:
-                continue
-            sizes.append((st.st_mtime, key, st.st_size))
+                sizes.append((st.st_mtime, key, st.st_size))
         with self._lock:
             self._sizes = OrderedDict((key, size) for _, key, size in sorted(sizes, key=lambda item: item[0]))
             self._total = sum(self._sizes.values())
@@ -262,11 +260,13 @@ class DiskTier:
         except OSError as exc:
             raise TierError(f"disk remove: {exc}") from exc
 
-    def discard(self, key: CacheKey, version: int | None) -> None:
+    def discard(self, key: CacheKey, version: int | None, held: bytes | None = None) -> None:
         try:
             with self._locked(key.content):
-                if version is None or self._entry_version(self._path(key)) == version:
-                    self._unlink(key)
+                path = self._path(key)
+                with contextlib.suppress(FileNotFoundError):  # gone meanwhile: nothing to drop
+                    if _read(path) == held if held is not None else version in (None, self._entry_version(path)):
+                        self._unlink(key)
         except OSError as exc:
             raise TierError(f"disk discard: {exc}") from exc
 

@@ -251,13 +251,14 @@ class RedisTier:
             self._call("remove", self._script, "remove", [name, self.counter_key], [field, v, _TOMBSTONE_MS], watched)
         )
 
-    def discard(self, key: CacheKey, version: int | None) -> None:
+    def discard(self, key: CacheKey, version: int | None, held: bytes | None = None) -> None:
         name = self.prefix + key.content
 
         def watched(pipe: Any) -> None:
-            current = pipe.hget(name, "v:" + key.variant)
+            value, current = pipe.hmget(name, key.variant, "v:" + key.variant)
+            doomed = value == held if held is not None else version in (None, _int(current))
             pipe.multi()
-            if version is None or _int(current) == version:
+            if doomed:
                 pipe.hdel(name, key.variant, "v:" + key.variant)
 
         self._call("discard", self._script, "discard", [name], [], watched)

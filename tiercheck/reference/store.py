@@ -53,8 +53,9 @@ class StoreTier(Protocol):
         Redis returns its removal counter after it (the floor); the others None."""
         ...
 
-    def discard(self, key: CacheKey, version: int | None) -> None:
-        """Drop the entry if it still has this version (None: whatever it holds): expired or corrupt."""
+    def discard(self, key: CacheKey, version: int | None, held: bytes | None = None) -> None:
+        """Drop the entry if it still has this version (None: any) or still is exactly `held` (corrupt): a put
+        that replaced it meanwhile stays, else a late older write (a promotion) could land in its place."""
         ...
 
     def clear(self, version: int) -> int | None: ...
