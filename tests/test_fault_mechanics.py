@@ -678,3 +678,20 @@ def test_two_instance_machines_are_not_applicable_without_the_tiers_they_share(d
     }
     with pytest.raises(pytest.skip.Exception, match=f"not applicable: .*{reason}"):
         tests[run](_declaring(**declared), None)
+
+
+def test_a_focused_campaign_names_registered_faults_and_known_worlds(capsys):
+    """`--faults` / `--worlds` narrow a campaign (e.g. to chase one violation); a name that is not registered
+    is a usage error (exit 2) listing what is, before any server starts."""
+    from tiercheck.chaos.campaign import INSTANCES, main, parse_worlds
+
+    assert parse_worlds("2x3, 1") == ((2, 3), (1, 1)) and parse_worlds("1,2,2x3") == INSTANCES
+    with pytest.raises(ValueError, match="choose from 1, 2, 2x3"):
+        parse_worlds("3x3")
+    for bad in (["--faults", "redis nap"], ["--faults", ","], ["--worlds", "2x9"]):
+        with pytest.raises(SystemExit) as exited:
+            main(["--minutes", "0", *bad])
+        assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown fault(s) redis nap; registered: " in err and "redis hostile keys" in err
+    assert "unknown world(s) 2x9" in err

@@ -1,5 +1,7 @@
 """The long chaos campaign: `python -m tiercheck.chaos.campaign --minutes 10 --seed N [--impl pkg.mod:factory]`.
 
+Focused: `--faults 'redis hostile keys,redis SIGSTOP' --worlds 2x3` picks only those faults and worlds.
+
 Rounds until the time is up; each round picks (seeded) a world: the backends (Redis + SQLite, Redis +
 PostgreSQL, or disk + SQLite without Redis) and the live instances sharing them (1 instance; 2
 instances; 2 instances with 3 threads each), built in one shared sandbox (real valkey-server behind a
@@ -39,10 +41,20 @@ BACKENDS = (("redis+sqlite", "sqlite", True), ("redis+postgres", "postgres", Tru
 INSTANCES = ((1, 1), (2, 1), (2, 3))  # (live instances, threads per instance)
 
 
-def pick_world(rng: random.Random, backends=BACKENDS) -> tuple[str, str, bool, int, int]:
+def pick_world(rng: random.Random, backends=BACKENDS, worlds=INSTANCES) -> tuple[str, str, bool, int, int]:
     name, database, redis = rng.choice(backends)
-    instances, threads = rng.choice(INSTANCES) if redis else (1, 1)  # E6 coherence needs the shared Redis
+    instances, threads = rng.choice(worlds) if redis else (1, 1)  # E6 coherence needs the shared Redis
     return name, database, redis, instances, threads
+
+
+def parse_worlds(text: str) -> tuple[tuple[int, int], ...]:
+    """`1,2,2x3` -> ((1, 1), (2, 1), (2, 3)): the worlds of INSTANCES to pick from."""
+    names = {(f"{i}x{t}" if t > 1 else str(i)): (i, t) for i, t in INSTANCES}
+    picked = [w.strip() for w in text.split(",") if w.strip()]
+    unknown = [w for w in picked if w not in names]
+    if unknown or not picked:
+        raise ValueError(f"unknown world(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(names)}")
+    return tuple(names[w] for w in picked)
 
 
 def declared_backends(factory, sandbox: Sandbox) -> tuple[list[tuple[str, str, bool]], list[str]]:
@@ -60,7 +72,10 @@ def declared_backends(factory, sandbox: Sandbox) -> tuple[list[tuple[str, str, b
     return kept, [b[0] for b in BACKENDS if b not in kept]
 
 
-def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
+def campaign(
+    impl: str, seed: int, minutes: float, console: Console, kinds: list[str] | None = None, worlds=INSTANCES
+) -> Summary:
+    """`kinds`: only these registered faults; `worlds`: only these of INSTANCES (a focused campaign)."""
     factory = load_factory(impl)
     rng = random.Random(seed)
     summary = Summary(seed=seed)
@@ -71,23 +86,25 @@ def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
     with Sandbox(postgres=True) as sandbox:
         summary.notes.append(f"disk tier: {sandbox.tmpfs.reason}")
         allowed, left_out = declared_backends(factory, sandbox)
+        if (1, 1) not in worlds:  # worlds of several instances need the shared Redis
+            allowed = [b for b in allowed if b[2]]
         if left_out:
             summary.notes.append(f"not applicable (the implementation does not declare them): {', '.join(left_out)}")
         while time.monotonic() < deadline:
             rounds += 1
-            backends, database, redis, instances, threads = pick_world(rng, allowed)
+            backends, database, redis, instances, threads = pick_world(rng, allowed, worlds)
             sandbox.reset_disk()
             world = sandbox.world(instances, database, redis, rng=rng, ttl_seconds=rng.choice((120.0, 600.0)))
             world.threads = threads
             runner = Runner(factory, sandbox, world, rng, summary, check_each_step=False)
-            nemeses = applicable(world)  # every registered fault that applies to this world
+            nemeses = applicable(world, kinds)  # every registered fault (of `kinds`) that applies to this world
             summary.offered.update(n.kind for n in nemeses)
             before = len(summary.violations)
             try:
                 runner.run_ops(rng.randrange(10, 40))
                 if threads > 1:
                     runner.first_use(rng.randrange(5, 15))
-                for _ in range(rng.randrange(3, 8)):
+                for _ in range(rng.randrange(3, 8) if nemeses else 0):
                     if time.monotonic() >= deadline:
                         break
                     runner.fault_cycle(rng.choice(nemeses), rng.randrange(4, 20))
@@ -112,7 +129,7 @@ def campaign(impl: str, seed: int, minutes: float, console: Console) -> Summary:
                 f"round {rounds:3d} {backends:15s} {world.name:24s} ops={summary.operations:7d} "
                 f"violations +{len(summary.violations) - before}"
             )
-            if rounds % 4 == 0 and time.monotonic() < deadline:
+            if rounds % 4 == 0 and time.monotonic() < deadline and kinds is None:  # focused: those faults only
                 run_crashes(
                     impl, factory, rng.randrange(2**32), kills=rng.randrange(5, 15), mode="external", summary=summary
                 )
@@ -173,7 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=None, help="default: random, printed")
     p.add_argument("--impl", default=DEFAULT_IMPL)
+    p.add_argument("--faults", help="only these registered faults, comma-separated (default: every one)")
+    p.add_argument("--worlds", help="only these worlds, from 1,2,2x3 (instances x threads; default: all)")
     args = p.parse_args(argv)
+    load_builtin()
+    kinds = [k.strip() for k in args.faults.split(",") if k.strip()] if args.faults else None
+    unknown = sorted(set(kinds or ()) - set(REGISTRY))
+    try:
+        worlds = parse_worlds(args.worlds) if args.worlds else INSTANCES
+    except ValueError as exc:
+        p.error(str(exc))  # exit 2
+    if unknown or kinds == []:
+        p.error(f"unknown fault(s) {', '.join(unknown) or '(none given)'}; registered: {', '.join(sorted(REGISTRY))}")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     console = Console(width=150)
     if os.environ.get("CHAOS_TRACE"):  # the implementation's log lines go into the traces, not the console
@@ -182,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.disable(logging.ERROR)  # tier failures are expected here: the table tells the story
     console.print(f"chaos campaign: impl={args.impl} seed={seed} minutes={args.minutes:g}")
     started = time.monotonic()
-    summary = campaign(args.impl, seed, args.minutes, console)
+    summary = campaign(args.impl, seed, args.minutes, console, kinds, worlds)
     elapsed = time.monotonic() - started
     console.print(table(summary, f"chaos campaign seed={seed} impl={args.impl} ({elapsed / 60:.1f} min)"))
     by_check: dict[str, int] = {}
@@ -229,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"note: {note}", markup=False)
     console.print("same seed, same schedule of rounds and faults; the number of rounds depends on the time bound")
     replay = f"python -m tiercheck.chaos.campaign --minutes {args.minutes:g} --seed {seed} --impl {args.impl}"
+    replay += f" --faults '{args.faults}'" if args.faults else ""
+    replay += f" --worlds {args.worlds}" if args.worlds else ""
     console.print(f"replay: {replay}")
     return 1 if summary.violations else 0
 
