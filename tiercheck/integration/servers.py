@@ -23,11 +23,13 @@ import signal
 import socket
 import subprocess
 import tempfile
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import redis
 
 START_TIMEOUT = 30.0
@@ -36,6 +38,10 @@ SERVERS_EXTRA = "pip install 'tiercheck[servers]'"
 
 class Unavailable(RuntimeError):
     """No provider could give this kind of server; the message says why and what would enable one."""
+
+
+class PortTaken(Unavailable):
+    """The server exited because another process held its port: the one start-up failure worth a new try."""
 
 
 @dataclass
@@ -65,19 +71,18 @@ class ServerHandle:
             )
 
     def kill(self) -> None:
-        """SIGKILL, and wait until it is gone."""
+        """SIGKILL the server and every process it forked, and wait until all of them are gone."""
         self._require_control()
-        if self.process and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)  # the server and any children it forked
-            self.process.wait(timeout=START_TIMEOUT)
+        if self.process is not None:
+            kill_tree(self.process)
 
     def stop(self) -> None:
-        """Graceful stop (SIGTERM; SIGKILL if it does not go)."""
+        """Graceful stop (PostgreSQL's fast shutdown, SIGTERM for valkey); SIGKILL if it does not go."""
         self._require_control()
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
+            # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client to leave.
+            self.process.send_signal(signal.SIGINT if self.kind == "postgres" else signal.SIGTERM)
             try:
                 self.process.wait(timeout=START_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -101,12 +106,19 @@ class ServerHandle:
         self._restart(self, empty)  # type: ignore[operator]
 
     def close(self) -> None:
-        """Stop and remove the working directory; idempotent."""
+        """Stop and remove the working directory; idempotent.
+
+        PostgreSQL gets an immediate shutdown first, which also removes its SysV shared-memory segment: a
+        SIGKILLed postmaster leaves it behind, and the kernel's count of segments (shmmni) is finite.
+        """
         if self.process and self.process.poll() is None:
             with contextlib.suppress(Exception):
-                os.killpg(self.process.pid, signal.SIGCONT)
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=START_TIMEOUT)
+                if self.kind == "postgres":
+                    self.process.send_signal(signal.SIGCONT)
+                    self.process.send_signal(signal.SIGQUIT)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self.process.wait(timeout=10)
+                kill_tree(self.process)
         if self._on_close is not None:
             on_close, self._on_close = self._on_close, None
             with contextlib.suppress(Exception):
@@ -147,19 +159,75 @@ def dies_with_us(args: list[str]) -> list[str]:
     return args
 
 
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a server and every process it forked, then wait until none of them runs.
+
+    A signal to the server's process group is not enough: each PostgreSQL child calls setsid(), so
+    only the postmaster would die, and its children would leave later, on their own, still attached to
+    the shared memory a restart checks ("pre-existing shared memory block ... is still in use"). The
+    group is stopped first so the server cannot fork while its children are listed.
+    """
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=START_TIMEOUT)
+    deadline = time.monotonic() + START_TIMEOUT
+    while alive := [c for c in children if _running(c)]:
+        if time.monotonic() > deadline:
+            raise Unavailable(f"server processes {[c.pid for c in alive]} still run after SIGKILL")
+        time.sleep(0.01)  # polling the process table, not a synchronisation sleep
+
+
+def _running(process: psutil.Process) -> bool:
+    """Still running; a zombie has already released its memory (shared memory included) and counts as gone."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _wait_until(check, what: str, process: subprocess.Popen | None, log: Path | None) -> None:
+def _log_offset(log: Path) -> int:
+    """Where this launch's lines start in a log the server appends to across restarts."""
+    return log.stat().st_size if log.exists() else 0
+
+
+def _start_failure(what: str, returncode: int, log: Path | None, since: int) -> Unavailable:
+    """The server died while starting: say why, in its own words, with the end of what it logged this time."""
+    text = ""
+    if log is not None and log.exists():
+        with open(log, "rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
+    lines = text.splitlines()
+    causes = [ln for ln in lines if any(m in ln for m in ("FATAL", "PANIC", "ERROR", "# ", "Could not", "Failed"))]
+    cause = " | ".join(causes[-3:]) or "the server logged no reason"
+    tail = "\n".join(lines[-25:])
+    kind = PortTaken if "Address already in use" in text else Unavailable
+    return kind(f"{what} exited with code {returncode} during start-up: {cause}\n--- end of {log} ---\n{tail}")
+
+
+def _wait_until(check, what: str, process: subprocess.Popen | None, log: Path | None, since: int = 0) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     last: Exception | None = None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
-            raise Unavailable(f"{what} exited with code {process.returncode} during start-up:\n{tail}")
+            raise _start_failure(what, process.returncode, log, since)
         try:
             check()
             return
@@ -242,6 +310,7 @@ def _launch_redis(handle: ServerHandle, empty: bool) -> None:
     port = int(handle.url.rsplit(":", 1)[1].split("/")[0])
     binary = handle._binary  # type: ignore[attr-defined]
     log = handle.workdir / "server.log"
+    since = _log_offset(log)
     args = [
         binary,
         "--port",
@@ -268,7 +337,7 @@ def _launch_redis(handle: ServerHandle, empty: bool) -> None:
     )
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
     try:
-        _wait_until(client.ping, f"redis server ({binary})", handle.process, log)
+        _wait_until(client.ping, f"redis server ({binary})", handle.process, log, since)
     finally:
         client.close()
 
@@ -386,7 +455,7 @@ def _launch_postgres(handle: ServerHandle, empty: bool) -> None:
         data.mkdir(mode=0o700)
         if uid is not None:
             os.chown(data, uid, gid)
-        subprocess.run(
+        initdb = subprocess.run(
             [
                 str(bin_dir / "initdb"),
                 "-D",
@@ -397,12 +466,16 @@ def _launch_postgres(handle: ServerHandle, empty: bool) -> None:
                 "--encoding=UTF8",
                 "--no-sync",
             ],
-            check=True,
             capture_output=True,
+            text=True,
             **as_user(),
         )
+        if initdb.returncode != 0:
+            said = (initdb.stderr or initdb.stdout).strip()[-2000:]
+            raise Unavailable(f"initdb exited with code {initdb.returncode}: {said}")
     log = handle.workdir / "server.log"
     log.touch()
+    since = _log_offset(log)
     if uid is not None:
         os.chown(log, uid, gid)
     logf = open(log, "ab")  # noqa: SIM115 - owned by the server process for its lifetime
@@ -443,7 +516,7 @@ def _launch_postgres(handle: ServerHandle, empty: bool) -> None:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'tiercheck_test'").fetchone():
                 conn.execute("CREATE DATABASE tiercheck_test")
 
-    _wait_until(ready, "postgres", handle.process, log)
+    _wait_until(ready, "postgres", handle.process, log, since)
 
 
 def create_database(handle: ServerHandle, name: str) -> str:
