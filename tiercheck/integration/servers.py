@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -55,6 +56,7 @@ class ServerHandle:
     workdir: Path | None = None
     _restart: object = field(default=None, repr=False)
     _on_close: object = field(default=None, repr=False)  # e.g. stop a testcontainers container
+    _port_hold: socket.socket | None = field(default=None, repr=False)  # see reserve_port
 
     @property
     def pid(self) -> int | None:
@@ -123,6 +125,8 @@ class ServerHandle:
             on_close, self._on_close = self._on_close, None
             with contextlib.suppress(Exception):
                 on_close()  # type: ignore[operator]
+        if self._port_hold is not None:
+            self._port_hold.close()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
         with _registry_lock:
@@ -202,9 +206,52 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PORT_ATTEMPTS = 3
+
+
+def reserve_port() -> tuple[int, socket.socket | None]:
+    """A free local port and, on Linux, a socket holding it for as long as the server may use it.
+
+    A port only picked is free for anyone until the server binds it, and again between a kill and the
+    restart on the same port: another start's bind(0) or an outgoing connection may take it. On Linux a
+    socket bound with SO_REUSEADDR that never listens keeps every such taker off the port, while a server
+    that sets SO_REUSEADDR itself (PostgreSQL and valkey do) still binds and listens on it.
+    """
+    if not sys.platform.startswith("linux"):
+        return free_port(), None
+    hold = socket.socket()
+    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hold.bind(("127.0.0.1", 0))
+    return hold.getsockname()[1], hold
+
+
+def _start_local(new_handle) -> ServerHandle:
+    """Start a server on a reserved port (`new_handle(port)` builds its handle); if another process took
+    the port first anyway (PortTaken, read from the server's log), try again on a fresh one, never for
+    any other failure."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port, hold = reserve_port()
+        handle = _register(new_handle(port))
+        handle._port_hold = hold
+        try:
+            handle._restart(handle, True)  # type: ignore[operator]
+            return handle
+        except PortTaken:
+            handle.close()
+            if attempt == PORT_ATTEMPTS:
+                raise
+        except BaseException:
+            handle.close()
+            raise
+    raise AssertionError("unreachable")
+
+
 def _log_offset(log: Path) -> int:
     """Where this launch's lines start in a log the server appends to across restarts."""
     return log.stat().st_size if log.exists() else 0
+
+
+_CAUSE = re.compile(r"FATAL|PANIC|ERROR|could not|failed|aborting", re.IGNORECASE)
 
 
 def _start_failure(what: str, returncode: int, log: Path | None, since: int) -> Unavailable:
@@ -215,7 +262,7 @@ def _start_failure(what: str, returncode: int, log: Path | None, since: int) -> 
             f.seek(since)
             text = f.read().decode(errors="replace")
     lines = text.splitlines()
-    causes = [ln for ln in lines if any(m in ln for m in ("FATAL", "PANIC", "ERROR", "# ", "Could not", "Failed"))]
+    causes = [ln for ln in lines if _CAUSE.search(ln)]
     cause = " | ".join(causes[-3:]) or "the server logged no reason"
     tail = "\n".join(lines[-25:])
     kind = PortTaken if "Address already in use" in text else Unavailable
@@ -377,18 +424,16 @@ def start_redis(tmp_root: str | None = None) -> ServerHandle:
             f"redis-server on PATH. Install one with: {SERVERS_EXTRA}"
         )
     binary, provider = found
-    workdir = Path(tempfile.mkdtemp(prefix="tiercheck-redis-", dir=tmp_root))
-    handle = ServerHandle(
-        "redis", f"redis://127.0.0.1:{free_port()}/0", provider, workdir=workdir, _restart=_launch_redis
-    )
-    handle._binary = binary  # type: ignore[attr-defined]
-    _register(handle)
-    try:
-        _launch_redis(handle, empty=True)
-    except BaseException:
-        handle.close()
-        raise
-    return handle
+
+    def new_handle(port: int) -> ServerHandle:
+        workdir = Path(tempfile.mkdtemp(prefix="tiercheck-redis-", dir=tmp_root))
+        handle = ServerHandle(
+            "redis", f"redis://127.0.0.1:{port}/0", provider, workdir=workdir, _restart=_launch_redis
+        )
+        handle._binary = binary  # type: ignore[attr-defined]
+        return handle
+
+    return _start_local(new_handle)
 
 
 # --- PostgreSQL from a local binary ------------------------------------------------------------
@@ -553,20 +598,18 @@ def start_postgres(tmp_root: str | None = None) -> ServerHandle:
     if os.geteuid() == 0:
         bin_dir, uid, gid = _unprivileged_install(bin_dir)
         provider += " (as user nobody)"
-    workdir = Path(tempfile.mkdtemp(prefix="tiercheck-pg-", dir=tmp_root))
-    os.chmod(workdir, 0o755)
-    if uid is not None:
-        os.chown(workdir, uid, gid)
-    url = f"postgresql://tiercheck@127.0.0.1:{free_port()}/tiercheck_test"
-    handle = ServerHandle("postgres", url, provider, workdir=workdir, _restart=_launch_postgres)
-    handle._pg = (bin_dir, uid, gid)  # type: ignore[attr-defined]
-    _register(handle)
-    try:
-        _launch_postgres(handle, empty=True)
-    except BaseException:
-        handle.close()
-        raise
-    return handle
+
+    def new_handle(port: int) -> ServerHandle:
+        workdir = Path(tempfile.mkdtemp(prefix="tiercheck-pg-", dir=tmp_root))
+        os.chmod(workdir, 0o755)
+        if uid is not None:
+            os.chown(workdir, uid, gid)
+        url = f"postgresql://tiercheck@127.0.0.1:{port}/tiercheck_test"
+        handle = ServerHandle("postgres", url, provider, workdir=workdir, _restart=_launch_postgres)
+        handle._pg = (bin_dir, uid, gid)  # type: ignore[attr-defined]
+        return handle
+
+    return _start_local(new_handle)
 
 
 def describe_providers() -> list[str]:
