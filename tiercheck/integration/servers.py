@@ -23,8 +23,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +32,8 @@ from pathlib import Path
 
 import psutil
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 START_TIMEOUT = 30.0
 SERVERS_EXTRA = "pip install 'tiercheck[servers]'"
@@ -382,7 +384,11 @@ def _launch_redis(handle: ServerHandle, empty: bool) -> None:
     handle.process = subprocess.Popen(
         dies_with_us(args), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+    # One try per probe: the loop polls again, and sees the server exit between probes (redis-py's
+    # default retries a probe that hangs, say on a port someone else listens on, for seconds).
+    client = redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
     try:
         _wait_until(client.ping, f"redis server ({binary})", handle.process, log, since)
     finally:
@@ -427,9 +433,7 @@ def start_redis(tmp_root: str | None = None) -> ServerHandle:
 
     def new_handle(port: int) -> ServerHandle:
         workdir = Path(tempfile.mkdtemp(prefix="tiercheck-redis-", dir=tmp_root))
-        handle = ServerHandle(
-            "redis", f"redis://127.0.0.1:{port}/0", provider, workdir=workdir, _restart=_launch_redis
-        )
+        handle = ServerHandle("redis", f"redis://127.0.0.1:{port}/0", provider, workdir=workdir, _restart=_launch_redis)
         handle._binary = binary  # type: ignore[attr-defined]
         return handle
 
