@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,7 +228,7 @@ def reserve_port() -> tuple[int, socket.socket | None]:
     return hold.getsockname()[1], hold
 
 
-def _start_local(new_handle) -> ServerHandle:
+def _start_local(new_handle: Callable[[int], ServerHandle]) -> ServerHandle:
     """Start a server on a reserved port (`new_handle(port)` builds its handle); if another process took
     the port first anyway (PortTaken, read from the server's log), try again on a fresh one, never for
     any other failure."""
@@ -606,7 +607,7 @@ def start_postgres(tmp_root: str | None = None) -> ServerHandle:
     def new_handle(port: int) -> ServerHandle:
         workdir = Path(tempfile.mkdtemp(prefix="tiercheck-pg-", dir=tmp_root))
         os.chmod(workdir, 0o755)
-        if uid is not None:
+        if uid is not None and gid is not None:
             os.chown(workdir, uid, gid)
         url = f"postgresql://tiercheck@127.0.0.1:{port}/tiercheck_test"
         handle = ServerHandle("postgres", url, provider, workdir=workdir, _restart=_launch_postgres)
