@@ -18,17 +18,23 @@ import atexit
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 START_TIMEOUT = 30.0
 SERVERS_EXTRA = "pip install 'tiercheck[servers]'"
@@ -36,6 +42,10 @@ SERVERS_EXTRA = "pip install 'tiercheck[servers]'"
 
 class Unavailable(RuntimeError):
     """No provider could give this kind of server; the message says why and what would enable one."""
+
+
+class PortTaken(Unavailable):
+    """The server exited because another process held its port: the one start-up failure worth a new try."""
 
 
 @dataclass
@@ -49,6 +59,7 @@ class ServerHandle:
     workdir: Path | None = None
     _restart: object = field(default=None, repr=False)
     _on_close: object = field(default=None, repr=False)  # e.g. stop a testcontainers container
+    _port_hold: socket.socket | None = field(default=None, repr=False)  # see reserve_port
 
     @property
     def pid(self) -> int | None:
@@ -65,19 +76,18 @@ class ServerHandle:
             )
 
     def kill(self) -> None:
-        """SIGKILL, and wait until it is gone."""
+        """SIGKILL the server and every process it forked, and wait until all of them are gone."""
         self._require_control()
-        if self.process and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)  # the server and any children it forked
-            self.process.wait(timeout=START_TIMEOUT)
+        if self.process is not None:
+            kill_tree(self.process)
 
     def stop(self) -> None:
-        """Graceful stop (SIGTERM; SIGKILL if it does not go)."""
+        """Graceful stop (PostgreSQL's fast shutdown, SIGTERM for valkey); SIGKILL if it does not go."""
         self._require_control()
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
+            # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client to leave.
+            self.process.send_signal(signal.SIGINT if self.kind == "postgres" else signal.SIGTERM)
             try:
                 self.process.wait(timeout=START_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -101,16 +111,25 @@ class ServerHandle:
         self._restart(self, empty)  # type: ignore[operator]
 
     def close(self) -> None:
-        """Stop and remove the working directory; idempotent."""
+        """Stop and remove the working directory; idempotent.
+
+        PostgreSQL gets an immediate shutdown first, which also removes its SysV shared-memory segment: a
+        SIGKILLed postmaster leaves it behind, and the kernel's count of segments (shmmni) is finite.
+        """
         if self.process and self.process.poll() is None:
             with contextlib.suppress(Exception):
-                os.killpg(self.process.pid, signal.SIGCONT)
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=START_TIMEOUT)
+                if self.kind == "postgres":
+                    self.process.send_signal(signal.SIGCONT)
+                    self.process.send_signal(signal.SIGQUIT)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self.process.wait(timeout=10)
+                kill_tree(self.process)
         if self._on_close is not None:
             on_close, self._on_close = self._on_close, None
             with contextlib.suppress(Exception):
                 on_close()  # type: ignore[operator]
+        if self._port_hold is not None:
+            self._port_hold.close()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
         with _registry_lock:
@@ -147,19 +166,118 @@ def dies_with_us(args: list[str]) -> list[str]:
     return args
 
 
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a server and every process it forked, then wait until none of them runs.
+
+    A signal to the server's process group is not enough: each PostgreSQL child calls setsid(), so
+    only the postmaster would die, and its children would leave later, on their own, still attached to
+    the shared memory a restart checks ("pre-existing shared memory block ... is still in use"). The
+    group is stopped first so the server cannot fork while its children are listed.
+    """
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=START_TIMEOUT)
+    deadline = time.monotonic() + START_TIMEOUT
+    while alive := [c for c in children if _running(c)]:
+        if time.monotonic() > deadline:
+            raise Unavailable(f"server processes {[c.pid for c in alive]} still run after SIGKILL")
+        time.sleep(0.01)  # polling the process table, not a synchronisation sleep
+
+
+def _running(process: psutil.Process) -> bool:
+    """Still running; a zombie has already released its memory (shared memory included) and counts as gone."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _wait_until(check, what: str, process: subprocess.Popen | None, log: Path | None) -> None:
+PORT_ATTEMPTS = 3
+
+
+def reserve_port() -> tuple[int, socket.socket | None]:
+    """A free local port and, on Linux, a socket holding it for as long as the server may use it.
+
+    A port only picked is free for anyone until the server binds it, and again between a kill and the
+    restart on the same port: another start's bind(0) or an outgoing connection may take it. On Linux a
+    socket bound with SO_REUSEADDR that never listens keeps every such taker off the port, while a server
+    that sets SO_REUSEADDR itself (PostgreSQL and valkey do) still binds and listens on it.
+    """
+    if not sys.platform.startswith("linux"):
+        return free_port(), None
+    hold = socket.socket()
+    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hold.bind(("127.0.0.1", 0))
+    return hold.getsockname()[1], hold
+
+
+def _start_local(new_handle: Callable[[int], ServerHandle]) -> ServerHandle:
+    """Start a server on a reserved port (`new_handle(port)` builds its handle); if another process took
+    the port first anyway (PortTaken, read from the server's log), try again on a fresh one, never for
+    any other failure."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port, hold = reserve_port()
+        handle = _register(new_handle(port))
+        handle._port_hold = hold
+        try:
+            handle._restart(handle, True)  # type: ignore[operator]
+            return handle
+        except PortTaken:
+            handle.close()
+            if attempt == PORT_ATTEMPTS:
+                raise
+        except BaseException:
+            handle.close()
+            raise
+    raise AssertionError("unreachable")
+
+
+def _log_offset(log: Path) -> int:
+    """Where this launch's lines start in a log the server appends to across restarts."""
+    return log.stat().st_size if log.exists() else 0
+
+
+_CAUSE = re.compile(r"FATAL|PANIC|ERROR|could not|failed|aborting", re.IGNORECASE)
+
+
+def _start_failure(what: str, returncode: int, log: Path | None, since: int) -> Unavailable:
+    """The server died while starting: say why, in its own words, with the end of what it logged this time."""
+    text = ""
+    if log is not None and log.exists():
+        with open(log, "rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
+    lines = text.splitlines()
+    causes = [ln for ln in lines if _CAUSE.search(ln)]
+    cause = " | ".join(causes[-3:]) or "the server logged no reason"
+    tail = "\n".join(lines[-25:])
+    kind = PortTaken if "Address already in use" in text else Unavailable
+    return kind(f"{what} exited with code {returncode} during start-up: {cause}\n--- end of {log} ---\n{tail}")
+
+
+def _wait_until(check, what: str, process: subprocess.Popen | None, log: Path | None, since: int = 0) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     last: Exception | None = None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
-            raise Unavailable(f"{what} exited with code {process.returncode} during start-up:\n{tail}")
+            raise _start_failure(what, process.returncode, log, since)
         try:
             check()
             return
@@ -242,6 +360,7 @@ def _launch_redis(handle: ServerHandle, empty: bool) -> None:
     port = int(handle.url.rsplit(":", 1)[1].split("/")[0])
     binary = handle._binary  # type: ignore[attr-defined]
     log = handle.workdir / "server.log"
+    since = _log_offset(log)
     args = [
         binary,
         "--port",
@@ -266,9 +385,13 @@ def _launch_redis(handle: ServerHandle, empty: bool) -> None:
     handle.process = subprocess.Popen(
         dies_with_us(args), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+    # One try per probe: the loop polls again, and sees the server exit between probes (redis-py's
+    # default retries a probe that hangs, say on a port someone else listens on, for seconds).
+    client = redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
     try:
-        _wait_until(client.ping, f"redis server ({binary})", handle.process, log)
+        _wait_until(client.ping, f"redis server ({binary})", handle.process, log, since)
     finally:
         client.close()
 
@@ -308,18 +431,14 @@ def start_redis(tmp_root: str | None = None) -> ServerHandle:
             f"redis-server on PATH. Install one with: {SERVERS_EXTRA}"
         )
     binary, provider = found
-    workdir = Path(tempfile.mkdtemp(prefix="tiercheck-redis-", dir=tmp_root))
-    handle = ServerHandle(
-        "redis", f"redis://127.0.0.1:{free_port()}/0", provider, workdir=workdir, _restart=_launch_redis
-    )
-    handle._binary = binary  # type: ignore[attr-defined]
-    _register(handle)
-    try:
-        _launch_redis(handle, empty=True)
-    except BaseException:
-        handle.close()
-        raise
-    return handle
+
+    def new_handle(port: int) -> ServerHandle:
+        workdir = Path(tempfile.mkdtemp(prefix="tiercheck-redis-", dir=tmp_root))
+        handle = ServerHandle("redis", f"redis://127.0.0.1:{port}/0", provider, workdir=workdir, _restart=_launch_redis)
+        handle._binary = binary  # type: ignore[attr-defined]
+        return handle
+
+    return _start_local(new_handle)
 
 
 # --- PostgreSQL from a local binary ------------------------------------------------------------
@@ -386,7 +505,7 @@ def _launch_postgres(handle: ServerHandle, empty: bool) -> None:
         data.mkdir(mode=0o700)
         if uid is not None:
             os.chown(data, uid, gid)
-        subprocess.run(
+        initdb = subprocess.run(
             [
                 str(bin_dir / "initdb"),
                 "-D",
@@ -397,12 +516,16 @@ def _launch_postgres(handle: ServerHandle, empty: bool) -> None:
                 "--encoding=UTF8",
                 "--no-sync",
             ],
-            check=True,
             capture_output=True,
+            text=True,
             **as_user(),
         )
+        if initdb.returncode != 0:
+            said = (initdb.stderr or initdb.stdout).strip()[-2000:]
+            raise Unavailable(f"initdb exited with code {initdb.returncode}: {said}")
     log = handle.workdir / "server.log"
     log.touch()
+    since = _log_offset(log)
     if uid is not None:
         os.chown(log, uid, gid)
     logf = open(log, "ab")  # noqa: SIM115 - owned by the server process for its lifetime
@@ -443,7 +566,7 @@ def _launch_postgres(handle: ServerHandle, empty: bool) -> None:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'tiercheck_test'").fetchone():
                 conn.execute("CREATE DATABASE tiercheck_test")
 
-    _wait_until(ready, "postgres", handle.process, log)
+    _wait_until(ready, "postgres", handle.process, log, since)
 
 
 def create_database(handle: ServerHandle, name: str) -> str:
@@ -480,20 +603,18 @@ def start_postgres(tmp_root: str | None = None) -> ServerHandle:
     if os.geteuid() == 0:
         bin_dir, uid, gid = _unprivileged_install(bin_dir)
         provider += " (as user nobody)"
-    workdir = Path(tempfile.mkdtemp(prefix="tiercheck-pg-", dir=tmp_root))
-    os.chmod(workdir, 0o755)
-    if uid is not None:
-        os.chown(workdir, uid, gid)
-    url = f"postgresql://tiercheck@127.0.0.1:{free_port()}/tiercheck_test"
-    handle = ServerHandle("postgres", url, provider, workdir=workdir, _restart=_launch_postgres)
-    handle._pg = (bin_dir, uid, gid)  # type: ignore[attr-defined]
-    _register(handle)
-    try:
-        _launch_postgres(handle, empty=True)
-    except BaseException:
-        handle.close()
-        raise
-    return handle
+
+    def new_handle(port: int) -> ServerHandle:
+        workdir = Path(tempfile.mkdtemp(prefix="tiercheck-pg-", dir=tmp_root))
+        os.chmod(workdir, 0o755)
+        if uid is not None and gid is not None:
+            os.chown(workdir, uid, gid)
+        url = f"postgresql://tiercheck@127.0.0.1:{port}/tiercheck_test"
+        handle = ServerHandle("postgres", url, provider, workdir=workdir, _restart=_launch_postgres)
+        handle._pg = (bin_dir, uid, gid)  # type: ignore[attr-defined]
+        return handle
+
+    return _start_local(new_handle)
 
 
 def describe_providers() -> list[str]:

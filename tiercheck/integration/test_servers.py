@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import psutil
 import psycopg
@@ -59,6 +60,15 @@ def test_redis_kill_pause_restart_snapshot():
     assert pid is not None and _gone(pid)
 
 
+def _sysv_segments() -> set[tuple[int, int]] | None:
+    """(key, id) of every SysV shared-memory segment, where the kernel lists them (Linux)."""
+    try:
+        rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    return {(int(row.split()[0]), int(row.split()[1])) for row in rows}
+
+
 @pytest.mark.real_postgres
 def test_postgres_keeps_committed_data_across_kill_and_dies_with_close():
     handle = servers.start_postgres()
@@ -75,13 +85,18 @@ def test_postgres_keeps_committed_data_across_kill_and_dies_with_close():
         with psycopg.connect(handle.url) as conn:
             assert conn.execute("SELECT x FROM t").fetchall() == [(42,)]
         pid = handle.pid
+        tree = psutil.Process(pid).children(recursive=True)  # each child in its own session, see kill_tree
+        key, shmid = map(int, (handle.workdir / "data" / "postmaster.pid").read_text().splitlines()[6].split())
     finally:
         handle.close()
     assert pid is not None and _gone(pid)
+    assert tree and all(_gone(p.pid) for p in tree)
     leftovers = [
         p for p in psutil.process_iter(["cmdline"]) if str(handle.workdir) in " ".join(p.info["cmdline"] or [])
     ]
     assert all(_gone(p.pid) for p in leftovers)
+    segments = _sysv_segments()
+    assert segments is None or (key, shmid) not in segments  # the kernel's count of segments is finite
 
 
 def test_env_url_wins(monkeypatch, redis_server):
