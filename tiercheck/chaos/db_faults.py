@@ -220,7 +220,7 @@ class PgTerminateBackends(Nemesis):
 
 
 class PgKill(ServerKill):
-    """SIGKILL the PostgreSQL server (the postmaster and every backend: servers.kill_tree); heal restarts it (crash recovery)."""
+    """SIGKILL the PostgreSQL server and every backend (servers.kill_tree); heal restarts it (crash recovery)."""
 
     kind = "postgres SIGKILL"
     tier = "database"
