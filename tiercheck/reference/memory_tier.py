@@ -86,8 +86,9 @@ class MemoryTier:
         `stamp`: the monotonic time the value was known current (a read's start), default now."""
         size = len(payload.data)
         entry = _new_tuple(Entry, (expires_at, payload, version, time.monotonic() if stamp is None else stamp))
-        content, entries = key.content, self._entries
-        with self._lock:
+        content, entries, lock = key.content, self._entries, self._lock
+        lock.acquire()  # not `with`: its __enter__/__exit__ calls cost more than this bookkeeping (every promotion)
+        try:
             if token is not None and token != self.token(key):
                 return 0
             old = entries.get(key)
@@ -105,6 +106,8 @@ class MemoryTier:
                 variants.add(key.variant)
             self._bytes += size
             return self._evict()
+        finally:
+            lock.release()
 
     def confirm(self, key: CacheKey, version: int) -> None:
         """The shared tiers still hold this version: trust the entry for another window."""
@@ -121,9 +124,9 @@ class MemoryTier:
             return {v: self._entries[CacheKey(content, v)].version for v in self._by_content.get(content, ())}
 
     def _evict(self) -> int:
-        evicted = 0
-        while len(self._entries) > self.max_entries or (self.max_bytes is not None and self._bytes > self.max_bytes):
-            self._forget(*self._entries.popitem(last=False))
+        evicted, entries, forget = 0, self._entries, self._forget
+        while len(entries) > self.max_entries or (self.max_bytes is not None and self._bytes > self.max_bytes):
+            forget(*entries.popitem(last=False))
             evicted += 1
         return evicted
 
