@@ -281,7 +281,7 @@ class MetadataCache(CacheManagement):
         """A byte-for-byte copy (same expiry and version) into the faster tiers (a variant's seam). Each refuses
         it if it holds anything newer, so a late copy is harmless; memory, if the content changed since the read
         began (`token`), and drops it when a faster tier refused it (a removal had not reached the slower one)."""
-        self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, *token))
+        self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, token[0], token[1]))
         for store in faster:
             ok, landed = self._attempt(store, "promote", store.put, key, blob, version, expires_at, now)
             if ok and not landed:  # a faster tier holds a newer put or removal (its message may be handled)

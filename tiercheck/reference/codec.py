@@ -26,14 +26,14 @@ MAGIC = b"TCE2"
 _HEADER = struct.Struct(">4sBBdQQ")
 _CHECKSUM_LEN = 16
 HEADER_LEN = _HEADER.size + _CHECKSUM_LEN
-_VERSION, _VERSION_AT = struct.Struct(">Q"), _HEADER.size - 8  # the header's last field
-_blake3 = blake3.blake3
-_loads = orjson.loads
+_SIGNED = _HEADER.size  # the bytes before the checksum
+_VERSION, _VERSION_AT = struct.Struct(">Q"), _SIGNED - 8  # the header's last field
+_blake3, _loads, _frame_size, _isfinite = blake3.blake3, orjson.loads, zstandard.frame_content_size, math.isfinite
 _new_tuple = tuple.__new__  # builds a NamedTuple without its __new__, which is Python code (~0.3 us per call)
 
 FLAG_COMPRESSED = 0x01
 FLAG_STDLIB_JSON = 0x02  # payload needs the stdlib decoder (integers beyond 64 bits)
-_KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_STDLIB_JSON
+_UNKNOWN_FLAGS = ~(FLAG_COMPRESSED | FLAG_STDLIB_JSON)
 _MAX_DEPTH = 200  # orjson refuses deeper documents; we refuse them up front with a clear error
 
 
@@ -214,13 +214,13 @@ class Codec:
         if type(blob) is not bytes:
             blob = bytes(blob)  # a bytearray or memoryview (peek refuses anything else): the payload is bytes
         body = blob[HEADER_LEN:]
-        if _blake3(key.encode() + blob[: _HEADER.size] + body).digest(_CHECKSUM_LEN) != blob[_HEADER.size : HEADER_LEN]:
+        if _blake3(key.encode() + blob[:_SIGNED] + body).digest(_CHECKSUM_LEN) != blob[_SIGNED:HEADER_LEN]:
             raise CorruptEntry("checksum mismatch")
         if raw_len > self.max_entry_bytes:
             raise CorruptEntry(f"entry claims {raw_len} bytes, above max_entry_bytes={self.max_entry_bytes}")
         if flags & FLAG_COMPRESSED:
             try:
-                if zstandard.frame_content_size(body) != raw_len:
+                if _frame_size(body) != raw_len:
                     raise CorruptEntry("compressed frame does not declare the recorded size")
                 raw = self._decompressor().decompress(body)  # the frame's declared size, checked above, bounds it
             except zstandard.ZstdError as exc:
@@ -237,7 +237,7 @@ class Codec:
         if not isinstance(blob, (bytes, bytearray, memoryview)) or len(blob) < HEADER_LEN:  # noqa: UP038 (a tuple is faster)
             raise CorruptEntry("too short for an entry")
         magic, flags, reserved, expires_at, raw_len, _ = _HEADER.unpack_from(blob)
-        if magic != MAGIC or reserved != 0 or flags & ~_KNOWN_FLAGS or not math.isfinite(expires_at):
+        if magic != MAGIC or reserved != 0 or flags & _UNKNOWN_FLAGS or not _isfinite(expires_at):
             raise CorruptEntry("not a tiercheck entry")
         return expires_at, flags, raw_len
 

@@ -124,9 +124,10 @@ class MemoryTier:
             return {v: self._entries[CacheKey(content, v)].version for v in self._by_content.get(content, ())}
 
     def _evict(self) -> int:
-        evicted, entries, forget = 0, self._entries, self._forget
+        evicted, entries = 0, self._entries
         while len(entries) > self.max_entries or (self.max_bytes is not None and self._bytes > self.max_bytes):
-            forget(*entries.popitem(last=False))
+            key, item = entries.popitem(last=False)
+            self._forget(key, item)
             evicted += 1
         return evicted
 
@@ -134,12 +135,13 @@ class MemoryTier:
         self._forget(key, self._entries.pop(key))
 
     def _forget(self, key: CacheKey, item: Entry) -> None:
+        content, variant = key
         self._bytes -= len(item.payload.data)
-        variants = self._by_content.get(key.content)
+        variants = self._by_content.get(content)
         if variants is not None:
-            variants.discard(key.variant)
+            variants.discard(variant)
             if not variants:
-                del self._by_content[key.content]
+                del self._by_content[content]
 
     def remove(self, content: str, variant: str | None = None, unless_version: dict[str, int] | None = None) -> None:
         """Drop one variant (None: every variant) of a content, and fence slower reads of it in flight.
