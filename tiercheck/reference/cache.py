@@ -155,14 +155,14 @@ class MetadataCache(CacheManagement):
 
     def _attempt(self, store: StoreTier, operation: str, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
         """Run one tier operation once the tier owes nothing: (True, result), or (False, None). Never raises."""
-        health = self._health[store.name]
+        health = self._health[name := store.name]
         clean = health.clean  # no failure since the last success: nothing to allow or to record (every hit)
         if not (clean or health.allow()):
             return False, None
         try:
             if store is self._redis:
                 self._check_floor()
-            if self._repairs.owed[store.name]:
+            if self._repairs.owed[name]:
                 self._repairs.apply(store)
             result = fn(*args)
         except Exception as exc:

@@ -54,8 +54,9 @@ class Payload(NamedTuple):
 
     def load(self) -> dict[str, Any]:
         """A fresh dict; undecodable JSON, or anything but an object, is corruption (CorruptEntry), never data."""
+        data, flags = self  # unpacked: a NamedTuple's field by name is a slow attribute look-up
         try:
-            value = _loads(self.data) if not self.flags & FLAG_STDLIB_JSON else json.loads(self.data)
+            value = _loads(data) if not flags & FLAG_STDLIB_JSON else json.loads(data)
         except (ValueError, RecursionError) as exc:
             raise CorruptEntry(f"payload is not valid JSON: {exc}") from exc
         if type(value) is not dict:  # both decoders return exact dicts: a subclass cannot occur
@@ -222,7 +223,11 @@ class Codec:
             try:
                 if _frame_size(body) != raw_len:
                     raise CorruptEntry("compressed frame does not declare the recorded size")
-                raw = self._decompressor().decompress(body)  # the frame's declared size, checked above, bounds it
+                try:  # _decompressor(), inlined: every hit below memory
+                    decompressor = self._local.decompressor
+                except AttributeError:
+                    decompressor = self._decompressor()
+                raw = decompressor.decompress(body)  # the frame's declared size, checked above, bounds it
             except zstandard.ZstdError as exc:
                 raise CorruptEntry(f"zstd: {exc}") from exc
         else:

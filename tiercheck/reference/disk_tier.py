@@ -123,9 +123,9 @@ class DiskTier:
                     yield CacheKey(content_dir.name, entry.name), Path(entry.path)
 
     def get(self, key: CacheKey) -> bytes | None:
-        content = key.content
+        content, variant = key  # unpacked: a NamedTuple's field by name is a slow attribute look-up
         try:  # the path as _path() spells it, inlined: every disk hit passes here
-            data = _read(f"{self._root}/{content[:2]}/{content}/{key.variant}")
+            data = _read(f"{self._root}/{content[:2]}/{content}/{variant}")
         except FileNotFoundError:
             return None
         except OSError as exc:

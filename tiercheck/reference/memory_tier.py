@@ -48,7 +48,7 @@ class MemoryTier:
         return hash(content) % _STRIPES
 
     def token(self, key: CacheKey) -> tuple[int, int]:
-        return self._clears, self._moves[hash(key.content) % _STRIPES]  # _stripe, inlined: every promotion
+        return self._clears, self._moves[hash(key[0]) % _STRIPES]  # _stripe, inlined; key[0]: .content is slower
 
     def get(self, key: CacheKey, now: float) -> Entry | None:
         """A hit takes no lock: each OrderedDict call is atomic (the GIL), and a get that read the entry
@@ -84,9 +84,9 @@ class MemoryTier:
     ) -> int:
         """Store unless a newer version is held or `token` moved; return how many entries were evicted.
         `stamp`: the monotonic time the value was known current (a read's start), default now."""
-        size = len(payload.data)
+        size = len(payload[0])  # payload.data: a NamedTuple's field by name is a slow attribute look-up
         entry = _new_tuple(Entry, (expires_at, payload, version, time.monotonic() if stamp is None else stamp))
-        content, entries, lock = key.content, self._entries, self._lock
+        (content, variant), entries, lock = key, self._entries, self._lock
         lock.acquire()  # not `with`: its __enter__/__exit__ calls cost more than this bookkeeping (every promotion)
         try:
             if token is not None and token != self.token(key):
@@ -101,9 +101,9 @@ class MemoryTier:
             entries[key] = entry
             variants = self._by_content.get(content)
             if variants is None:
-                self._by_content[content] = {key.variant}
+                self._by_content[content] = {variant}
             else:
-                variants.add(key.variant)
+                variants.add(variant)
             self._bytes += size
             return self._evict()
         finally:
@@ -136,7 +136,7 @@ class MemoryTier:
 
     def _forget(self, key: CacheKey, item: Entry) -> None:
         content, variant = key
-        self._bytes -= len(item.payload.data)
+        self._bytes -= len(item[1][0])  # item.payload.data: by name is slower
         variants = self._by_content.get(content)
         if variants is not None:
             variants.discard(variant)
