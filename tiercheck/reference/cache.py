@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .codec import HEADER_LEN, Codec, CorruptEntry, InvalidMetadata, Payload, blob_version, dump_metadata, load_payload
+from .codec import HEADER_LEN, Codec, CorruptEntry, InvalidMetadata, Payload, blob_version, dump_metadata
 from .coherence import Coherence
 from .config import CacheConfig
 from .health import TierHealth
@@ -155,19 +155,21 @@ class MetadataCache(CacheManagement):
 
     def _attempt(self, store: StoreTier, operation: str, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
         """Run one tier operation once the tier owes nothing: (True, result), or (False, None). Never raises."""
-        health = self._health[store.name]
-        if not health.allow():
+        health = self._health[name := store.name]
+        clean = health.clean  # no failure since the last success: nothing to allow or to record (every hit)
+        if not (clean or health.allow()):
             return False, None
         try:
             if store is self._redis:
                 self._check_floor()
-            if self._repairs.owes(store.name):
+            if self._repairs.owed[name]:
                 self._repairs.apply(store)
             result = fn(*args)
         except Exception as exc:
             self._tier_failed(store, operation, exc)
             return False, None
-        health.record_success()
+        if not clean:
+            health.record_success()
         return True, result
 
     def _check_floor(self) -> None:
@@ -237,29 +239,27 @@ class MetadataCache(CacheManagement):
         return found[1] if found else None
 
     def _lookup(self, key: CacheKey) -> tuple[str, dict[str, Any]] | None:
-        """(tier that served, value) or None, without counting a request (warm_cache looks up too)."""
+        """(tier that served, value) or None, without counting a request (warm_cache looks up too). Memory first,
+        then the store tiers, fastest first; a hit there is promoted into the faster ones. One frame for all."""
         if not self._started:
             self._start()
-        self._repairs.poll()
+        repairs, memory, begun = self._repairs, self.memory, time.monotonic()  # before the read: a promoted
+        repairs.poll(begun)  # copy's stamp, so it is never trusted too long
         now = self.config.clock()
-        entry = self.memory.get(key, now)  # the hot path: one stat, two dict look-ups, one decode
+        entry = memory.get(key, now)  # the hot path: one stat, two dict look-ups, one decode
         if entry is not None and (self._coherence.fresh(entry) or self._coherence.confirm(key, entry)):
             payload = entry.payload  # a fresh object per hit (P1); orjson called here: one frame less per hit
             return "memory", _loads(payload.data) if not payload.flags else payload.load()
-        return self._from_stores(key, now)
-
-    def _from_stores(self, key: CacheKey, now: float) -> tuple[str, dict[str, Any]] | None:
-        """The store tiers, fastest first, after a memory miss; a hit is promoted into the faster ones."""
-        token, begun = self.memory.token(key), time.monotonic()
+        token = memory.token(key)
         for index, store in enumerate(self._stores):
-            if not self._repairs.may_serve(store.name):
+            if repairs.unread and not repairs.may_serve(store.name):
                 continue
             ok, blob = self._attempt(store, "get", store.get, key)
             if not ok or blob is None:
                 continue
             try:
-                expires_at, payload = self._codec.decode(str(key), blob)
-                value = load_payload(payload)
+                expires_at, payload = self._codec.decode(".".join(key), blob)  # str(key), in C: no frame
+                value = payload.load()
             except CorruptEntry as exc:
                 log.warning("tier %s held a corrupt entry %s (%s): removed", store.name, key, exc)
                 self._stats.add("corrupt_entries")
@@ -281,7 +281,7 @@ class MetadataCache(CacheManagement):
         """A byte-for-byte copy (same expiry and version) into the faster tiers (a variant's seam). Each refuses
         it if it holds anything newer, so a late copy is harmless; memory, if the content changed since the read
         began (`token`), and drops it when a faster tier refused it (a removal had not reached the slower one)."""
-        self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, *token))
+        self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, token[0], token[1]))
         for store in faster:
             ok, landed = self._attempt(store, "promote", store.put, key, blob, version, expires_at, now)
             if ok and not landed:  # a faster tier holds a newer put or removal (its message may be handled)

@@ -26,12 +26,14 @@ MAGIC = b"TCE2"
 _HEADER = struct.Struct(">4sBBdQQ")
 _CHECKSUM_LEN = 16
 HEADER_LEN = _HEADER.size + _CHECKSUM_LEN
-_blake3 = blake3.blake3
+_SIGNED = _HEADER.size  # the bytes before the checksum
+_VERSION, _VERSION_AT = struct.Struct(">Q"), _SIGNED - 8  # the header's last field
+_blake3, _loads, _frame_size, _isfinite = blake3.blake3, orjson.loads, zstandard.frame_content_size, math.isfinite
 _new_tuple = tuple.__new__  # builds a NamedTuple without its __new__, which is Python code (~0.3 us per call)
 
 FLAG_COMPRESSED = 0x01
 FLAG_STDLIB_JSON = 0x02  # payload needs the stdlib decoder (integers beyond 64 bits)
-_KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_STDLIB_JSON
+_UNKNOWN_FLAGS = ~(FLAG_COMPRESSED | FLAG_STDLIB_JSON)
 _MAX_DEPTH = 200  # orjson refuses deeper documents; we refuse them up front with a clear error
 
 
@@ -51,9 +53,15 @@ class Payload(NamedTuple):
     flags: int  # only FLAG_STDLIB_JSON matters here
 
     def load(self) -> dict[str, Any]:
-        if self.flags & FLAG_STDLIB_JSON:
-            return json.loads(self.data)
-        return orjson.loads(self.data)
+        """A fresh dict; undecodable JSON, or anything but an object, is corruption (CorruptEntry), never data."""
+        data, flags = self  # unpacked: a NamedTuple's field by name is a slow attribute look-up
+        try:
+            value = _loads(data) if not flags & FLAG_STDLIB_JSON else json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise CorruptEntry(f"payload is not valid JSON: {exc}") from exc
+        if type(value) is not dict:  # both decoders return exact dicts: a subclass cannot occur
+            raise CorruptEntry("payload is not a JSON object")
+        return value
 
 
 def dump_metadata(metadata: Any) -> Payload:
@@ -207,15 +215,19 @@ class Codec:
         if type(blob) is not bytes:
             blob = bytes(blob)  # a bytearray or memoryview (peek refuses anything else): the payload is bytes
         body = blob[HEADER_LEN:]
-        if _blake3(key.encode() + blob[: _HEADER.size] + body).digest(_CHECKSUM_LEN) != blob[_HEADER.size : HEADER_LEN]:
+        if _blake3(key.encode() + blob[:_SIGNED] + body).digest(_CHECKSUM_LEN) != blob[_SIGNED:HEADER_LEN]:
             raise CorruptEntry("checksum mismatch")
         if raw_len > self.max_entry_bytes:
             raise CorruptEntry(f"entry claims {raw_len} bytes, above max_entry_bytes={self.max_entry_bytes}")
         if flags & FLAG_COMPRESSED:
             try:
-                if zstandard.frame_content_size(body) != raw_len:
+                if _frame_size(body) != raw_len:
                     raise CorruptEntry("compressed frame does not declare the recorded size")
-                raw = self._decompressor().decompress(body)  # the frame's declared size, checked above, bounds it
+                try:  # _decompressor(), inlined: every hit below memory
+                    decompressor = self._local.decompressor
+                except AttributeError:
+                    decompressor = self._decompressor()
+                raw = decompressor.decompress(body)  # the frame's declared size, checked above, bounds it
             except zstandard.ZstdError as exc:
                 raise CorruptEntry(f"zstd: {exc}") from exc
         else:
@@ -230,7 +242,7 @@ class Codec:
         if not isinstance(blob, (bytes, bytearray, memoryview)) or len(blob) < HEADER_LEN:  # noqa: UP038 (a tuple is faster)
             raise CorruptEntry("too short for an entry")
         magic, flags, reserved, expires_at, raw_len, _ = _HEADER.unpack_from(blob)
-        if magic != MAGIC or reserved != 0 or flags & ~_KNOWN_FLAGS or not math.isfinite(expires_at):
+        if magic != MAGIC or reserved != 0 or flags & _UNKNOWN_FLAGS or not _isfinite(expires_at):
             raise CorruptEntry("not a tiercheck entry")
         return expires_at, flags, raw_len
 
@@ -239,16 +251,10 @@ def blob_version(blob: bytes) -> int | None:
     """The version in an entry's header, unverified (None: not an entry); for a tier's own fence."""
     if len(blob) < HEADER_LEN or blob[:4] != MAGIC:
         return None
-    version: int = _HEADER.unpack_from(blob)[5]
+    version: int = _VERSION.unpack_from(blob, _VERSION_AT)[0]  # that field alone: every hit below memory reads it
     return version
 
 
 def load_payload(payload: Payload) -> dict[str, Any]:
-    """Decode a verified payload; undecodable JSON is corruption, never data."""
-    try:
-        value = payload.load()
-    except (ValueError, RecursionError) as exc:
-        raise CorruptEntry(f"payload is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise CorruptEntry("payload is not a JSON object")
-    return value
+    """Decode a verified payload (`Payload.load`); undecodable JSON is corruption, never data."""
+    return payload.load()

@@ -93,7 +93,7 @@ class DatabaseTier:
 
     def get(self, key: CacheKey) -> bytes | None:
         try:  # _run, inlined: every hit below memory and above the database passes here
-            row = self._backend.execute(_GET, (self.ns, key.content, key.variant), "one", True)
+            row = self._backend.execute(_GET, (self.ns, key[0], key[1]), "one", True)  # content, variant
         except self._backend.errors as exc:
             raise TierError(f"database get: {type(exc).__name__}: {exc}") from exc
         if row is None:

@@ -47,10 +47,10 @@ def _read(path: str, limit: int = -1) -> bytes:
     short otherwise, the entry fails its checksum: a miss, never wrong data."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        chunks = [os.read(fd, limit if limit >= 0 else _CHUNK)]
-        while limit < 0 and len(chunks[-1]) == _CHUNK:
-            chunks.append(os.read(fd, _CHUNK))
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        data = os.read(fd, _CHUNK if limit < 0 else limit)
+        if limit < 0 and len(data) == _CHUNK:  # a large entry: on to the end
+            data = b"".join([data, *iter(lambda: os.read(fd, _CHUNK), b"")])
+        return data
     finally:
         os.close(fd)
 
@@ -121,9 +121,9 @@ class DiskTier:
                     yield CacheKey(content_dir.name, entry.name), Path(entry.path)
 
     def get(self, key: CacheKey) -> bytes | None:
-        content = key.content
+        content, variant = key  # unpacked: a NamedTuple's field by name is a slow attribute look-up
         try:  # the path as _path() spells it, inlined: every disk hit passes here
-            data = _read(f"{self._root}/{content[:2]}/{content}/{key.variant}")
+            data = _read(f"{self._root}/{content[:2]}/{content}/{variant}")
         except FileNotFoundError:
             return None
         except OSError as exc:

@@ -34,6 +34,7 @@ class TierHealth:
         self._lock = threading.Lock()
         self._failures = 0  # consecutive
         self._open = False
+        self.clean = True  # closed, and no failure since the last success: callers may skip allow/record_success
         self._backoff_level = 1
         self._skipped = 0
         self._retry_at = 0.0
@@ -57,7 +58,7 @@ class TierHealth:
             return ops_due or self._monotonic() >= self._retry_at
 
     def record_success(self) -> None:
-        if self._failures == 0 and not self._open:
+        if self.clean:
             return
         with self._lock:
             if self._open:
@@ -67,11 +68,13 @@ class TierHealth:
             self._open = False
             self._backoff_level = 0
             self._skipped = 0
+            self.clean = True
 
     def record_failure(self, operation: str, error: BaseException) -> None:
         with self._lock:
             self.total_failures += 1
             self._failures += 1
+            self.clean = False
             self.last_error = f"{operation}: {type(error).__name__}: {error}"
             if self._open:  # a failed trial: back off further
                 self._backoff_level = min(self._backoff_level + 1, 16)

@@ -48,7 +48,7 @@ class MemoryTier:
         return hash(content) % _STRIPES
 
     def token(self, key: CacheKey) -> tuple[int, int]:
-        return self._clears, self._moves[hash(key.content) % _STRIPES]  # _stripe, inlined: every promotion
+        return self._clears, self._moves[hash(key[0]) % _STRIPES]  # _stripe, inlined; key[0]: .content is slower
 
     def get(self, key: CacheKey, now: float) -> Entry | None:
         """A hit takes no lock: each OrderedDict call is atomic (the GIL), and a get that read the entry
@@ -84,10 +84,11 @@ class MemoryTier:
     ) -> int:
         """Store unless a newer version is held or `token` moved; return how many entries were evicted.
         `stamp`: the monotonic time the value was known current (a read's start), default now."""
-        size = len(payload.data)
+        size = len(payload[0])  # payload.data: a NamedTuple's field by name is a slow attribute look-up
         entry = _new_tuple(Entry, (expires_at, payload, version, time.monotonic() if stamp is None else stamp))
-        content, entries = key.content, self._entries
-        with self._lock:
+        (content, variant), entries, lock = key, self._entries, self._lock
+        lock.acquire()  # not `with`: its __enter__/__exit__ calls cost more than this bookkeeping (every promotion)
+        try:
             if token is not None and token != self.token(key):
                 return 0
             old = entries.get(key)
@@ -100,11 +101,13 @@ class MemoryTier:
             entries[key] = entry
             variants = self._by_content.get(content)
             if variants is None:
-                self._by_content[content] = {key.variant}
+                self._by_content[content] = {variant}
             else:
-                variants.add(key.variant)
+                variants.add(variant)
             self._bytes += size
             return self._evict()
+        finally:
+            lock.release()
 
     def confirm(self, key: CacheKey, version: int) -> None:
         """The shared tiers still hold this version: trust the entry for another window."""
@@ -121,9 +124,10 @@ class MemoryTier:
             return {v: self._entries[CacheKey(content, v)].version for v in self._by_content.get(content, ())}
 
     def _evict(self) -> int:
-        evicted = 0
-        while len(self._entries) > self.max_entries or (self.max_bytes is not None and self._bytes > self.max_bytes):
-            self._forget(*self._entries.popitem(last=False))
+        evicted, entries = 0, self._entries
+        while len(entries) > self.max_entries or (self.max_bytes is not None and self._bytes > self.max_bytes):
+            key, item = entries.popitem(last=False)
+            self._forget(key, item)
             evicted += 1
         return evicted
 
@@ -131,12 +135,13 @@ class MemoryTier:
         self._forget(key, self._entries.pop(key))
 
     def _forget(self, key: CacheKey, item: Entry) -> None:
-        self._bytes -= len(item.payload.data)
-        variants = self._by_content.get(key.content)
+        content, variant = key
+        self._bytes -= len(item[1][0])  # item.payload.data: by name is slower
+        variants = self._by_content.get(content)
         if variants is not None:
-            variants.discard(key.variant)
+            variants.discard(variant)
             if not variants:
-                del self._by_content[key.content]
+                del self._by_content[content]
 
     def remove(self, content: str, variant: str | None = None, unless_version: dict[str, int] | None = None) -> None:
         """Drop one variant (None: every variant) of a content, and fence slower reads of it in flight.

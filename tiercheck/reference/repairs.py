@@ -42,10 +42,10 @@ class Repairs:
         self._on_floor = on_floor  # the Redis tier compares every new connection with it
         self._call = call
         self._poll_seconds = poll_seconds
-        self._pending: dict[str, dict[tuple[str, str], int]] = {name: {} for name in tiers}
+        self.owed: dict[str, dict[tuple[str, str], int]] = {name: {} for name in tiers}  # per tier, read lock-free
         self._lock = threading.Lock()
         self._apply_locks = {name: threading.Lock() for name in tiers}
-        self._unread = {j.name for j in journals}  # a tier serves only once every journal was read
+        self.unread = {j.name for j in journals}  # a tier serves only once every journal was read (may_serve)
         self._read_lock = threading.Lock()
         self._polled = float("-inf")
         self.floor = 0
@@ -68,7 +68,7 @@ class Repairs:
             learned = []
             with self._lock:
                 for tier, removal in records:
-                    owed = self._pending.get(tier)
+                    owed = self.owed.get(tier)
                     slot = (removal.content, removal.variant)
                     if owed is not None and owed.get(slot, 0) < removal.version:
                         owed[slot] = removal.version
@@ -78,12 +78,14 @@ class Repairs:
             ok, floor = self._call(journal, "journal", journal.floor_get)
             if ok:
                 self._raise(floor)
-            self._unread.discard(journal.name)
+            self.unread.discard(journal.name)
         self._polled = time.monotonic()
 
-    def poll(self) -> None:
-        """Re-read the journals once per staleness window (another instance may have recorded removals)."""
-        if time.monotonic() - self._polled >= self._poll_seconds and self._read_lock.acquire(blocking=False):
+    def poll(self, now: float | None = None) -> None:
+        """Re-read the journals once per staleness window (another instance may have recorded removals).
+        `now`: time.monotonic() as the caller just read it."""
+        now = time.monotonic() if now is None else now
+        if now - self._polled >= self._poll_seconds and self._read_lock.acquire(blocking=False):
             try:
                 self.save_floor()
                 self.load()
@@ -92,22 +94,22 @@ class Repairs:
 
     def may_serve(self, tier: str) -> bool:
         """A journal unreadable so far may hold removals this tier owes: it serves once they are read."""
-        if not self._unread or not self._unread - {tier}:  # the first test spares every hit a set
+        if not self.unread or not self.unread - {tier}:  # the first test spares every hit a set
             return True
         if self._read_lock.acquire(blocking=False):  # no waiting behind a thread retrying a slow journal
             try:
                 self.load()
             finally:
                 self._read_lock.release()
-        return not self._unread - {tier}
+        return not self.unread - {tier}
 
     def owes(self, tier: str) -> bool:
-        return bool(self._pending[tier])
+        return bool(self.owed[tier])
 
     def defer(self, tier: str, removal: Removal) -> bool:
         """Record a removal the tier missed; True when it is durable (a journal holds it)."""
         with self._lock:
-            owed = self._pending[tier]
+            owed = self.owed[tier]
             slot = (removal.content, removal.variant)
             owed[slot] = max(owed.get(slot, 0), removal.version)
         durable = False
@@ -120,7 +122,7 @@ class Repairs:
         """Apply what the tier owes (raises the tier's error); afterwards its journal records go."""
         with self._apply_locks[store.name]:
             with self._lock:
-                todo = [Removal(c, v, version) for (c, v), version in self._pending[store.name].items()]
+                todo = [Removal(c, v, version) for (c, v), version in self.owed[store.name].items()]
             counters = []
             for removal in todo:
                 if removal.content == ALL:
@@ -129,7 +131,7 @@ class Repairs:
                     variant = None if removal.variant == ALL else removal.variant
                     counters.append(store.remove(removal.content, variant, removal.version))
             with self._lock:
-                owed = self._pending[store.name]
+                owed = self.owed[store.name]
                 for removal in todo:
                     slot = (removal.content, removal.variant)
                     if owed.get(slot, 0) <= removal.version:
@@ -164,4 +166,4 @@ class Repairs:
 
     def pending_counts(self) -> dict[str, int]:
         with self._lock:
-            return {name: len(owed) for name, owed in self._pending.items()}
+            return {name: len(owed) for name, owed in self.owed.items()}
