@@ -161,13 +161,15 @@ def main(argv: list[str] | None = None) -> int:
                             nf = len(wl.files)
                             r["threads_rounds"] = (0.3, 3) if args.quick else (1.0, 5)  # seconds per figure, rounds
                             load_before = os.getloadavg()[0]
-                            r["threads"], r["anchor_threads"] = scaling.threads(
-                                lambda i, c=sc.cache, nf=nf: c.get(wl.files[i % nf], paths.TIER),
-                                anchors.fresh_copy_lru(wl, threading.Lock()),
-                                threads_at,
-                                *r["threads_rounds"],
-                            )
+                            with timing.OthersCpu() as others:
+                                r["threads"], r["anchor_threads"] = scaling.threads(
+                                    lambda i, c=sc.cache, nf=nf: c.get(wl.files[i % nf], paths.TIER),
+                                    anchors.fresh_copy_lru(wl, threading.Lock()),
+                                    threads_at,
+                                    *r["threads_rounds"],
+                                )
                             r["threads_load"] = max(load_before, os.getloadavg()[0])
+                            r["threads_others"] = others.cores
             anchors.add_sums(lat)
             say("repeated get on the big file")
             big_lat = hashing.repeated_get(big, wl.files[0], wl.metadata[0], workdir, n)
@@ -187,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"mixed workload, {k} process(es) sharing backends, staleness probe beside them")
                 r["processes"][k] = scaling.processes(svc, wl, workdir, k, r["ops_per_process"], probe)
             r["targets"] = targets.evaluate(
-                lat, r["processes"], r["threads"], r["anchor_threads"], r["threads_load"], os.cpu_count() or 1
+                lat, r["processes"], r["threads"], r["anchor_threads"], r["threads_load"], os.cpu_count() or 1,
+                r.get("threads_others"),
             )
             for x in r["targets"]:
                 failed = checks.get(x.path, (0, 0, {}))[2]

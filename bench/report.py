@@ -135,8 +135,9 @@ def render(r: dict) -> str:
         f"{float(np.median(load)):.2f}, max {max(load):.2f}. Other work on this {m['cores']}-core machine during the "
         "run shifts absolute numbers. Each latency anchor runs interleaved with its reference path, so latency ratios "
         "are far less affected than absolute times; thread scaling is not protected that way, so its verdict is "
-        '"inconclusive" when the load exceeded the core count while it was measured '
-        f"(here {r['threads_load']:.1f}).",
+        '"inconclusive" when other processes used more than half a core while it was measured (here '
+        + (f"{r['threads_others']:.2f} cores" if r.get("threads_others") is not None else "not measurable")
+        + f"; the 1-min load average, {r['threads_load']:.1f}, also counts the benchmark's own threads).",
         "- " + "; ".join(f"{k} {v}" for k, v in r["versions"].items()),
         f"- Servers: {r['servers']}",
         "",

@@ -78,6 +78,7 @@ def evaluate(
     anchor_threads: dict[int, float],
     threads_load: float,
     cores: int,
+    threads_others: float | None = None,
 ) -> list[Target]:
     out = []
     for path, anchor, limit in LATENCY:
@@ -125,15 +126,21 @@ def evaluate(
             THREADS_KEPT,
             ref,
             note=anchor_note,
-            inconclusive=(
-                f"1-min load average {threads_load:.1f} on {cores} cores while measured; on an oversubscribed machine "
-                "a process gets CPU time in proportion to its runnable threads, so the ratio overstates scaling"
-                if threads_load > cores
-                else ""
-            ),
+            inconclusive=_shared_machine(threads_load, cores, threads_others),
         )
     )
     return out
+
+
+def _shared_machine(load: float, cores: int, others: float | None) -> str:
+    """Why a thread-scaling figure cannot be judged, or "": other processes took CPU while it was measured (a
+    process then gets CPU time in proportion to its runnable threads, so the ratio overstates scaling). With
+    /proc/stat, their CPU time is measured (more than half a core: shared); without, the load average decides,
+    which also counts the benchmark's own threads."""
+    if others is not None:
+        shared = f"other processes used {others:.2f} cores while measured (/proc/stat less this process)"
+        return shared if others > 0.5 else ""
+    return f"1-min load average {load:.1f} on {cores} cores while measured" if load > cores else ""
 
 
 def earlier(bandwidth: dict[str, float], big: dict[str, np.ndarray]) -> list[Target]:

@@ -9,6 +9,7 @@ timed in the same process, on the same data, in the same run.
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Callable
 
@@ -44,6 +45,38 @@ def summary(samples: np.ndarray) -> dict[str, float]:
 
 def median_us(samples: np.ndarray) -> float:
     return float(np.median(samples)) / 1000.0
+
+
+def busy_seconds() -> float | None:
+    """CPU seconds every process on the machine has used since boot (/proc/stat), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class OthersCpu:
+    """How many cores' worth of CPU other processes used while the block ran: the machine's busy time less
+    this process's own. The load average cannot tell: the benchmark's own runnable threads count in it."""
+
+    cores: float | None = None
+
+    def __enter__(self) -> OthersCpu:
+        self._busy, self._own, self._wall = busy_seconds(), _own_seconds(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy, wall = busy_seconds(), time.monotonic() - self._wall
+        if busy is not None and self._busy is not None and wall > 0:
+            others = (busy - self._busy) - (_own_seconds() - self._own)
+            self.cores = max(0.0, others / wall)
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 class LoadSampler:
