@@ -41,7 +41,7 @@ class CacheConfig:
     enable_disk: bool = True
     disk_fsync: bool = True
     redis_socket_timeout: float = 0.25
-    redis_connect_timeout: float = 0.25
+    redis_connect_timeout: float = 1.0  # a connect only: a busy process (GIL) or host can take 0.25 s; hangs are reads
     database_timeout: float = 0.25  # SQLite busy timeout / PostgreSQL connect and statement timeout
     failure_threshold: int = 1  # consecutive failures before a tier is skipped
     retry_max_ops: int = 32  # a skipped tier is retried after at most this many operations ...
