@@ -2,12 +2,15 @@
 
 Layout of a stored entry (all tiers below memory store exactly these bytes):
 
-    magic "TCE2" | flags u8 | reserved u8 | expires_at f64 | raw_len u64 | version u64 | checksum 16B | body
+    magic "TCE3" | flags u8 | reserved u8 | expires_at f64 | raw_len u64 | version u64 | checksum 16B | body
 
 `version` orders writes of one key across instances (versions.py); every tier copies it with the bytes.
 
-`checksum = blake3(key | header-without-checksum | body)[:16]`: binding the key in means an
-entry copied over another entry's slot fails verification, not only a flipped bit.
+`checksum = xxh3_128(key | header-without-checksum | body)`: binding the key in means an entry copied
+over another entry's slot fails verification, not only a flipped bit. The checksum guards against
+damage, not forgery (a tier's writer is trusted): a 128-bit non-cryptographic hash does that at a
+fourteenth of blake3's cost for an entry of a few KB (0.18 against 2.5 us), on every hit below memory
+and every put. "TCE2" entries (blake3) read as not an entry: a miss, then replaced.
 """
 
 from __future__ import annotations
@@ -18,17 +21,18 @@ import struct
 import threading
 from typing import Any, NamedTuple
 
-import blake3
 import orjson
+import xxhash
 import zstandard
 
-MAGIC = b"TCE2"
+MAGIC = b"TCE3"
 _HEADER = struct.Struct(">4sBBdQQ")
 _CHECKSUM_LEN = 16
 HEADER_LEN = _HEADER.size + _CHECKSUM_LEN
 _SIGNED = _HEADER.size  # the bytes before the checksum
 _VERSION, _VERSION_AT = struct.Struct(">Q"), _SIGNED - 8  # the header's last field
-_blake3, _loads, _frame_size, _isfinite = blake3.blake3, orjson.loads, zstandard.frame_content_size, math.isfinite
+_xxh128, _loads, _isfinite = xxhash.xxh3_128_digest, orjson.loads, math.isfinite
+_frame_size = zstandard.frame_content_size
 _new_tuple = tuple.__new__  # builds a NamedTuple without its __new__, which is Python code (~0.3 us per call)
 
 FLAG_COMPRESSED = 0x01
@@ -205,7 +209,7 @@ class Codec:
             if len(packed) < len(raw):  # keep raw when compression does not shrink
                 body, flags = packed, flags | FLAG_COMPRESSED
         header = _HEADER.pack(MAGIC, flags, 0, expires_at, len(raw), version)
-        checksum = blake3.blake3(key.encode() + header + body).digest(_CHECKSUM_LEN)
+        checksum = _xxh128(key.encode() + header + body)
         return header + checksum + body
 
     def decode(self, key: str, blob: bytes) -> tuple[float, Payload]:
@@ -215,7 +219,7 @@ class Codec:
         if type(blob) is not bytes:
             blob = bytes(blob)  # a bytearray or memoryview (peek refuses anything else): the payload is bytes
         body = blob[HEADER_LEN:]
-        if _blake3(key.encode() + blob[:_SIGNED] + body).digest(_CHECKSUM_LEN) != blob[_SIGNED:HEADER_LEN]:
+        if _xxh128(key.encode() + blob[:_SIGNED] + body) != blob[_SIGNED:HEADER_LEN]:
             raise CorruptEntry("checksum mismatch")
         if raw_len > self.max_entry_bytes:
             raise CorruptEntry(f"entry claims {raw_len} bytes, above max_entry_bytes={self.max_entry_bytes}")
