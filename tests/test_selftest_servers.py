@@ -161,3 +161,27 @@ def test_a_start_failure_other_than_the_port_is_not_retried(monkeypatch):
         servers.start_redis()
     assert not isinstance(failure.value, servers.PortTaken)
     assert len(attempts) == 1
+
+
+def test_in_process_redis_holds_its_port_through_an_outage():
+    """While stopped, clients are refused and the port stays bound, so a free-port probe elsewhere (a bind
+    without address reuse, as servers' port pickers do) cannot take it and the restart at the end of an outage
+    comes back on the URL the cache was given; `close()` gives the port back."""
+    from tiercheck.backends import FakeRedisServer
+
+    server = FakeRedisServer()
+    server.stop()  # no client connected yet: no TIME_WAIT socket would block the probe below by itself
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=server.port, socket_timeout=2).ping()
+    with socket.socket() as intruder, pytest.raises(OSError):
+        intruder.bind(("127.0.0.1", server.port))
+    server.start()
+    client = redis.Redis(port=server.port, socket_timeout=2)
+    client.set("k", "v")
+    server.stop()
+    server.start()
+    assert client.get("k") == b"v"
+    server.close()
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", server.port))

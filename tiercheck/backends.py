@@ -50,7 +50,11 @@ class FakeRedisServer:
     (data kept), `start(empty=True)` a restart that lost its data."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        # The port is held for the server's whole life: by the listening socket while it runs, by a bound
+        # socket that does not listen while it is stopped (clients are refused, as by a server that is down),
+        # so no free-port probe (a bind without address reuse, port 0 included) takes it during an outage.
+        self._held: socket.socket | None = _bound_socket(0)
+        self.port = self._held.getsockname()[1]
         self._server: fakeredis.TcpFakeServer | None = None
         # the data, kept across stop()/start() like a server behind a network outage
         self._state: fakeredis.FakeServer | None = None
@@ -65,7 +69,10 @@ class FakeRedisServer:
         """Listen again; with the data held before stop() unless `empty` (a restart that lost it)."""
         if self._server is not None:
             return
-        server = _NoDelayTcpFakeServer(("127.0.0.1", self.port), server_type="redis")
+        server = _NoDelayTcpFakeServer(("127.0.0.1", self.port), bind_and_activate=False, server_type="redis")
+        server.socket.close()
+        server.socket, self._held = self._held or _bound_socket(self.port), None
+        server.server_activate()  # listen
         if self._state is not None and not empty:
             server.fake_server = self._state
         self._server = server
@@ -82,20 +89,34 @@ class FakeRedisServer:
         self._state = server.fake_server
         server.shutdown()
         server.server_close()
+        self._held = _bound_socket(self.port)
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def close(self) -> None:
+        """Stop for good and give the port back."""
+        self.stop()
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
 
     def __enter__(self) -> FakeRedisServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _bound_socket(port: int) -> socket.socket:
+    """A TCP socket bound to 127.0.0.1:port (0: any free port), not listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def unique_namespace(prefix: str = "tc") -> str:

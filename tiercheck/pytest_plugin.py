@@ -220,7 +220,7 @@ def clock() -> FakeClock:
 def fake_redis_server() -> Iterator[FakeRedisServer]:
     server = FakeRedisServer()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture

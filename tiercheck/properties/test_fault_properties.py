@@ -251,7 +251,7 @@ class FaultMachine(RuleBasedStateMachine):
 def private_redis():
     server = FakeRedisServer()  # this test stops and restarts it: not the shared one
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.mark.prop("P5")

@@ -328,7 +328,7 @@ def own_real_redis(tmp_path):
 def own_redis():
     server = FakeRedisServer()  # stopped and restarted by the faults: not the shared one
     yield server
-    server.stop()
+    server.close()
 
 
 def _skip_unless_applicable(factory: Factory, faults: bool) -> None:
