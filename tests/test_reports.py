@@ -392,3 +392,12 @@ def test_every_failing_test_of_a_property_is_listed():
     failure = render_junit(document).getroot().find("testsuite/testcase/failure")
     assert failure.get("message").startswith("3 failing tests: test_P1_0 (boom 0); test_P1_1 (boom 1)")
     assert all(f"test: properties/t.py::test_P1_{n}" in failure.text for n in range(3))
+
+
+def test_a_progress_line_shows_a_skip_reason_whole_or_visibly_cut():
+    from tiercheck.verdicts import progress_line
+
+    short = TestRecord("p.py::t", ["P8"], "skipped", reason="not applicable: no tiers_holding() introspection")
+    assert progress_line(short, 1, 9).endswith("(not applicable: no tiers_holding() introspection)")
+    long = TestRecord("p.py::t", ["P8"], "skipped", reason="x" * 200)
+    assert progress_line(long, 1, 9).endswith("x…)") and len(progress_line(long, 1, 9)) < 200

@@ -200,7 +200,8 @@ def progress_line(record: TestRecord, done: int, total: int) -> str:
     line = f"[{done:>{width}}/{total}] {ids:<4} {_OUTCOME_WORD.get(record.outcome, record.outcome):<4}  {record.nodeid}"
     line += f"  {record.examples} examples  {record.seconds:.1f} s"
     if record.outcome == "skipped" and record.reason:
-        line += f"  ({record.reason[:80]})"
+        reason = record.reason if len(record.reason) <= 120 else record.reason[:119] + "…"  # cut visibly
+        line += f"  ({reason})"
     return line
 
 
