@@ -313,7 +313,10 @@ def _environment(served: list[dict[str, str]] | None = None) -> dict[str, str]:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    # A CI log is not a terminal: rich would lay the verdict table out in 80 columns and wrap every note
+    # word by word. Wider there, unless COLUMNS says otherwise.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, width=160 if wide else None)
 
 
 def _progress(console: Any, line: str) -> None:
