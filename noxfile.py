@@ -106,11 +106,11 @@ def chaos(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on the code (ruff format on integration/), mypy on the contract and the reference."""
+    """ruff on the code (ruff format on tiercheck/integration), mypy on the contract and the reference."""
     session.install("-e", ".[dev]")
-    session.run("ruff", "check", "tiercheck", "reference", "properties", "chaos", "integration", "tests")
-    session.run("ruff", "format", "--check", "integration")
-    session.run("mypy", "tiercheck", "reference")
+    session.run("ruff", "check", "tiercheck", "tests", "bench", "examples", "variants", "conftest.py", "noxfile.py")
+    session.run("ruff", "format", "--check", "tiercheck/integration")
+    session.run("mypy", "tiercheck/reference", "tiercheck/contract.py")
 
 
 @nox.session

@@ -44,6 +44,7 @@ PACKAGES = [
     "cachetools",
     "diskcache",
     "blake3",
+    "xxhash",
     "zstandard",
     "orjson",
     "psycopg",
@@ -324,21 +325,24 @@ def floor_notes(x: targets.Target, r: dict) -> list[str]:
     u, med = r["micro"], {k: float(np.median(v)) / 1000 for k, v in r["latency_so_far"].items()}
     notes = {
         "memory hit": f"Floor: a memory hit that honours P1 (a fresh dict per get) pays at least os.stat "
-        f"({u['os.stat']:.1f} µs) + orjson.loads of the payload ({u['orjson.loads']:.1f} µs) in this run; the anchor adds "
-        f"only the cachetools lookup ({med['cachetools get+stat+orjson.loads']:.1f} µs in all; the reference "
-        f"{med['memory hit']:.1f} µs). Without the copy, cachetools get+stat is {med['cachetools get+stat']:.1f} µs.",
-        "disk hit": f"Anchor: diskcache get {med['diskcache get']:.1f} µs (one SELECT on an open connection + unpickle). "
-        f"A hit that checks and decodes its entry also pays zstd decompress ({u['zstd decompress']:.1f} µs), "
-        f"orjson.loads ({u['orjson.loads']:.1f} µs) and a checksum (blake3 of the entry: {u['blake3 of the entry']:.1f} µs).",
+        f"({u['os.stat']:.1f} µs) + orjson.loads of the payload ({u['orjson.loads']:.1f} µs) in this run; the "
+        f"anchor adds only the cachetools lookup ({med['cachetools get+stat+orjson.loads']:.1f} µs in all; the "
+        f"reference {med['memory hit']:.1f} µs). Without the copy, cachetools get+stat is "
+        f"{med['cachetools get+stat']:.1f} µs.",
+        "disk hit": f"Anchor: diskcache get {med['diskcache get']:.1f} µs (one SELECT on an open connection + "
+        f"unpickle). A hit that checks and decodes its entry also pays zstd decompress ({u['zstd decompress']:.1f} "
+        f"µs), orjson.loads ({u['orjson.loads']:.1f} µs) and a checksum (xxh3_128 of the entry: "
+        f"{u['xxh3_128 of the entry']:.1f} µs).",
         "sqlite hit": f"Anchor: SELECT + decode {med['sqlite SELECT+decode']:.1f} µs; a checksum on top costs "
-        f"{u['blake3 of the entry']:.1f} µs (blake3 of the entry).",
-        "put": f"Anchor: Redis SET {med['redis SET']:.0f} µs + fsync'd file write {med['file write+fsync']:.0f} µs + SQLite "
-        f"upsert {med['sqlite upsert']:.0f} µs. Encoding is not in the anchor: orjson.dumps {u['orjson.dumps']:.1f} µs + "
-        f"zstd compress {u['zstd compress (level 3)']:.1f} µs.{_sequence_note(med, 'raw writes')}",
-        "invalidate": f"Anchor: Redis DEL {med['redis DEL']:.0f} µs + file unlink {med['file unlink']:.0f} µs + SQLite DELETE "
-        f"{med['sqlite DELETE']:.0f} µs of the one entry. An invalidate of a file removes the entry of every tier name "
-        "(P3), and a cache that fences late writes (E1) records that, so it may do more than these three deletes."
-        f"{_sequence_note(med, 'raw deletes')}",
+        f"{u['xxh3_128 of the entry']:.1f} µs (xxh3_128 of the entry).",
+        "put": f"Anchor: Redis SET {med['redis SET']:.0f} µs + fsync'd file write {med['file write+fsync']:.0f} µs + "
+        f"SQLite upsert {med['sqlite upsert']:.0f} µs. Encoding is not in the anchor: orjson.dumps "
+        f"{u['orjson.dumps']:.1f} µs + zstd compress {u['zstd compress (level 3)']:.1f} µs."
+        f"{_sequence_note(med, 'raw writes')}",
+        "invalidate": f"Anchor: Redis DEL {med['redis DEL']:.0f} µs + file unlink {med['file unlink']:.0f} µs + "
+        f"SQLite DELETE {med['sqlite DELETE']:.0f} µs of the one entry. An invalidate of a file removes the entry of "
+        "every tier name (P3), and a cache that fences late writes (E1) records that, so it may do more than these "
+        f"three deletes.{_sequence_note(med, 'raw deletes')}",
     }
     if x.path in notes:
         return [notes[x.path]]
@@ -349,7 +353,8 @@ def floor_notes(x: targets.Target, r: dict) -> list[str]:
         ]
     if x.name.startswith("memory-hit throughput"):
         return [
-            f"No profile (pyinstrument samples one thread). The anchor shows what the GIL leaves on this machine: {x.note}."
+            "No profile (pyinstrument samples one thread). The anchor shows what the GIL leaves on this machine: "
+            f"{x.note}."
         ]
     return []
 
@@ -358,8 +363,8 @@ NOT_MEASURED = [
     "- py-spy: pyinstrument was enough to attribute the time (and needs no ptrace rights).",
     "- PostgreSQL puts and the multi-process runs on PostgreSQL: the database anchors and targets are SQLite's; the "
     "PostgreSQL hit is reported for context, and PostgreSQL appears in the staleness table.",
-    "- Network latency: every server is on 127.0.0.1; a Redis or PostgreSQL across a network adds its round trip to the "
-    "hits and to every put.",
+    "- Network latency: every server is on 127.0.0.1; a Redis or PostgreSQL across a network adds its round trip to "
+    "the hits and to every put.",
 ]
 
 

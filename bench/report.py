@@ -117,8 +117,10 @@ def render(r: dict) -> str:
         "",
         "Staleness (E6), measured, not judged: seconds from an invalidate on instance A returning to the first miss on "
         "instance B, which held the entry in memory. *Quiet*: the two instances alone; *k busy*: while k processes run "
-        f"the mixed workload on the same servers (see *Concurrency*). Polled every {1000 * staleness.POLL_SECONDS:g} ms "
-        f"(the resolution); a timeout is a trial in which B still served the entry {staleness.MARGIN_SECONDS:g} s after the "
+        f"the mixed workload on the same servers (see *Concurrency*). Polled every {1000 * staleness.POLL_SECONDS:g} "
+        "ms "
+        f"(the resolution); a timeout is a trial in which B still served the entry {staleness.MARGIN_SECONDS:g} s "
+        "after the "
         "declared window. p99 of fewer than 100 trials is close to the max.",
         "",
         *_staleness_table(r["staleness"] + [v["staleness"] for v in procs.values()]),
@@ -143,21 +145,26 @@ def render(r: dict) -> str:
         "",
         "## Workload and method",
         "",
-        f"- {r['n_files']:,} source files of 64 KiB (random bytes, so unique keys) plus {r['n_cold']} never-cached ones; "
+        f"- {r['n_files']:,} source files of 64 KiB (random bytes, so unique keys) plus {r['n_cold']} never-cached "
+        "ones; "
         f"one ~2 KiB metadata dict per file (EXIF/XMP/IPTC-shaped, {r['payload_bytes']:.0f} B as JSON, "
         f"{r['stored_bytes']:.0f} B zstd level 3).",
-        f"- Mixed run: {r['mixed']['ops']:,} operations, gets:puts:invalidates = 100:10:1, 1% of gets on never-cached files "
+        f"- Mixed run: {r['mixed']['ops']:,} operations, gets:puts:invalidates = 100:10:1, 1% of gets on "
+        "never-cached files "
         f"(measured miss rate {100 * r['mixed']['miss_rate']:.2f}%).",
         f"- Per path: {r['n_samples']:,} timed operations each (after 50 untimed warm-up ops), each timed alone with "
         "`time.perf_counter_ns`; percentiles over single operations. A reference path and its anchors run interleaved, "
         "50 ops of each in turn, in the same process.",
         "- The reference is reached only through its public API (`MetadataCache(CacheConfig(...))`, get, put, "
         "invalidate, get_stats, shutdown) and the contract's `capabilities()`. A path is isolated by configuration: "
-        "only the tiers it needs (`redis_url`, `enable_disk`, `database_url`); for a lower-tier hit the memory tier holds "
-        "one entry (`max_memory_entries=1`) while gets cycle over all files, so every get is served by the one tier below "
+        "only the tiers it needs (`redis_url`, `enable_disk`, `database_url`); for a lower-tier hit the memory tier "
+        "holds "
+        "one entry (`max_memory_entries=1`) while gets cycle over all files, so every get is served by the one tier "
+        "below "
         "(its promotion into memory included). The memory-hit, miss, put and invalidate paths run on the full stack "
         "(memory → Redis → disk → SQLite, default settings); each timed invalidate removes an entry put back, untimed, "
-        "just before it. Source files are older than the cache's racy window when timed (as in production). Each path's "
+        "just before it. Source files are older than the cache's racy window when timed (as in production). Each "
+        "path's "
         "stats counter was checked to move exactly once per op (see *Checks*).",
         "",
         "## Latency per operation path (µs)",
@@ -169,7 +176,8 @@ def render(r: dict) -> str:
         "Anchors (same data, same run). `raw writes (sum)` is, per op, Redis SET + fsync'd atomic file write + SQLite "
         "upsert of the same entry — the writes a full-stack put performs; `raw deletes (sum)` is Redis DEL + file "
         "unlink (of a file written and fsync'd just before, untimed, as a put leaves it) + SQLite DELETE of the same "
-        "entry — the deletes a full-stack invalidate performs. `raw writes (in sequence)` and `raw deletes (in sequence)` "
+        "entry — the deletes a full-stack invalidate performs. `raw writes (in sequence)` and `raw deletes (in "
+        "sequence)` "
         "time the same raw ops back to back as one op, as a put or an invalidate performs them (each part after the "
         "others' I/O rather than in a hot loop of its own kind):",
         "",
@@ -191,7 +199,8 @@ def render(r: dict) -> str:
         "## Mixed workload",
         "",
         f"One process, full stack: {r['mixed']['ops']:,} ops in {r['mixed']['busy_s']:.1f} s of operation time → "
-        f"**{r['mixed']['ops_per_s']:,.0f} ops/s** on one thread (wall {r['mixed']['wall_s']:.1f} s including the untimed "
+        f"**{r['mixed']['ops_per_s']:,.0f} ops/s** on one thread (wall {r['mixed']['wall_s']:.1f} s including the "
+        "untimed "
         f"stats read after each get); {100 * r['mixed']['memory_share']:.1f} % of gets served by memory; memory "
         f"evictions: {r['mixed']['evictions']}.",
         "",
@@ -200,10 +209,13 @@ def render(r: dict) -> str:
         "## Keys of big files",
         "",
         f"- {_mib(r['bandwidth']['size'])} file, page cache warm: plain read {r['bandwidth']['read_gbps']:.2f} GB/s "
-        f"({1000 * r['bandwidth']['read_s']:.0f} ms); the first get of it on a fresh memory-only instance (a miss whose "
-        f"key must cover every byte) {r['bandwidth']['hash_gbps']:.2f} GB/s ({1000 * r['bandwidth']['hash_s']:.0f} ms).",
+        f"({1000 * r['bandwidth']['read_s']:.0f} ms); the first get of it on a fresh memory-only instance (a miss "
+        "whose "
+        f"key must cover every byte) {r['bandwidth']['hash_gbps']:.2f} GB/s ({1000 * r['bandwidth']['hash_s']:.0f} "
+        "ms).",
         f"- Repeated get (memory hit) on the unchanged {_mib(r['bandwidth']['size'])} file: median "
-        f"{med['get big (unchanged)']:.1f} µs vs {med['get 64 KiB (unchanged)']:.1f} µs on a 64 KiB file, once the file "
+        f"{med['get big (unchanged)']:.1f} µs vs {med['get 64 KiB (unchanged)']:.1f} µs on a 64 KiB file, once the "
+        "file "
         "is older than the cache's racy window.",
         "",
         "## Concurrency",
@@ -215,8 +227,10 @@ def render(r: dict) -> str:
         + " | ".join(f"{r['anchor_threads'][k]:,.0f}" if k in r["anchor_threads"] else "—" for k in r["threads"])
         + " |",
         "",
-        f"Each thread figure is the median of {r['threads_rounds'][1]} rounds of {r['threads_rounds'][0]:g} s; within a "
-        "round the reference at each count and the anchor at 1 and 8 threads run back to back. Every thread does memory "
+        f"Each thread figure is the median of {r['threads_rounds'][1]} rounds of {r['threads_rounds'][0]:g} s; "
+        "within a "
+        "round the reference at each count and the anchor at 1 and 8 threads run back to back. Every thread does "
+        "memory "
         "hits on the workload's files, over one cache (one lock for the anchor).",
         "",
         "| processes sharing Redis + disk + SQLite (mixed ops) | " + " | ".join(str(k) for k in procs) + " |",
@@ -241,7 +255,8 @@ def render(r: dict) -> str:
         "",
         "## Memory footprint",
         "",
-        f"- A memory-only cache holding {r['footprint']['n']:,} entries of the workload's metadata (public API: one file "
+        f"- A memory-only cache holding {r['footprint']['n']:,} entries of the workload's metadata (public API: one "
+        "file "
         f"under {r['footprint']['n']:,} tier names): **{r['footprint']['bytes_per_entry']:,.0f} bytes per entry** "
         f"(tracemalloc), of which {r['footprint']['payload_per_entry']:,.0f} B is the JSON payload itself; "
         f"{r['footprint']['held'][0]}/{r['footprint']['held'][1]} of the last entries were memory hits afterwards.",
@@ -259,7 +274,8 @@ def render(r: dict) -> str:
         "| zstd level | dumps+compress µs | decompress+loads µs | stored / raw | bytes per entry |",
         "|---:|---:|---:|---:|---:|",
         *[
-            f"| {lvl}{' (off)' if lvl == 0 else ''} | {c['encode_us']:.1f} | {c['decode_us']:.1f} | {c['stored_ratio']:.2f} | "
+            f"| {lvl}{' (off)' if lvl == 0 else ''} | {c['encode_us']:.1f} | {c['decode_us']:.1f} | "
+            f"{c['stored_ratio']:.2f} | "
             f"{c['entry_bytes']:.0f} |"
             for lvl, c in r["compression"].items()
         ],
@@ -282,7 +298,8 @@ def guide(r: dict) -> list[str]:
     c, fp, du = r["compression"], r["footprint"], r["disk_usage"]
     per_entry = fp["bytes_per_entry"]
     lines = [
-        f"- **Which tiers.** A memory hit costs {med['memory hit']:.0f} µs; below it a Redis hit {med['redis hit']:.0f} µs, "
+        f"- **Which tiers.** A memory hit costs {med['memory hit']:.0f} µs; below it a Redis hit "
+        f"{med['redis hit']:.0f} µs, "
         f"a disk hit {med['disk hit']:.0f} µs, a SQLite hit {med['sqlite hit']:.0f} µs"
         + (f", a PostgreSQL hit {med['postgres hit']:.0f} µs" if "postgres hit" in med else "")
         + f". A miss on the full stack costs {med['miss']:.0f} µs, a put {med['put']:.0f} µs (the fsync'd file write "
@@ -290,15 +307,19 @@ def guide(r: dict) -> list[str]:
         "On one host, disk and SQLite are both local and durable: enabling both buys a second copy, not speed; "
         "Redis earns its place when several hosts share it.",
         f"- **Memory size (`max_memory_entries`).** Each entry costs ~{per_entry:,.0f} B of RAM "
-        f"(10,000 entries ≈ {per_entry * 1e4 / (1 << 20):.0f} MiB; {fp['n']:,} ≈ {_mib(fp['peak_rss'])} peak RSS), and each "
+        f"(10,000 entries ≈ {per_entry * 1e4 / (1 << 20):.0f} MiB; {fp['n']:,} ≈ {_mib(fp['peak_rss'])} peak RSS), "
+        "and each "
         f"memory miss that the next tier serves costs {med['redis hit'] - med['memory hit']:.0f} µs more (Redis) or "
         f"{med['disk hit'] - med['memory hit']:.0f} µs more (disk). Size it to the hot set.",
-        f"- **Compression (`compression_level`).** On this metadata zstd level 3 stores {c[3]['stored_ratio']:.2f} of the "
+        f"- **Compression (`compression_level`).** On this metadata zstd level 3 stores {c[3]['stored_ratio']:.2f} "
+        "of the "
         f"raw JSON for {c[3]['encode_us']:.0f} µs per encode; level 1 {c[1]['stored_ratio']:.2f} for "
-        f"{c[1]['encode_us']:.0f} µs; level 19 {c[19]['stored_ratio']:.2f} for {c[19]['encode_us']:.0f} µs. Decoding is "
+        f"{c[1]['encode_us']:.0f} µs; level 19 {c[19]['stored_ratio']:.2f} for {c[19]['encode_us']:.0f} µs. Decoding "
+        "is "
         f"about {c[3]['decode_us']:.0f} µs at any level. These times are small next to a put's writes, so keep 1–3.",
         f"- **Disk budget (`max_disk_bytes`).** A disk-only cache holding {du['entries']:,} entries allocates "
-        f"{du['allocated_per_entry']:,.0f} B per entry under its cache_dir on this file system ({du['files']:,} files in "
+        f"{du['allocated_per_entry']:,.0f} B per entry under its cache_dir on this file system ({du['files']:,} "
+        "files in "
         f"all), for entries of ~{c[3]['entry_bytes']:.0f} B compressed: provision real disk space from the allocated "
         "figure, not from the entry size.",
         f"- **`disk_fsync`.** A put with fsync on: {med['put']:.0f} µs median; off: {med['put (no fsync)']:.0f} µs. "

@@ -115,7 +115,8 @@ def evaluate(
     if top in anchor_threads and 1 in anchor_threads:
         anchor_note = (
             f"reference {threads[top]:,.0f} vs {threads[1]:,.0f} ops/s; anchor (cachetools behind a lock, + stat + "
-            f"orjson.loads) {anchor_threads[top]:,.0f} ops/s on {top} threads, {anchor_threads[top] / anchor_threads[1]:.2f}x "
+            f"orjson.loads) {anchor_threads[top]:,.0f} ops/s on {top} threads, "
+            f"{anchor_threads[top] / anchor_threads[1]:.2f}x "
             f"its 1 thread; reference ÷ anchor on {top} threads: {threads[top] / anchor_threads[top]:.2f}x"
         )
     out.append(
