@@ -166,6 +166,21 @@ def sqlite_tier(tmp_path, ns="ns") -> DatabaseTier:
 def test_sqlite_tier(tmp_path):
     tier = sqlite_tier(tmp_path)
     exercise(tier)
+    check_corrupt_discard(tier)
+    tier.close()
+
+
+@pytest.mark.parametrize("hostile", ["text", 7, 2.5])
+def test_sqlite_a_corrupt_value_that_is_not_bytes_is_discarded(tmp_path, hostile):
+    """No put writes anything but bytes, so such a value is still the corrupt one the reader found."""
+    tier = sqlite_tier(tmp_path)
+    version = next(V)
+    tier.put(K2, entry(K2, version), version, 100.0, 0.0)
+    with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
+        conn.execute("UPDATE tc_entries SET blob = ? WHERE variant = ?", (hostile, K2.variant))
+    assert tier.get(K2) == b""  # reads as a corrupt entry
+    tier.discard(K2, None, b"")
+    assert tier.get(K2) is None and tier.keys() is not None and K2 not in list(tier.keys())
     tier.close()
 
 
@@ -257,6 +272,7 @@ def test_postgres_tier(postgres_server, namespace):
     tier = DatabaseTier(postgres_server.url, namespace, None, 1.0)
     try:
         exercise(tier)
+        check_corrupt_discard(tier)
         check_journal(tier)
         check_floor(tier)
     finally:

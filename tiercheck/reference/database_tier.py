@@ -130,10 +130,15 @@ class DatabaseTier:
             )
 
     def discard(self, key: CacheKey, version: int | None, held: bytes | None = None) -> None:
-        """`held` is not compared: nothing is ever promoted into the last tier, so a put this takes is a miss."""
+        """Only while the row holds what the reader found (`held`; in SQLite also any value that is not bytes,
+        which no put writes) or `version`: a put that replaced it stays (deleted, its slot would take a late
+        older put)."""
         sql = "DELETE FROM tc_entries WHERE ns = ? AND content = ? AND variant = ? AND blob IS NOT NULL"
         params: tuple = (self.ns, key.content, key.variant)
-        if version is not None:
+        if held is not None:
+            sql += " AND (blob = ? OR typeof(blob) <> 'blob')" if self.dialect == "sqlite" else " AND blob = ?"
+            params = (*params, held)
+        elif version is not None:
             sql, params = sql + " AND version = ?", (*params, version)
         self._run("discard", sql, params)
 
