@@ -349,7 +349,7 @@ def floor_notes(x: targets.Target, r: dict) -> list[str]:
     if x.name.startswith("mixed run"):
         return [
             "No profile: a share of gets is not a latency. The counts per process count are in *Concurrency*, beside "
-            "the staleness measured under the same load."
+            f"the staleness measured under the same load. {x.note}."
         ]
     if x.name.startswith("memory-hit throughput"):
         return [

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tiercheck.reference import CacheConfig, MetadataCache
 
-from . import staleness
+from . import ceiling, staleness
 from .paths import TIER, racy_window, settle
 from .services import Services
 from .workload import Workload
@@ -77,12 +77,17 @@ def _child(cfg: CacheConfig, wl: Workload, ops: list[tuple[str, int]], barrier, 
     settle(cache, wl.files, racy_window(cfg))  # also fills this process's memory tier
     base = cache.get_stats()
     barrier.wait(timeout=900)
-    t0 = time.monotonic_ns()
-    run_ops(cache, wl, ops)
-    t1 = time.monotonic_ns()
+    log: ceiling.Log = []
+    clock = time.monotonic_ns
+    t0 = clock()
+    for kind, i in ops:  # run_ops, logged: a get at its start, a change when it returned (bench/ceiling.py)
+        started = clock()
+        run_op(cache, wl, kind, i)
+        log.append((started if kind == "get" else clock(), kind, i))
+    t1 = clock()
     stats = cache.get_stats()
     cache.shutdown()
-    results.put((len(ops), t0, t1, {k: stats[k] - base[k] for k in ("hits", "misses", "memory_hits")}))
+    results.put((len(ops), t0, t1, {k: stats[k] - base[k] for k in ("hits", "misses", "memory_hits")}, log))
 
 
 def run_op(cache: MetadataCache, wl: Workload, kind: str, i: int) -> None:
@@ -151,9 +156,11 @@ def processes(
     span = (max(g[2] for g in got) - min(g[1] for g in got)) / 1e9
     hits = sum(g[3]["hits"] for g in got)
     gets = hits + sum(g[3]["misses"] for g in got)
+    servable, logged_gets = ceiling.servable_gets([g[4] for g in got], [g[1] for g in got])
     return {
         "ops_per_s": sum(g[0] for g in got) / span,
         "hit_rate": hits / gets if gets else 0.0,
         "memory_share": sum(g[3]["memory_hits"] for g in got) / gets if gets else 0.0,
+        "memory_ceiling": servable / logged_gets if logged_gets else float("nan"),
         "staleness": stale,
     }
