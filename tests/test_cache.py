@@ -556,3 +556,26 @@ def test_a_read_overlapping_a_put_never_leaves_the_replaced_value_in_memory(make
         assert cache.get(src) == {"v": 2}
     finally:
         cache.shutdown()
+
+
+def test_a_put_a_tier_refuses_is_never_served_not_even_while_it_runs(make_env, src):
+    """Found by P4's thread history on the reference without a disk tier (a neutrality probe of this stop): the put
+    wrote memory first and learned from the store tiers only afterwards that a newer write had won there; a get in
+    between served the losing value, and gets after the put the winner again (no linearization)."""
+    cache = reference.factory(make_env())
+    try:
+        assert cache.put(src, {"v": 1})
+        disk, database = _store(cache, "disk"), _store(cache, "database")
+        real_put, seen = database.put, []
+
+        def put_after_a_read(*args):
+            seen.append(cache.get(src))
+            return real_put(*args)
+
+        disk.put = lambda *args: False  # refused: this tier holds a newer write
+        database.put = put_after_a_read
+        cache.put(src, {"v": 2})
+        assert seen and seen[0] != {"v": 2}
+        assert cache.get(src) != {"v": 2}
+    finally:
+        cache.shutdown()

@@ -85,7 +85,7 @@ def stores(cache) -> dict:
 @contextlib.contextmanager
 def put_held_at_redis(cache, path, value):
     """`cache.put(path, value)` in a thread, held just before its Redis write for the body of the `with`
-    (memory already holds the new entry, Redis still the old one); afterwards it must return True."""
+    (Redis still holds the old value); afterwards it must return True."""
     redis_tier = stores(cache)["redis"]
     key = cache._key(path, "premium")
     at_redis, go = threading.Event(), threading.Event()
@@ -750,8 +750,10 @@ def test_a_put_slower_than_the_staleness_window_is_not_lost_from_memory(make_env
     stores(a)  # started, so that its coherence can be stopped
     a._coherence.stop()  # checked per key, as without tracking
     key = a._key(src, "premium")
+    assert a.get(src) == {"v": "old"}  # now in a's memory
     with put_held_at_redis(a, src, {"v": "new"}):
-        entry = a.memory.get(key, a.config.clock())
+        entry = a.memory.get(key, a.config.clock())  # the old entry (memory takes the new one last)
+        assert entry is not None
         old_stamp = entry.stamp - 2 * a.config.staleness_seconds
         a.memory.put(key, entry.expires_at, entry.payload, entry.version, stamp=old_stamp)
         assert a.get(src) in ({"v": "old"}, {"v": "new"})  # concurrent with the put: either

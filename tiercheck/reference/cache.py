@@ -303,7 +303,6 @@ class MetadataCache(CacheManagement):
         blob = self._codec.encode(str(key), payload, expires_at, version)
         stored = refused = False
         with self._writing(key.content):
-            evicted = self.memory.put(key, expires_at, payload, version)
             for store in self._stores:
                 ok, landed = self._attempt(store, "put", store.put, key, blob, version, expires_at, now)
                 if ok and store is self._redis and landed:
@@ -311,8 +310,9 @@ class MetadataCache(CacheManagement):
                 if not ok:  # it may hold an older value, or get this one late: it owes a removal of both
                     self._defer(store, key.content, key.variant, version + 1)
                 stored, refused = stored or bool(landed), refused or (ok and not landed)
-            # Fence reads that overlapped the writes and drop what they promoted (ours lost to a coherence message,
-            # one read the replaced value from a tier not yet written). Refused somewhere: a newer write won, ours goes.
+            # Memory last, and only if no tier refused: a refusal means a newer write won, and a get meanwhile must
+            # not serve the loser. Then fence the reads that overlapped the writes and drop what they promoted.
+            evicted = 0 if refused else self.memory.put(key, expires_at, payload, version)
             self.memory.remove(key.content, key.variant, {key.variant: version + 1 if refused else version})
             stored = stored or (not refused and self.memory.peek(key, now))
         self._stats.add("evictions", evicted)
