@@ -28,6 +28,7 @@ def _needs(impl_factory, *capabilities: str) -> None:
         finally:
             cache.shutdown()
 
+
 REDIS = [
     "redis SIGKILL",
     "redis SIGSTOP",
@@ -45,13 +46,21 @@ POSTGRES = ["postgres backends terminated", "postgres SIGKILL"]
 SEED = 20240501
 
 
+def judged_violations(summary, *, judge_readmission: bool) -> list:
+    """The violations this test judges. Re-admission within the declared `readmission_seconds` belongs to
+    P5 alone: an E1, E2 or E6 test that is not judging it must not FAIL its own property because a tier came
+    back later than declared (P5's tests report that)."""
+    return [v for v in summary.violations if judge_readmission or v.check != "re-admission"]
+
+
 def _check(summary, orphans, kind, *, judge_readmission: bool = False):
     print(
         f"{kind}: seed={summary.seed} ops={summary.operations} real={summary.real.get(kind)} "
         f"readmission_s={summary.readmission_seconds.get(kind)} responsive={summary.responsive.get(kind)} "
         f"notes={summary.notes}"
     )
-    assert not summary.violations, "\n".join(str(v) for v in summary.violations[:10])
+    found = judged_violations(summary, judge_readmission=judge_readmission)
+    assert not found, "\n".join(str(v) for v in found[:10])
     assert orphans == [], f"processes left behind: {orphans}"
     assert summary.injected[kind] >= 1
     # Re-admission belongs to P5 alone, and is judged only where the runner could observe it (tiers_holding
@@ -186,7 +195,8 @@ def _clean(summary, orphans):
         f"mid-op snapshots={summary.mid_op_snapshots} readmission_s={summary.readmission_seconds} "
         f"not effective={dict(summary.not_effective)}"
     )
-    assert not summary.violations, "\n".join(str(v) for v in summary.violations[:5])
+    found = judged_violations(summary, judge_readmission=False)  # the E1 and E6 worlds: re-admission is P5's business
+    assert not found, "\n".join(str(v) for v in found[:5])
     assert orphans == [], f"processes left behind: {orphans}"
 
 

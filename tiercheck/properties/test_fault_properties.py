@@ -26,6 +26,7 @@ from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.chaos.db_faults import SqliteCorruptPages
 from tiercheck.chaos.nemesis import Nemesis, World, applicable
 from tiercheck.contract import TIER_NAMES, Env, Factory, capabilities, has_capability
+from tiercheck.integration import servers
 from tiercheck.pytest_plugin import require
 
 from .backend_probe import BackendState, Rewritten, Targets, capture, changed, rewrite
@@ -319,11 +320,42 @@ def test_E1_invalidation_survives_outage_restart_and_old_data(impl_factory, priv
         cache.shutdown()
 
 
+@pytest.fixture
+def private_real_redis(tmp_path):
+    """A real server of this test's own: restarting it shows what every real restart shows (a new run_id)."""
+    try:
+        handle = servers.start_redis(str(tmp_path))
+    except servers.Unavailable as exc:
+        pytest.fail(f"no real Redis-protocol server: {exc}", pytrace=False)
+    yield handle
+    handle.close()
+
+
+def restart_redis_with(handle: servers.ServerHandle, dumps: dict) -> None:
+    """Restart the server empty and RESTORE `dumps` into it: Redis back with data a removal had removed."""
+    handle.restart(empty=True)
+    client = redis.Redis.from_url(handle.url)
+    try:
+        for k, v in dumps.items():
+            client.restore(k, 0, v, replace=True)
+    finally:
+        client.close()
+
+
 @pytest.mark.prop("E1")
-def test_E1_clear_all_survives_restart_with_old_data(impl_factory, private_redis, tmp_path):
+@pytest.mark.real_redis
+def test_E1_clear_all_survives_restart_with_old_data(impl_factory, private_real_redis, tmp_path):
+    """clear_all succeeds on every tier; Redis then restarts and comes back with the data it had before.
+
+    On a real server: the clear_all reached Redis, so only the restart itself can tell an implementation that
+    Redis holds removed data again, and a real restart shows a new run_id (INFO server). The in-process
+    fakeredis has no INFO, so there a restart is invisible to an implementation that watches run_id — a
+    correct design the contract allows (test_multi_instance runs its restores on a real server likewise).
+    """
+    handle = private_real_redis
     env = Env(
         cache_dir=str(tmp_path / "cache"),
-        redis_url=private_redis.url,
+        redis_url=handle.url,
         database_url=f"sqlite:///{tmp_path}/db.sqlite3",
         namespace=unique_namespace("e1"),
         clock=FakeClock(),
@@ -334,15 +366,11 @@ def test_E1_clear_all_survives_restart_with_old_data(impl_factory, private_redis
     cache = impl_factory(env)
     require(cache, "redis")
     assert cache.put(str(src), {"v": "old"})
-    client = redis.Redis.from_url(private_redis.url)
+    client = redis.Redis.from_url(handle.url)
     snapshot = {k: client.dump(k) for k in client.scan_iter(f"{env.namespace}*")}
-    cache.clear_all()
-    private_redis.stop()
-    private_redis.start(empty=True)
-    client = redis.Redis.from_url(private_redis.url)
-    for k, v in snapshot.items():
-        client.restore(k, 0, v, replace=True)
     client.close()
+    cache.clear_all()
+    restart_redis_with(handle, snapshot)
     try:
         assert cache.get(str(src)) is None
         cache.shutdown()

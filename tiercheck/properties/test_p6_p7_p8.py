@@ -205,6 +205,51 @@ def test_P8_lru_eviction(impl_factory, introspection, capacity, ops):
 
 
 @pytest.mark.prop("P8")
+@given(
+    capacity=st.integers(1, 5), ops=st.lists(st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 8)), max_size=60)
+)
+@example(capacity=2, ops=[("put", 0), ("put", 1), ("get", 0), ("put", 2), ("get", 0), ("get", 2), ("get", 1)])
+def test_P8_lru_eviction_through_the_stats(impl_factory, capacity, ops):
+    """P8 without `tiers_holding`: the stats credit the tier that served each get (P2, P10), so a get of an
+    entry the LRU model still holds in memory must be a memory hit, and one the model evicted must not be.
+
+    Neutral: one instance, no invalidation, no clock move, healthy lower tiers that hold every put, so the
+    fastest tier holding a live entry serves it (P2) and a hit from below is promoted into memory (a use, as
+    in the model). Needs no introspection: docs/contract.md section 3 says a check is judged through the
+    contract (which tier the stats credit) where it can be, and P8 can.
+    """
+    s = Scratch(impl_factory, max_memory_entries=capacity)
+    try:
+        paths = [s.file(f"f{i}", b"%d" % i) for i in range(9)]
+        model: OrderedDict[int, None] = OrderedDict()
+        stored: set[int] = set()
+        evictions = 0
+        for step, (op, i) in enumerate(ops):
+            if op == "put":
+                assert s.cache.put(paths[i], {"i": i})
+                stored.add(i)
+            elif i in stored:
+                before = s.cache.get_stats()["memory_hits"]
+                assert s.cache.get(paths[i]) == {"i": i}
+                from_memory = s.cache.get_stats()["memory_hits"] - before == 1
+                assert from_memory == (i in model), (
+                    f"step {step}: get f{i} was {'' if from_memory else 'not '}a memory hit; the LRU order "
+                    f"{list(model)} (capacity {capacity}) says it is {'' if i in model else 'not '}in memory"
+                )
+            else:
+                assert s.cache.get(paths[i]) is None
+                continue
+            model[i] = None
+            model.move_to_end(i)
+            while len(model) > capacity:
+                model.popitem(last=False)
+                evictions += 1
+        assert s.cache.get_stats()["evictions"] == evictions
+    finally:
+        s.close()
+
+
+@pytest.mark.prop("P8")
 def test_P8_tiers_holding_needed(open_cache):
     cache = open_cache()
     require(cache, "tiers_holding")
