@@ -251,10 +251,3 @@ def test_P8_lru_eviction_through_the_stats(impl_factory, capacity, ops):
         assert s.cache.get_stats()["evictions"] == evictions
     finally:
         s.close()
-
-
-@pytest.mark.prop("P8")
-def test_P8_tiers_holding_needed(open_cache):
-    cache = open_cache()
-    require(cache, "tiers_holding")
-    assert cache.get_stats()["evictions"] == 0
