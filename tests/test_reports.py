@@ -401,3 +401,16 @@ def test_a_progress_line_shows_a_skip_reason_whole_or_visibly_cut():
     assert progress_line(short, 1, 9).endswith("(not applicable: no tiers_holding() introspection)")
     long = TestRecord("p.py::t", ["P8"], "skipped", reason="x" * 200)
     assert progress_line(long, 1, 9).endswith("x…)") and len(progress_line(long, 1, 9)) < 200
+
+
+def test_an_installed_tiercheck_shows_test_ids_from_the_package_on():
+    from tiercheck.verdicts import progress_line
+
+    nodeid = "venv/lib/python3.11/site-packages/tiercheck/properties/t.py::test_P4_x"
+    line = progress_line(TestRecord(nodeid, ["P4"], "passed", examples=3), 1, 9)
+    assert "  tiercheck/properties/t.py::test_P4_x  3 examples" in line and "site-packages" not in line
+    skipped = TestRecord(nodeid.replace("x", "y"), ["P4"], "skipped", reason="not applicable: z")
+    skipped.exercised_implementation = True
+    ran = TestRecord(nodeid, ["P4"], "passed", exercised_implementation=True)
+    (verdict,) = summarize([ran, skipped], ["P4"])
+    assert verdict.reasons == ["tiercheck/properties/t.py::test_P4_y: not applicable: z"]

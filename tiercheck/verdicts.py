@@ -193,11 +193,19 @@ def measurements_of(records: list[TestRecord]) -> list[dict[str, Any]]:
 _OUTCOME_WORD = {"passed": "pass", "failed": "FAIL", "skipped": "n/a", "not run": "not run"}
 
 
+def shown_id(nodeid: str) -> str:
+    """A test id for people: from an installed tiercheck, pytest's id starts with the path to site-packages
+    (`venv/lib/python3.11/site-packages/tiercheck/...`); what follows is the part that names the test.
+    The reports keep the full id, which replays need."""
+    return nodeid.rpartition("site-packages/")[2]
+
+
 def progress_line(record: TestRecord, done: int, total: int) -> str:
     """'[ 3/12] P8   FAIL  properties/test_p6_p7_p8.py::test_P8_lru_eviction  80 examples  15.0 s'."""
     width = len(str(total))
     ids = ",".join(record.properties)
-    line = f"[{done:>{width}}/{total}] {ids:<4} {_OUTCOME_WORD.get(record.outcome, record.outcome):<4}  {record.nodeid}"
+    outcome = _OUTCOME_WORD.get(record.outcome, record.outcome)
+    line = f"[{done:>{width}}/{total}] {ids:<4} {outcome:<4}  {shown_id(record.nodeid)}"
     line += f"  {record.examples} examples  {record.seconds:.1f} s"
     if record.outcome == "skipped" and record.reason:
         reason = record.reason if len(record.reason) <= 120 else record.reason[:119] + "…"  # cut visibly
@@ -231,7 +239,7 @@ def summarize(records: list[TestRecord], wanted: list[str] | None = None) -> lis
             ]
         elif passed:
             v.verdict = "pass"
-            v.reasons = sorted({f"{r.nodeid}: {r.reason}" for r in skipped})
+            v.reasons = sorted({f"{shown_id(r.nodeid)}: {r.reason}" for r in skipped})
         elif skipped:
             v.verdict = "not applicable"
             v.reasons = sorted({r.reason for r in skipped})
