@@ -80,7 +80,7 @@ def _child(cfg: CacheConfig, wl: Workload, ops: list[tuple[str, int]], barrier, 
     log: ceiling.Log = []
     clock = time.monotonic_ns
     t0 = clock()
-    for kind, i in ops:  # run_ops, logged: a get at its start, a change when it returned (bench/ceiling.py)
+    for kind, i in ops:  # each op logged: a get at its start, a change when it returned (bench/ceiling.py)
         started = clock()
         run_op(cache, wl, kind, i)
         log.append((started if kind == "get" else clock(), kind, i))
@@ -99,11 +99,6 @@ def run_op(cache: MetadataCache, wl: Workload, kind: str, i: int) -> None:
         cache.put(path, wl.metadata[i], TIER)
     else:
         cache.invalidate(path)
-
-
-def run_ops(cache: MetadataCache, wl: Workload, ops: list[tuple[str, int]]) -> None:
-    for kind, i in ops:
-        run_op(cache, wl, kind, i)
 
 
 def processes(
