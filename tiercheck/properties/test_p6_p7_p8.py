@@ -171,6 +171,17 @@ def introspection(impl_factory) -> None:
         pytest.skip(f"not applicable: {reason} to see the memory tier")
 
 
+def _used(model: OrderedDict[int, None], i: int, capacity: int) -> int:
+    """The LRU model after a get or put of `i`: it becomes the most recent; returns how many were evicted."""
+    model[i] = None
+    model.move_to_end(i)
+    evicted = 0
+    while len(model) > capacity:
+        model.popitem(last=False)
+        evicted += 1
+    return evicted
+
+
 @pytest.mark.prop("P8")
 @given(
     capacity=st.integers(1, 5), ops=st.lists(st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 8)), max_size=60)
@@ -193,11 +204,7 @@ def test_P8_lru_eviction(impl_factory, introspection, capacity, ops):
             else:
                 assert s.cache.get(paths[i]) is None
                 continue
-            model[i] = None
-            model.move_to_end(i)
-            while len(model) > capacity:
-                model.popitem(last=False)
-                evictions += 1
+            evictions += _used(model, i, capacity)
             in_memory = {j for j in range(9) if "memory" in s.cache.tiers_holding(paths[j])}
             assert in_memory == set(model), f"memory holds {sorted(in_memory)}, LRU order says {list(model)}"
         assert s.cache.get_stats()["evictions"] == evictions
@@ -243,11 +250,7 @@ def test_P8_lru_eviction_through_the_stats(impl_factory, capacity, ops):
             else:
                 assert s.cache.get(paths[i]) is None
                 continue
-            model[i] = None
-            model.move_to_end(i)
-            while len(model) > capacity:
-                model.popitem(last=False)
-                evictions += 1
+            evictions += _used(model, i, capacity)
         assert s.cache.get_stats()["evictions"] == evictions
     finally:
         s.close()
