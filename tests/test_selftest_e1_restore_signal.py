@@ -22,7 +22,7 @@ pytestmark = pytest.mark.selftest
 
 def test_clear_all_restore_test_asks_for_a_real_server():
     params = inspect.signature(faults.test_E1_clear_all_survives_restart_with_old_data).parameters
-    assert "private_real_redis" in params and "private_redis" not in params, (
+    assert "own_redis_server" in params and "private_redis" not in params, (
         "the E1 clear_all restore test must run on a real server: fakeredis hides the restart's new run_id"
     )
 

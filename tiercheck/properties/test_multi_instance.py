@@ -54,7 +54,6 @@ from tiercheck.chaos.proxy import TcpProxy
 from tiercheck.chaos.redis_faults import refuses_connections
 from tiercheck.chaos.runner import Client, fault_of, void
 from tiercheck.contract import Env, Factory
-from tiercheck.integration import servers
 from tiercheck.integration.servers import ServerHandle
 from tiercheck.properties.machine import declared
 
@@ -315,13 +314,8 @@ class RealRedis:
 
 
 @pytest.fixture
-def own_real_redis(tmp_path):
-    try:
-        handle = servers.start_redis(str(tmp_path))
-    except servers.Unavailable as exc:
-        pytest.fail(f"no real Redis-protocol server: {exc}", pytrace=False)
-    yield RealRedis(handle)
-    handle.close()
+def own_real_redis(own_redis_server):
+    return RealRedis(own_redis_server)
 
 
 @pytest.fixture
