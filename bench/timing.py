@@ -114,7 +114,9 @@ def interleaved(
 ) -> dict[str, np.ndarray]:
     """Like `run` for several ops at once, in rounds of `chunk` ops each, so that a reference path and its
     anchors see the same machine load (on a shared machine it drifts over minutes). Op i of every entry
-    runs in the same round, so per-op sums across entries are of neighbouring moments."""
+    runs in the same round, so per-op sums across entries are of neighbouring moments. The order within a
+    round rotates from one round to the next: whichever op runs first after another's round is slower (an
+    A/A run of one disk-hit path against itself measured the first 1.5-4 % slower), so no entry always pays it."""
     for op, before in ops.values():
         for i in range(min(warmup, n)):
             if before is not None:
@@ -123,8 +125,10 @@ def interleaved(
     gc.collect()
     out = {name: np.empty(n, dtype=np.int64) for name in ops}
     clock = time.perf_counter_ns
-    for start in range(0, n, chunk):
-        for name, (op, before) in ops.items():
+    entries = list(ops.items())
+    for round_no, start in enumerate(range(0, n, chunk)):
+        shift = round_no % len(entries)
+        for name, (op, before) in entries[shift:] + entries[:shift]:
             samples = out[name]
             for i in range(start, min(start + chunk, n)):
                 if before is not None:
