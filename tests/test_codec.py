@@ -26,8 +26,8 @@ KEY = "ab" * 32 + "." + "cd" * 16
 def roundtrip(metadata, level=3, key=KEY):
     codec = Codec(level, 64 << 20)
     blob = codec.encode(key, dump_metadata(metadata), 123.0)
-    expires, payload = codec.decode(key, blob)
-    assert expires == 123.0
+    expires, version, payload = codec.decode(key, blob)
+    assert (expires, version) == (123.0, 0)
     return load_payload(payload), blob
 
 

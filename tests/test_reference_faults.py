@@ -541,7 +541,7 @@ def test_journal_and_version_columns_of_another_sql_type_are_no_records(make_env
     database = stores(cache)["database"]
     assert database.journal_load() is not None  # the damaged journal rows are skipped, not raised
     blob = database.get(key)  # the entry's damaged version did not fence the put out
-    assert blob is not None and reference.codec.Codec(3, 1 << 20).decode(str(key), blob)[1].load() == {"v": 2}
+    assert blob is not None and reference.codec.Codec(3, 1 << 20).decode(str(key), blob)[2].load() == {"v": 2}
     assert cache.get_stats()["tier_health"]["database"]["total_failures"] == 0
     cache.shutdown()
     db.close()

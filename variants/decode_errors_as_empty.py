@@ -22,7 +22,7 @@ class ForgivingCodec(Codec):
             return super().decode(key, blob)
         except CorruptEntry as exc:
             log.warning("entry %s unreadable (%s): serving empty metadata", key, exc)
-            return float("inf"), Payload(b"{}", 0)  # BUG: corruption becomes data
+            return float("inf"), 0, Payload(b"{}", 0)  # BUG: corruption becomes data
 
 
 def factory(env):

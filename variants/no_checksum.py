@@ -16,7 +16,7 @@ from . import build
 
 class UncheckedCodec(Codec):
     def decode(self, key, blob):
-        expires_at, flags, raw_len = self.peek(blob)
+        expires_at, flags, raw_len, version = self.peek(blob)
         body = blob[HEADER_LEN:]  # BUG: the 16-byte checksum before it is never compared
         if raw_len > self.max_entry_bytes:
             raise CorruptEntry(f"entry claims {raw_len} bytes, above max_entry_bytes={self.max_entry_bytes}")
@@ -29,7 +29,7 @@ class UncheckedCodec(Codec):
             raw = body
         if len(raw) != raw_len:
             raise CorruptEntry("length mismatch")
-        return expires_at, Payload(bytes(raw), flags & FLAG_STDLIB_JSON)
+        return expires_at, version, Payload(bytes(raw), flags & FLAG_STDLIB_JSON)
 
 
 def factory(env):

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .codec import HEADER_LEN, Codec, CorruptEntry, InvalidMetadata, Payload, blob_version, dump_metadata
+from .codec import HEADER_LEN, Codec, CorruptEntry, InvalidMetadata, Payload, dump_metadata
 from .coherence import Coherence
 from .config import CacheConfig
 from .health import TierHealth
@@ -258,14 +258,13 @@ class MetadataCache(CacheManagement):
             if not ok or blob is None:
                 continue
             try:
-                expires_at, payload = self._codec.decode(".".join(key), blob)  # str(key), in C: no frame
+                expires_at, version, payload = self._codec.decode(".".join(key), blob)  # str(key), in C: no frame
                 value = payload.load()
             except CorruptEntry as exc:
                 log.warning("tier %s held a corrupt entry %s (%s): removed", store.name, key, exc)
                 self._stats.add("corrupt_entries")
                 self._attempt(store, "discard", store.discard, key, None, blob)
                 continue
-            version = blob_version(blob) or 0
             self._versions.observe(version)
             if now >= expires_at:
                 self._attempt(store, "discard", store.discard, key, version)
@@ -281,7 +280,7 @@ class MetadataCache(CacheManagement):
         """A byte-for-byte copy (same expiry and version) into the faster tiers (a variant's seam). Each refuses
         it if it holds anything newer, so a late copy is harmless; memory, if the content changed since the read
         began (`token`), and drops it when a faster tier refused it (a removal had not reached the slower one)."""
-        self._stats.add("evictions", self.memory.put(key, expires_at, payload, version, token[0], token[1]))
+        self.memory.put(key, expires_at, payload, version, token[0], token[1])
         for store in faster:
             ok, landed = self._attempt(store, "promote", store.put, key, blob, version, expires_at, now)
             if ok and not landed:  # a faster tier holds a newer put or removal (its message may be handled)
@@ -312,10 +311,10 @@ class MetadataCache(CacheManagement):
                 stored, refused = stored or bool(landed), refused or (ok and not landed)
             # Memory last, and only if no tier refused: a refusal means a newer write won, and a get meanwhile must
             # not serve the loser. Then fence the reads that overlapped the writes and drop what they promoted.
-            evicted = 0 if refused else self.memory.put(key, expires_at, payload, version)
+            if not refused:
+                self.memory.put(key, expires_at, payload, version)
             self.memory.remove(key.content, key.variant, {key.variant: version + 1 if refused else version})
             stored = stored or (not refused and self.memory.peek(key, now))
-        self._stats.add("evictions", evicted)
         if stored:
             self._stats.add("writes")
             self._stats.add("bytes_raw", len(payload.data))

@@ -212,10 +212,10 @@ class Codec:
         checksum = _xxh128(key.encode() + header + body)
         return header + checksum + body
 
-    def decode(self, key: str, blob: bytes) -> tuple[float, Payload]:
-        """Verify and unpack; raise CorruptEntry for anything that is not exactly what encode wrote.
-        Every hit below memory runs this: the header checks of `peek`, then one hash."""
-        expires_at, flags, raw_len = self.peek(blob)
+    def decode(self, key: str, blob: bytes) -> tuple[float, int, Payload]:
+        """Verify and unpack to (expires_at, version, payload); raise CorruptEntry for anything that is not
+        exactly what encode wrote. Every hit below memory runs this: the header checks of `peek`, then one hash."""
+        expires_at, flags, raw_len, version = self.peek(blob)
         if type(blob) is not bytes:
             blob = bytes(blob)  # a bytearray or memoryview (peek refuses anything else): the payload is bytes
         body = blob[HEADER_LEN:]
@@ -238,17 +238,17 @@ class Codec:
             raw = body
         if len(raw) != raw_len:
             raise CorruptEntry("length mismatch")
-        return expires_at, _new_tuple(Payload, (raw, flags & FLAG_STDLIB_JSON))
+        return expires_at, version, _new_tuple(Payload, (raw, flags & FLAG_STDLIB_JSON))
 
     @staticmethod
-    def peek(blob: bytes) -> tuple[float, int, int]:
-        """(expires_at, flags, raw_len) from the header, without verifying the body."""
+    def peek(blob: bytes) -> tuple[float, int, int, int]:
+        """(expires_at, flags, raw_len, version) from the header, without verifying the body."""
         if not isinstance(blob, (bytes, bytearray, memoryview)) or len(blob) < HEADER_LEN:  # noqa: UP038 (a tuple is faster)
             raise CorruptEntry("too short for an entry")
-        magic, flags, reserved, expires_at, raw_len, _ = _HEADER.unpack_from(blob)
+        magic, flags, reserved, expires_at, raw_len, version = _HEADER.unpack_from(blob)
         if magic != MAGIC or reserved != 0 or flags & _UNKNOWN_FLAGS or not _isfinite(expires_at):
             raise CorruptEntry("not a tiercheck entry")
-        return expires_at, flags, raw_len
+        return expires_at, flags, raw_len, version
 
 
 def blob_version(blob: bytes) -> int | None:

@@ -72,7 +72,7 @@ class CacheManagement:
             raise ValueError(f"cannot change {sorted(unknown)} at run time; allowed: {sorted(allowed)}")
         self.config = self.config.with_changes(**changes)
         self._codec.set_level(self.config.compression_level)
-        self._stats.add("evictions", self.memory.resize(self.config.max_memory_entries, self.config.max_memory_bytes))
+        self.memory.resize(self.config.max_memory_entries, self.config.max_memory_bytes)
 
     def warm_cache(
         self,
@@ -118,7 +118,7 @@ class CacheManagement:
             ok, blob = self._attempt(store, "inspect", store.get, key)
             if ok and blob is not None:
                 try:
-                    expires_at, _ = self._codec.decode(str(key), blob)
+                    expires_at, _, _ = self._codec.decode(str(key), blob)
                 except CorruptEntry:
                     continue
                 if now < expires_at:
@@ -134,7 +134,7 @@ class CacheManagement:
 
         def is_dead(key: CacheKey, blob: bytes) -> bool:
             try:
-                expires_at, _ = self._codec.decode(str(key), blob)
+                expires_at, _, _ = self._codec.decode(str(key), blob)
             except CorruptEntry:
                 return True
             return now >= expires_at
@@ -144,6 +144,7 @@ class CacheManagement:
 
     def get_stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self._stats.snapshot()
+        stats["evictions"] = self.memory.evictions
         stats["memory"] = self.memory.usage()
         disk = next((s for s in self._stores if s.name == "disk"), None)
         if disk is not None:

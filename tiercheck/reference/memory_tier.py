@@ -43,6 +43,7 @@ class MemoryTier:
         self._lock = threading.Lock()
         self._moves = [0] * _STRIPES  # removals per stripe of contents
         self._clears = 0
+        self.evictions = 0  # LRU evictions, counted under the lock that evicts (no second lock per promotion)
 
     def _stripe(self, content: str) -> int:
         return hash(content) % _STRIPES
@@ -129,6 +130,7 @@ class MemoryTier:
             key, item = entries.popitem(last=False)
             self._forget(key, item)
             evicted += 1
+        self.evictions += evicted
         return evicted
 
     def _drop(self, key: CacheKey) -> None:

@@ -9,7 +9,7 @@ import threading
 TIER_HIT_KEYS = {"memory": "memory_hits", "redis": "redis_hits", "disk": "disk_hits", "database": "database_hits"}
 _OUTCOMES: dict[str | None, str] = {None: "misses"}
 _OUTCOMES.update(TIER_HIT_KEYS)
-_OTHER_COUNTERS = ("evictions", "writes", "invalidations", "bytes_raw", "bytes_stored", "corrupt_entries")
+_OTHER_COUNTERS = ("writes", "invalidations", "bytes_raw", "bytes_stored", "corrupt_entries")
 
 
 class Stats:
