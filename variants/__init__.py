@@ -39,6 +39,7 @@ legacy_stubs                the legacy module functions are stubs               
 shutdown_leaks_thread       a janitor thread survives shutdown()                           P12
 method_outside_class        a method dedented out of its class, still taking self          P11
 budget_on_cleanup_only      disk budget enforced by cleanup() only, not on put              E10
+memory_first_put            a put is visible in memory before a store tier can refuse it   P4
 
 `CAUGHT_BY` below is the same table as data: module -> the property IDs that must FAIL on it
 (the first is the one designed to catch it).
@@ -85,6 +86,7 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "shutdown_leaks_thread": ("P12",),
     "method_outside_class": ("P11",),
     "budget_on_cleanup_only": ("E10",),
+    "memory_first_put": ("P4",),
 }
 
 
