@@ -492,7 +492,7 @@ def test_a_removal_another_instance_could_only_journal_reaches_this_instances_me
     partition.cut()
     try:
         assert b.invalidate(src) is True  # Redis's removal is journaled
-        a._repairs._polled = float("-inf")  # A's staleness window has passed: it reads the journals again
+        a._repairs.poll_due = float("-inf")  # A's staleness window has passed: it reads the journals again
         assert [a.get(src) for _ in range(3)] == [None] * 3
         assert a.tiers_holding(src) == set()  # A applied what Redis owed before using it
     finally:

@@ -244,7 +244,8 @@ class MetadataCache(CacheManagement):
         if not self._started:
             self._start()
         repairs, memory, begun = self._repairs, self.memory, time.monotonic()  # before the read: a promoted
-        repairs.poll(begun)  # copy's stamp, so it is never trusted too long
+        if begun >= repairs.poll_due:  # copy's stamp, so it is never trusted too long
+            repairs.poll(begun)
         now = self.config.clock()
         entry = memory.get(key, now)  # the hot path: one stat, two dict look-ups, one decode
         if entry is not None and (self._coherence.fresh(entry) or self._coherence.confirm(key, entry)):
@@ -275,7 +276,7 @@ class MetadataCache(CacheManagement):
 
     def _promote(
         self, key: CacheKey, blob: bytes, version: int, expires_at: float, payload: Payload,
-        faster: list[StoreTier], token: tuple[tuple[int, int], float], now: float,
+        faster: list[StoreTier], token: tuple[int, float], now: float,
     ) -> None:
         """A byte-for-byte copy (same expiry and version) into the faster tiers (a variant's seam). Each refuses
         it if it holds anything newer, so a late copy is harmless; memory, if the content changed since the read

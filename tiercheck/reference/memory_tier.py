@@ -41,15 +41,14 @@ class MemoryTier:
         self._by_content: dict[str, set[str]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
-        self._moves = [0] * _STRIPES  # removals per stripe of contents
-        self._clears = 0
+        self._moves = [0] * _STRIPES  # removals per stripe of contents (a clear moves every stripe)
         self.evictions = 0  # LRU evictions, counted under the lock that evicts (no second lock per promotion)
 
     def _stripe(self, content: str) -> int:
         return hash(content) % _STRIPES
 
-    def token(self, key: CacheKey) -> tuple[int, int]:
-        return self._clears, self._moves[hash(key[0]) % _STRIPES]  # _stripe, inlined; key[0]: .content is slower
+    def token(self, key: CacheKey) -> int:
+        return self._moves[hash(key[0]) % _STRIPES]  # _stripe, inlined; key[0]: .content is slower
 
     def get(self, key: CacheKey, now: float) -> Entry | None:
         """A hit takes no lock: each OrderedDict call is atomic (the GIL), and a get that read the entry
@@ -80,7 +79,7 @@ class MemoryTier:
         expires_at: float,
         payload: Payload,
         version: int = 0,
-        token: tuple[int, int] | None = None,
+        token: int | None = None,
         stamp: float | None = None,
     ) -> int:
         """Store unless a newer version is held or `token` moved; return how many entries were evicted.
@@ -190,7 +189,7 @@ class MemoryTier:
     def clear(self, older_than: int | None = None) -> None:
         """Drop every entry (or those older than a clear_all's version), and fence reads in flight."""
         with self._lock:
-            self._clears += 1
+            self._moves = [moves + 1 for moves in self._moves]
             if older_than is not None:
                 for key in [k for k in self._walk() if self._entries[k].version < older_than]:
                     self._drop(key)

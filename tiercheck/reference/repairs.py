@@ -47,7 +47,7 @@ class Repairs:
         self._apply_locks = {name: threading.Lock() for name in tiers}
         self.unread = {j.name for j in journals}  # a tier serves only once every journal was read (may_serve)
         self._read_lock = threading.Lock()
-        self._polled = float("-inf")
+        self.poll_due = float("-inf")  # time.monotonic() from which a get re-reads the journals (poll)
         self.floor = 0
 
     def load(self, at_start: bool = False) -> None:
@@ -79,13 +79,13 @@ class Repairs:
             if ok:
                 self._raise(floor)
             self.unread.discard(journal.name)
-        self._polled = time.monotonic()
+        self.poll_due = time.monotonic() + self._poll_seconds
 
     def poll(self, now: float | None = None) -> None:
         """Re-read the journals once per staleness window (another instance may have recorded removals).
         `now`: time.monotonic() as the caller just read it."""
         now = time.monotonic() if now is None else now
-        if now - self._polled >= self._poll_seconds and self._read_lock.acquire(blocking=False):
+        if now >= self.poll_due and self._read_lock.acquire(blocking=False):
             try:
                 self.save_floor()
                 self.load()
