@@ -10,6 +10,7 @@ staleness) are recorded with the `measure` fixture and not judged beyond the con
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import threading
@@ -388,11 +389,12 @@ STALENESS_MARGIN = 1.0
 """Seconds of slack past the declared window before the poll gives up (as the E6 process tests allow)."""
 
 
-def staleness_trials(a: Cache, b: Cache, files: list[str]) -> list[float]:
+def staleness_trials(a: Cache, b: Cache, files: list[str], judged: bool = True) -> list[float]:
     """Per file: put on A, B serves it (twice: into its memory), invalidate on A, then poll B on the
-    monotonic clock until it misses. Returns the seconds from A's invalidate returning to B's first miss."""
+    monotonic clock until it misses. Returns the seconds from A's invalidate returning to B's first miss.
+    Not `judged`: B still serving past the window ends the trial (recorded as infinite), without failing."""
     window = capabilities(b).staleness_seconds
-    observed = []
+    observed: list[float] = []
     for path in files:
         assert a.put(path, value_of(path)) is True
         assert b.get(path) == value_of(path), "a put on one instance is not served by the other (E6)"
@@ -407,11 +409,15 @@ def staleness_trials(a: Cache, b: Cache, files: list[str]) -> list[float]:
                 observed.append(now - returned)
                 break
             assert got == value_of(path), f"B served {got!r}, never put for this file"
+            if not judged and now >= deadline:
+                observed.append(math.inf)
+                break
             assert now < deadline, (
                 f"B still serves an entry invalidated on A {now - returned:.2f}s ago; declared window {window}s (E6)"
             )
             time.sleep(0.005)  # pacing of the poll, not synchronisation: the loop ends on B's first miss
-        assert b.get(path) is None, "B served the entry again after it had missed (E6)"
+        if observed[-1] != math.inf:
+            assert b.get(path) is None, "B served the entry again after it had missed (E6)"
         assert a.get(path) is None
     return observed
 
@@ -424,8 +430,11 @@ def test_measure_observed_staleness(impl_factory, make_env, request, shared, mea
     p50 and max over a few trials, next to the declared window. Shared backends: real valkey + SQLite +
     cache_dir, or no Redis at all (the SQLite database is then the only shared server; cache_dir stays
     shared, as instances sharing backends share it) when the implementation declares a SQLite database
-    tier. Judged only the contract's bound: B misses within the declared `staleness_seconds` (plus a
-    margin for polling) and does not serve the entry again.
+    tier. Judged, with Redis shared, only the contract's bound: B misses within the declared
+    `staleness_seconds` (plus a margin for polling) and does not serve the entry again. Without Redis it is
+    measured only: SPEC's E6 names two instances sharing Redis and a database, so a cache that keeps
+    instances coherent only through Redis is correct; a value served past the window is recorded as "inf".
+    Every get must still return the value put for its file or None.
 
     Neutral: the window is the one the implementation declares (`capabilities(cache).staleness_seconds`),
     measured from the moment invalidate returned, on the monotonic clock; B is polled (a bounded loop that
@@ -438,13 +447,16 @@ def test_measure_observed_staleness(impl_factory, make_env, request, shared, mea
         if redis_url is None and not has_capability(b, "sqlite"):
             pytest.skip("not applicable: the implementation does not declare a SQLite database tier")
         files = make_files(str(tmp_path / "files"), [f"stale{i}" for i in range(STALENESS_TRIALS)])
-        observed = staleness_trials(a, b, files)
+        observed = staleness_trials(a, b, files, judged=redis_url is not None)
         window = capabilities(b).staleness_seconds
     finally:
         a.shutdown()
         b.shutdown()
     label = shared.replace("-", "_")
-    measure(f"e6_staleness_p50_{label}", round(statistics.median(observed), 4), unit="s")
-    measure(f"e6_staleness_max_{label}", round(max(observed), 4), unit="s")
+    honoured = [seconds for seconds in observed if seconds != math.inf]
+    if honoured:
+        measure(f"e6_staleness_p50_{label}", round(statistics.median(honoured), 4), unit="s")
+        measure(f"e6_staleness_max_{label}", round(max(honoured), 4), unit="s")
     measure(f"e6_staleness_declared_{label}", window, unit="s")
+    measure(f"e6_trials_served_past_window_{label}", len(observed) - len(honoured))
     print(f"E6 staleness ({shared}): {[round(s, 3) for s in observed]} s, declared window {window} s")
