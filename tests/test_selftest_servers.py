@@ -185,3 +185,21 @@ def test_in_process_redis_holds_its_port_through_an_outage():
     with socket.socket() as again:
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", server.port))
+
+
+def test_a_restartable_redis_is_the_runs_own_even_when_an_env_url_names_one(monkeypatch):
+    """Tests that restart Redis (own_redis_server) cannot restart a server TIERCHECK_REDIS_URL names:
+    it is shared, and the handle has no way to stop it. They get one the run starts."""
+    monkeypatch.setenv("TIERCHECK_REDIS_URL", "redis://127.0.0.1:1/0")
+    assert servers.start_redis().url == "redis://127.0.0.1:1/0"
+    if servers.docker_status()[0] is False and servers.redis_binary() is None:
+        pytest.skip("no local Redis-protocol server to start")
+    handle = servers.start_redis(restartable=True)
+    try:
+        assert handle.url != "redis://127.0.0.1:1/0"
+        client = redis.Redis.from_url(handle.url)
+        before = client.info("server")["run_id"]
+        handle.restart()
+        assert redis.Redis.from_url(handle.url).info("server")["run_id"] != before
+    finally:
+        handle.close()

@@ -161,9 +161,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
-def _start(kind: str) -> Iterator[servers.ServerHandle]:
+def _start(kind: str, restartable: bool = False) -> Iterator[servers.ServerHandle]:
     try:
-        handle = servers.start_redis() if kind == "redis" else servers.start_postgres()
+        handle = servers.start_redis(restartable=restartable) if kind == "redis" else servers.start_postgres()
     except servers.Unavailable as exc:
         # Not "not applicable": nothing of the implementation was judged, and the fix is on the caller's side.
         pytest.fail(f"{ENVIRONMENT_ERROR} {exc}", pytrace=False)
@@ -181,8 +181,9 @@ def redis_server() -> Iterator[servers.ServerHandle]:
 @pytest.fixture
 def own_redis_server() -> Iterator[servers.ServerHandle]:
     """A real Redis-protocol server of this test's own, for tests that restart it: a real restart shows what
-    every real restart shows (a new run_id), which the in-process fakeredis (no INFO) cannot."""
-    yield from _start("redis")
+    every real restart shows (a new run_id), which the in-process fakeredis (no INFO) cannot. Started by the
+    run even when TIERCHECK_REDIS_URL names a server: that one is shared and cannot be restarted."""
+    yield from _start("redis", restartable=True)
 
 
 @pytest.fixture(scope="session")

@@ -416,10 +416,11 @@ def restore_redis(handle: ServerHandle, snapshot: Path) -> None:
     _launch_redis(handle, empty=False)
 
 
-def start_redis(tmp_root: str | None = None) -> ServerHandle:
-    """A Redis-protocol server: env URL, Docker, or a local binary — else Unavailable with the reason."""
+def start_redis(tmp_root: str | None = None, restartable: bool = False) -> ServerHandle:
+    """A Redis-protocol server: env URL, Docker, or a local binary — else Unavailable with the reason.
+    `restartable`: one this process starts and can stop and restart (never the env URL's server)."""
     external = os.environ.get("TIERCHECK_REDIS_URL")
-    if external:
+    if external and not restartable:
         return ServerHandle("redis", external, "TIERCHECK_REDIS_URL")
     usable, reason = docker_status()
     if usable:
