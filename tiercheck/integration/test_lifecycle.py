@@ -68,20 +68,27 @@ def test_a_server_started_and_closed_in_a_test_leaves_no_process(kind):
     assert workdir is not None and not workdir.exists()
 
 
+def _shared_memory_ids() -> set[int]:
+    """The ids of the SysV shared-memory segments the kernel holds (Linux: /proc/sysvipc/shm)."""
+    with open("/proc/sysvipc/shm") as table:
+        return {int(line.split()[1]) for line in table.readlines()[1:]}
+
+
 def _owner_script(kinds: list[str]) -> str:
     return textwrap.dedent(
         f"""
         import sys
         from tiercheck.integration import servers
         handles = [servers.start_redis() if k == "redis" else servers.start_postgres() for k in {kinds!r}]
-        print(" ".join(str(h.pid) for h in handles), flush=True)
+        print(" ".join(f"{{h.pid}}:{{h.workdir}}" for h in handles), flush=True)
         sys.stdin.read()  # until the parent closes our stdin (a normal exit) or kills us
         """
     )
 
 
-def _server_tree_of_owner(kinds: list[str]) -> tuple[subprocess.Popen, list[int]]:
-    """A process that starts servers, reports their process trees, and waits for the parent."""
+def _server_tree_of_owner(kinds: list[str]) -> tuple[subprocess.Popen, list[int], list[Path]]:
+    """A process that starts servers, reports their process trees and working directories, and waits for
+    the parent."""
     owner = subprocess.Popen(
         [sys.executable, "-c", _owner_script(kinds)],
         cwd=ROOT,
@@ -98,9 +105,11 @@ def _server_tree_of_owner(kinds: list[str]) -> tuple[subprocess.Popen, list[int]
             pytest.skip(f"not applicable: {err.strip().splitlines()[-1]}")
         raise AssertionError(f"the owner process failed:\n{err}")
     pids: list[int] = []
-    for pid in map(int, line.split()):
-        pids.extend(tree(pid))
-    return owner, pids
+    workdirs: list[Path] = []
+    for pid, workdir in (item.split(":", 1) for item in line.split()):
+        pids.extend(tree(int(pid)))
+        workdirs.append(Path(workdir))
+    return owner, pids, workdirs
 
 
 @pytest.mark.real_redis
@@ -109,7 +118,7 @@ def test_servers_die_when_their_owner_exits_normally():
     """The atexit hook closes every server a process started, even without fixtures."""
     if os.environ.get("TIERCHECK_REDIS_URL") or os.environ.get("TIERCHECK_DATABASE_URL"):
         pytest.skip("not applicable: servers come from TIERCHECK_*_URL, not started by tiercheck")
-    owner, pids = _server_tree_of_owner(["redis", "postgres"])
+    owner, pids, _ = _server_tree_of_owner(["redis", "postgres"])
     owner.stdin.close()  # type: ignore[union-attr]
     assert owner.wait(timeout=120) == 0, owner.stderr.read()  # type: ignore[union-attr]
     alive = [pid for pid in pids if not gone(pid)]
@@ -124,7 +133,7 @@ def test_servers_die_when_their_owner_is_killed():
         pytest.skip("not applicable: setpriv (util-linux) is not installed; install util-linux to get it")
     if os.environ.get("TIERCHECK_REDIS_URL") or os.environ.get("TIERCHECK_DATABASE_URL"):
         pytest.skip("not applicable: servers come from TIERCHECK_*_URL, not started by tiercheck")
-    owner, pids = _server_tree_of_owner(["redis", "postgres"])
+    owner, pids, workdirs = _server_tree_of_owner(["redis", "postgres"])
     owner.send_signal(signal.SIGKILL)
     owner.wait(timeout=60)
     alive = [pid for pid in pids if not gone(pid)]
@@ -132,6 +141,15 @@ def test_servers_die_when_their_owner_is_killed():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     assert not alive, f"processes {alive} outlived their SIGKILLed owner"
+    # Nothing of the owner's removed its PostgreSQL's files and shared memory; the next start sweeps them.
+    pg_workdir = workdirs[1]
+    linux = sys.platform == "linux"  # SysV segments in /proc/sysvipc/shm; release_shared_memory is Linux only
+    shmid = int((pg_workdir / "data" / "postmaster.pid").read_text().splitlines()[6].split()[1])
+    assert not linux or shmid in _shared_memory_ids(), "no segment to release: the check below would be vacuous"
+    servers.sweep_abandoned_postgres(str(pg_workdir.parent))
+    assert not pg_workdir.exists(), "the abandoned server's working directory was not swept"
+    assert not linux or shmid not in _shared_memory_ids(), "the killed PostgreSQL's shared memory segment is left"
+    shutil.rmtree(workdirs[0], ignore_errors=True)  # valkey's: files only
 
 
 def test_session_fixtures_close_their_servers(tmp_path):
