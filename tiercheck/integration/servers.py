@@ -206,6 +206,13 @@ def _running(process: psutil.Process) -> bool:
         return False
 
 
+def _pid_running(pid: int) -> bool:
+    try:
+        return _running(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -613,13 +620,6 @@ def release_shared_memory(data_dir: Path) -> bool:
 _OWNER_FILE = "owner.pid"
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (a killed process not yet reaped by its new parent is gone for good)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
 
 def sweep_abandoned_postgres(tmp_root: str | None = None) -> int:
     """Remove the working directories (and shared memory) of servers this harness started whose owner died
@@ -633,7 +633,7 @@ def sweep_abandoned_postgres(tmp_root: str | None = None) -> int:
             postmaster = int((workdir / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             continue  # being set up, or not ours to judge
-        if _running(owner) or _running(postmaster):
+        if any(_pid_running(pid) for pid in (owner, postmaster)):
             continue
         release_shared_memory(workdir / "data")
         shutil.rmtree(workdir, ignore_errors=True)
