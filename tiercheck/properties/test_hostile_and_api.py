@@ -232,12 +232,11 @@ def test_E8_warming_bounded_no_reextraction_failures_reported(open_cache, tmp_pa
             with lock:
                 active[0] -= 1
 
-    requests = cache.get_stats()["total_requests"]
     result = cache.warm_cache(paths, extract, max_workers=3)
     assert peak[0] <= 3, f"{peak[0]} extractions ran at once with max_workers=3"
     assert paths[0] not in calls, "a cached file was extracted again"
     assert result == {p: not p.endswith("w7") for p in paths}
-    assert cache.get_stats()["total_requests"] == requests, "warming counted as caller requests"
+    # Whether warming's look-ups count as caller requests is P10's (test_P10_warming_lookups_are_not_caller_requests).
     assert cache.get(paths[3]) == {"name": "w3"}
 
 

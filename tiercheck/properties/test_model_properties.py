@@ -141,6 +141,27 @@ def test_P10_stats_model(impl_factory):
     run_machine(StatsMachine, impl_factory)
 
 
+@pytest.mark.prop("P10")
+def test_P10_warming_lookups_are_not_caller_requests(open_cache, tmp_path):
+    """SPEC section 2: total_requests counts the caller's gets; the look-ups warm_cache makes do not count (nor,
+    since hits + misses = total_requests, do they count as hits or misses). Warming itself is E8's."""
+    cache = open_cache()
+    paths = []
+    for i in range(6):
+        f = tmp_path / f"warm{i}"
+        f.write_bytes(b"warm %d" % i)
+        paths.append(str(f))
+    assert cache.put(paths[0], {"pre": True})  # a cached file: warming looks it up and skips it
+    before = dict(cache.get_stats())
+    result = cache.warm_cache(paths, lambda path, tier: {"name": path[-5:]}, max_workers=2)
+    after = dict(cache.get_stats())
+    assert set(result) == set(paths)
+    moved = {name: after[name] - before[name] for name in ("total_requests", "hits", "misses")}
+    assert moved == {"total_requests": 0, "hits": 0, "misses": 0}, f"warming 6 files moved the counters {moved}"
+    assert cache.get(paths[1]) == {"name": "warm1"}
+    assert cache.get_stats()["total_requests"] == after["total_requests"] + 1
+
+
 @pytest.mark.prop("E7")
 def test_E7_restart_persistence(open_cache, make_env, tmp_path, fake_redis_url):
     env = make_env(redis_url=fake_redis_url)
