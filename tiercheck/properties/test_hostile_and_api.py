@@ -186,18 +186,54 @@ def test_E5_hostile_tiers_stay_inside_cache_dir(open_cache, make_env, tmp_path, 
     assert sqlite3.connect(db_path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
 
 
-@pytest.mark.prop("E5")
-@pytest.mark.parametrize("name", ["../outside", "a\nb", "x" * 250, "-rf", "quote'\""])
-def test_E5_odd_paths_work(open_cache, tmp_path, name):
+ODD_NAMES = ["../outside", "a\nb", "x" * 250, "-rf", "quote'\""]
+
+
+def odd_file(tmp_path, name: str) -> str:
     path = tmp_path / "files" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"odd")
+    return str(path)
+
+
+@pytest.mark.prop("P6")
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_P6_odd_paths_work(open_cache, tmp_path, name):
+    """SPEC P6: paths with any characters work (this was tagged E5, whose subject is containment)."""
+    path = odd_file(tmp_path, name)
     cache = open_cache()
-    assert cache.put(str(path), {"odd": name})
-    assert cache.get(str(path)) == {"odd": name}
-    nul = str(path) + "\0tail"
+    assert cache.put(path, {"odd": name})
+    assert cache.get(path) == {"odd": name}
+    nul = path + "\0tail"
     with contextlib.suppress(TypeError, ValueError):  # a clear error for a NUL in a path is allowed
         assert cache.get(nul) is None
+
+
+@pytest.mark.prop("E5")
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_E5_odd_paths_stay_inside_cache_dir(open_cache, make_env, tmp_path, name):
+    """File paths with ../, NUL, newlines or great length touch nothing outside cache_dir (and the database
+    file). Whether such a path works at all is P6's (test_P6_odd_paths_work): here put may return False."""
+    env = make_env()
+    path = odd_file(tmp_path, name)
+    cache = open_cache(env)
+    db_path = env.database_url.removeprefix("sqlite://")
+
+    def outside() -> dict[str, tuple[int, int]]:
+        return {
+            p: v
+            for p, v in snapshot_tree(tmp_path).items()
+            if not p.startswith(env.cache_dir) and not p.startswith(db_path)
+        }
+
+    before = outside()
+    assert cache.put(path, {"odd": name}) in (True, False)
+    assert cache.get(path) in (None, {"odd": name})
+    with contextlib.suppress(TypeError, ValueError):  # a clear error for a NUL in a path is allowed
+        assert cache.get(path + "\0tail") is None
+    cache.invalidate(path)
+    cache.cleanup()
+    assert outside() == before, f"odd path {name!r}: files outside cache_dir changed: {set(outside()) ^ set(before)}"
 
 
 @pytest.mark.prop("E8")
