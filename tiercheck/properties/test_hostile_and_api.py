@@ -145,6 +145,12 @@ def test_E4_planted_payloads_are_misses(impl_factory, make_env, fake_redis_url, 
 HOSTILE_TIERS = ["../../escape", "..", "/etc/passwd", "a\0b", "new\nline", "'; DROP TABLE x; --", "%s%n", "t" * 10_000]
 
 
+def database_file(env) -> str:
+    """The SQLite file of the Env as a plain absolute path: `sqlite:////abs` leaves "//abs" after the scheme,
+    which names the same file but never prefixes a path os.walk reports."""
+    return "/" + env.database_url.removeprefix("sqlite://").lstrip("/")
+
+
 def snapshot_tree(root) -> dict[str, tuple[int, int]]:
     """Every file and directory under root, with size and mtime: what a stray write would change."""
     found = {}
@@ -165,7 +171,7 @@ def test_E5_hostile_tiers_stay_inside_cache_dir(open_cache, make_env, tmp_path, 
     src.write_bytes(b"content")
     cache = open_cache(env)
     cache.put(str(src), {"warm": True})
-    db_path = env.database_url.removeprefix("sqlite://")
+    db_path = database_file(env)
     schema = sqlite3.connect(db_path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
 
     def outside() -> dict[str, tuple[int, int]]:
@@ -217,7 +223,7 @@ def test_E5_odd_paths_stay_inside_cache_dir(open_cache, make_env, tmp_path, name
     env = make_env()
     path = odd_file(tmp_path, name)
     cache = open_cache(env)
-    db_path = env.database_url.removeprefix("sqlite://")
+    db_path = database_file(env)
 
     def outside() -> dict[str, tuple[int, int]]:
         return {
