@@ -419,7 +419,7 @@ def staleness_trials(a: Cache, b: Cache, files: list[str]) -> list[float]:
             )
             time.sleep(0.005)  # pacing of the poll, not synchronisation: the loop ends on B's first miss
         assert b.get(path) is None, "B served the entry again after it had missed (E6)"
-        assert a.get(path) is None
+        # (A serving what A itself invalidated is P3's business, judged by the P3 machine, not by E6 here)
     return observed
 
 
