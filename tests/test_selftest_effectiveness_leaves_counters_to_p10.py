@@ -40,7 +40,9 @@ class MiscountedRequests:
 @pytest.fixture
 def open_miscounting(tmp_path):
     caches: list = []
-    base = Env(cache_dir=str(tmp_path / "cache"), namespace=unique_namespace("eff"), clock=FakeClock(), database_url=None)
+    base = Env(
+        cache_dir=str(tmp_path / "cache"), namespace=unique_namespace("eff"), clock=FakeClock(), database_url=None
+    )
 
     def open_cache(**fields):
         caches.append(MiscountedRequests(reference(dataclasses.replace(base, **fields))))
@@ -53,7 +55,10 @@ def open_miscounting(tmp_path):
 
 @pytest.mark.parametrize(
     "test",
-    [eff.test_L2_entries_that_fit_are_all_memory_hits, eff.test_L2_memory_holds_exactly_capacity_and_evictions_are_exact],
+    [
+        eff.test_L2_entries_that_fit_are_all_memory_hits,
+        eff.test_L2_memory_holds_exactly_capacity_and_evictions_are_exact,
+    ],
 )
 def test_l2_passes_with_p10_counters_wrong(open_miscounting, tmp_path, test):
     test(open_miscounting, False, None, tmp_path)
