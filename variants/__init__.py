@@ -34,7 +34,7 @@ hit_credited_to_slowest     Redis and database hits are credited as disk hits   
 invalidate_drops_all_tiers  invalidate(file, tier) removes every tier name                 P3
 warm_reextracts             warm_cache extracts files that are already cached              E8
 warm_unbounded_pool         warm_cache ignores max_workers (one thread per file)           E8
-warm_counts_requests        warm_cache's look-ups are counted as caller gets               E8
+warm_counts_requests        warm_cache's look-ups are counted as caller gets               P10
 legacy_stubs                the legacy module functions are stubs                          E9
 shutdown_leaks_thread       a janitor thread survives shutdown()                           P12
 method_outside_class        a method dedented out of its class, still taking self          P11
@@ -81,7 +81,7 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "invalidate_drops_all_tiers": ("P3",),
     "warm_reextracts": ("E8",),
     "warm_unbounded_pool": ("E8",),
-    "warm_counts_requests": ("E8",),
+    "warm_counts_requests": ("P10",),
     "legacy_stubs": ("E9",),
     "shutdown_leaks_thread": ("P12",),
     "method_outside_class": ("P11",),

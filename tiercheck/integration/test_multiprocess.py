@@ -26,7 +26,7 @@ from tiercheck.properties.machine import declared
 
 from . import mp_worker
 
-pytestmark = [pytest.mark.real_redis, pytest.mark.prop("E6")]
+pytestmark = [pytest.mark.real_redis]  # each test names its own property: one test feeds one verdict
 
 PROCESSES = 3
 KEYS = 3
@@ -127,6 +127,7 @@ def window_ns(worker: Worker) -> tuple[int, str]:
     return int(seconds * 1e9), f"{seconds}s, {source}"
 
 
+@pytest.mark.prop("E6")
 def test_E6_put_on_one_is_served_by_the_others(procs, files):
     a, b, c = procs
     f, g = files(2)
@@ -136,9 +137,7 @@ def test_E6_put_on_one_is_served_by_the_others(procs, files):
     assert c("put", g, {"from": "c"}, "free")[0] is True
     assert a("get", g, "free") == {"from": "c"}
     assert b("get", g) is None, "another tier name is another entry"
-    for w in procs:
-        stats = w("stats")
-        assert stats["hits"] + stats["misses"] == stats["total_requests"]
+    # The stats invariants across processes are P4's (test_P4_processes_linearizable_per_key), not E6's.
 
 
 def honoured(worker: Worker, done: int, window: int, path: str, fresh=None) -> tuple[float, object]:
@@ -148,6 +147,7 @@ def honoured(worker: Worker, done: int, window: int, path: str, fresh=None) -> t
     return max(0.0, (invoked - done) / 1e9), got
 
 
+@pytest.mark.prop("E6")
 def test_E6_invalidate_on_one_is_honoured_by_the_others_within_the_window(procs, files, measure):
     a, b, c = procs
     f, h = files(2)
@@ -176,6 +176,7 @@ def test_E6_invalidate_on_one_is_honoured_by_the_others_within_the_window(procs,
     print(f"E6: staleness observed {max(observed):.3f}s, declared window {described}")
 
 
+@pytest.mark.prop("E6")
 def test_E6_overwrite_on_one_is_honoured_by_the_others_within_the_window(procs, files, measure):
     """A put of new metadata for the same content supersedes the old entry for every instance."""
     a, b, _ = procs
@@ -192,7 +193,8 @@ def test_E6_overwrite_on_one_is_honoured_by_the_others_within_the_window(procs, 
     measure("staleness_seconds[overwrite]", round(seconds, 3), "s")
 
 
-def test_E6_ttl_follows_the_shared_clock(procs, files, mp_shared):
+@pytest.mark.prop("P9")
+def test_P9_ttl_follows_the_shared_clock_across_processes(procs, files, mp_shared):
     a, b, _ = procs
     _, clock = mp_shared
     (f,) = files(1)

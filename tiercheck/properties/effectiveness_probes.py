@@ -48,18 +48,17 @@ def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 
 def credited_get(cache: Cache, path: str, tier: str = "premium") -> tuple[Any, str | None]:
-    """(what get returned, the tier whose hit counter moved, or None for a miss).
+    """(what get returned, the tier whose hit counter moved: None when none did, "a+b" when several did).
 
-    Only for a cache no other thread is using: the stats delta of one get names its tier.
+    Only for a cache no other thread is using: the stats delta of one get names its tier. Only the per-tier
+    hit counters are read: whether total_requests, hits and misses add up is P10's to judge (the P10
+    machine), not that of the tests that use this probe.
     """
     before = stat_counts(cache)
     value = cache.get(path, tier)
     moved = delta(stat_counts(cache), before)
     credited = [t for t in TIER_NAMES if moved[f"{t}_hits"]]
-    assert moved["total_requests"] == 1, f"one get counted as {moved['total_requests']} requests"
-    assert len(credited) <= 1 and moved["hits"] == len(credited), f"one get moved the counters {moved}"
-    assert (value is None) == (not credited), f"get returned {value!r} but the stats credit {credited or 'a miss'}"
-    return value, credited[0] if credited else None
+    return value, "+".join(credited) or None
 
 
 def judged_tiers(cache: Cache, env: Env) -> list[str]:

@@ -47,6 +47,10 @@ class CacheMachine(RuleBasedStateMachine):
     use_redis = True
     check_stats = False
     check_promotion = False
+    judges_misses = True
+    """A live entry missed with every tier healthy is P1's finding — and P2's, P9's (they need the hit) and P3's
+    (`invalidate(file, tier)` that removed another tier name shows as a miss). The P10 machine prints it as not
+    judged here and goes on (a miss changes nothing in the model, and is counted as one)."""
     step_log: list[int] | None = None
     """Set to a list to record the number of steps of every example (the harness's own instrumentation)."""
 
@@ -125,7 +129,7 @@ class CacheMachine(RuleBasedStateMachine):
             f.write(first)
         self.files[name] = first
         self.put(name, tier, {"content": first.hex()[:40]})
-        assert self.cache.get(path, tier) is not None or self.live(first, tier) is None
+        self.missed(self.cache.get(path, tier) is None and self.live(first, tier) is not None)
         self.counts["gets"] += 1
         before = os.stat(path)
         with open(path, "r+b") as f:
@@ -175,13 +179,22 @@ class CacheMachine(RuleBasedStateMachine):
         expected = None if content is None else self.live(content, tier)
         if expected is None:
             assert got is None, f"get returned {got!r} but no live put exists for this content and tier"
+        elif self.missed(got is None):
+            return
         else:
-            assert got is not None, "a live entry was missed with every tier healthy"
             assert canonical(got) == expected, f"get returned {got!r}, the latest live put was {expected}"
             if self.check_promotion:
                 self.check_served_and_promoted(path, tier, before, stats_before)
             got.clear()  # mutating what we got back must not matter either
             got["mutated by caller"] = True
+
+    def missed(self, missed: bool) -> bool:
+        """Judge a miss of a live entry (every tier healthy) where this machine's property owns it, else print it."""
+        if missed and self.judges_misses:
+            raise AssertionError("a live entry was missed with every tier healthy")
+        if missed:
+            print("not judged here (P1's business): a live entry was missed with every tier healthy")
+        return missed
 
     def check_served_and_promoted(
         self, path: str, tier: str, before: set[str] | None, stats_before: dict | None

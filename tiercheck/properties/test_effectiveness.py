@@ -165,6 +165,14 @@ def l2_cache(open_cache, with_redis: bool, request: pytest.FixtureRequest, capac
     return cache
 
 
+def put_all(cache: Cache, files: list[str]) -> list[str]:
+    """THREADS threads put every file once; returns the files whose put did not return True (read from put
+    itself: whether the `writes` counter agrees is P10's business)."""
+    results: dict[str, object] = {}
+    run_threads(THREADS, lambda t: results.update({p: cache.put(p, value_of(p)) for p in files[t::THREADS]}))
+    return [Path(p).name for p in files if results.get(p) is not True]
+
+
 def first_use_alone(cache: Cache, tmp_path: Path) -> None:
     """One get of a file nobody put: the instance's first use is done before the threads start (L1 covers
     concurrent first use); it stores nothing and invalidates nothing."""
@@ -188,9 +196,9 @@ def test_L2_entries_that_fit_are_all_memory_hits(open_cache, with_redis, request
     first_use_alone(cache, tmp_path)
     files = make_files(str(tmp_path / "files"), [f"fit{i}" for i in range(capacity)])
     before = stat_counts(cache)
-    run_threads(THREADS, lambda t: [cache.put(p, value_of(p)) for p in files[t::THREADS]])
+    failed = put_all(cache, files)
     after_puts = stat_counts(cache)
-    assert delta(after_puts, before)["writes"] == capacity, "fault-free puts did not all succeed"
+    assert not failed, f"fault-free puts did not all succeed: {failed[:5]}"
     assert delta(after_puts, before)["evictions"] == 0, f"{capacity} entries fit {capacity} places: evictions"
     wrong: list[str] = []
 
@@ -205,7 +213,7 @@ def test_L2_entries_that_fit_are_all_memory_hits(open_cache, with_redis, request
     moved = delta(stat_counts(cache), after_puts)
     gets = THREADS * 3 * capacity
     assert not wrong, f"entries put and never invalidated were missed or wrong: {wrong[:5]}"
-    assert moved["total_requests"] == gets
+    # (whether total_requests moved by exactly `gets` is P10's, judged by its own tests)
     assert moved["memory_hits"] == gets, (
         f"only {moved['memory_hits']}/{gets} gets were memory hits (tiers credited: "
         f"{ {t: moved[t] for t in moved if t.endswith('_hits')} }); the memory tier lost entries that fit"
@@ -234,10 +242,10 @@ def test_L2_memory_holds_exactly_capacity_and_evictions_are_exact(open_cache, wi
     first_use_alone(cache, tmp_path)
     files = make_files(str(tmp_path / "files"), [f"over{i}" for i in range(k)])
     before = stat_counts(cache)
-    run_threads(THREADS, lambda t: [cache.put(p, value_of(p)) for p in files[t::THREADS]])
+    failed = put_all(cache, files)
     after_puts = stat_counts(cache)
     puts = delta(after_puts, before)
-    assert puts["writes"] == k, "fault-free puts did not all succeed"
+    assert not failed, f"fault-free puts did not all succeed: {failed[:5]}"
     assert puts["evictions"] == k - capacity, (
         f"{k} distinct puts into {capacity} places evicted {puts['evictions']}, expected exactly {k - capacity}"
     )
@@ -325,8 +333,7 @@ def memory_share(workload: MixedWorkload, instances: list[Cache]) -> tuple[float
     for _ in range(MEASURED_ROUNDS):
         wrong += workload.round(instances)
     moved = [delta(stat_counts(c), b) for c, b in zip(instances, before, strict=True)]
-    gets = workload.gets - gets_before
-    assert sum(m["total_requests"] for m in moved) == gets
+    gets = workload.gets - gets_before  # counted by the harness: whether total_requests agrees is P10's business
     return sum(m["memory_hits"] for m in moved) / gets, wrong
 
 
@@ -418,7 +425,7 @@ def staleness_trials(a: Cache, b: Cache, files: list[str], judged: bool = True) 
             time.sleep(0.005)  # pacing of the poll, not synchronisation: the loop ends on B's first miss
         if observed[-1] != math.inf:
             assert b.get(path) is None, "B served the entry again after it had missed (E6)"
-        assert a.get(path) is None
+        # (A serving what A itself invalidated is P3's business, judged by the P3 machine, not by E6 here)
     return observed
 
 

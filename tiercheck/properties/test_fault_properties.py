@@ -283,6 +283,12 @@ def test_P5_faults_never_raise_never_lie_and_tiers_come_back(impl_factory, priva
         )
 
 
+NOTHING_IN_REDIS = (
+    "fault did not take effect: the put left no key of the namespace in Redis, so Redis cannot come back "
+    "with the entry's old data"
+)
+
+
 @pytest.mark.prop("E1")
 def test_E1_invalidation_survives_outage_restart_and_old_data(impl_factory, private_redis, tmp_path):
     env = Env(
@@ -301,6 +307,9 @@ def test_E1_invalidation_survives_outage_restart_and_old_data(impl_factory, priv
     client = redis.Redis.from_url(private_redis.url)
     snapshot = {k: client.dump(k) for k in client.scan_iter(f"{env.namespace}*")}
     client.close()
+    if not snapshot:
+        cache.shutdown()
+        pytest.skip(NOTHING_IN_REDIS)
     private_redis.stop()
     invalidated = cache.invalidate(str(src))
     cache.shutdown()
@@ -358,6 +367,9 @@ def test_E1_clear_all_survives_restart_with_old_data(impl_factory, own_redis_ser
     client = redis.Redis.from_url(handle.url)
     snapshot = {k: client.dump(k) for k in client.scan_iter(f"{env.namespace}*")}
     client.close()
+    if not snapshot:
+        cache.shutdown()
+        pytest.skip(NOTHING_IN_REDIS)
     cache.clear_all()
     restart_redis_with(handle, snapshot)
     try:

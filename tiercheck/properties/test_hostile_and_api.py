@@ -145,6 +145,12 @@ def test_E4_planted_payloads_are_misses(impl_factory, make_env, fake_redis_url, 
 HOSTILE_TIERS = ["../../escape", "..", "/etc/passwd", "a\0b", "new\nline", "'; DROP TABLE x; --", "%s%n", "t" * 10_000]
 
 
+def database_file(env) -> str:
+    """The SQLite file of the Env as a plain absolute path: `sqlite:////abs` leaves "//abs" after the scheme,
+    which names the same file but never prefixes a path os.walk reports."""
+    return "/" + env.database_url.removeprefix("sqlite://").lstrip("/")
+
+
 def snapshot_tree(root) -> dict[str, tuple[int, int]]:
     """Every file and directory under root, with size and mtime: what a stray write would change."""
     found = {}
@@ -165,7 +171,7 @@ def test_E5_hostile_tiers_stay_inside_cache_dir(open_cache, make_env, tmp_path, 
     src.write_bytes(b"content")
     cache = open_cache(env)
     cache.put(str(src), {"warm": True})
-    db_path = env.database_url.removeprefix("sqlite://")
+    db_path = database_file(env)
     schema = sqlite3.connect(db_path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
 
     def outside() -> dict[str, tuple[int, int]]:
@@ -186,18 +192,54 @@ def test_E5_hostile_tiers_stay_inside_cache_dir(open_cache, make_env, tmp_path, 
     assert sqlite3.connect(db_path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
 
 
-@pytest.mark.prop("E5")
-@pytest.mark.parametrize("name", ["../outside", "a\nb", "x" * 250, "-rf", "quote'\""])
-def test_E5_odd_paths_work(open_cache, tmp_path, name):
+ODD_NAMES = ["../outside", "a\nb", "x" * 250, "-rf", "quote'\""]
+
+
+def odd_file(tmp_path, name: str) -> str:
     path = tmp_path / "files" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"odd")
+    return str(path)
+
+
+@pytest.mark.prop("P6")
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_P6_odd_paths_work(open_cache, tmp_path, name):
+    """SPEC P6: paths with any characters work (this was tagged E5, whose subject is containment)."""
+    path = odd_file(tmp_path, name)
     cache = open_cache()
-    assert cache.put(str(path), {"odd": name})
-    assert cache.get(str(path)) == {"odd": name}
-    nul = str(path) + "\0tail"
+    assert cache.put(path, {"odd": name})
+    assert cache.get(path) == {"odd": name}
+    nul = path + "\0tail"
     with contextlib.suppress(TypeError, ValueError):  # a clear error for a NUL in a path is allowed
         assert cache.get(nul) is None
+
+
+@pytest.mark.prop("E5")
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_E5_odd_paths_stay_inside_cache_dir(open_cache, make_env, tmp_path, name):
+    """File paths with ../, NUL, newlines or great length touch nothing outside cache_dir (and the database
+    file). Whether such a path works at all is P6's (test_P6_odd_paths_work): here put may return False."""
+    env = make_env()
+    path = odd_file(tmp_path, name)
+    cache = open_cache(env)
+    db_path = database_file(env)
+
+    def outside() -> dict[str, tuple[int, int]]:
+        return {
+            p: v
+            for p, v in snapshot_tree(tmp_path).items()
+            if not p.startswith(env.cache_dir) and not p.startswith(db_path)
+        }
+
+    before = outside()
+    assert cache.put(path, {"odd": name}) in (True, False)
+    assert cache.get(path) in (None, {"odd": name})
+    with contextlib.suppress(TypeError, ValueError):  # a clear error for a NUL in a path is allowed
+        assert cache.get(path + "\0tail") is None
+    cache.invalidate(path)
+    cache.cleanup()
+    assert outside() == before, f"odd path {name!r}: files outside cache_dir changed: {set(outside()) ^ set(before)}"
 
 
 @pytest.mark.prop("E8")
@@ -232,12 +274,11 @@ def test_E8_warming_bounded_no_reextraction_failures_reported(open_cache, tmp_pa
             with lock:
                 active[0] -= 1
 
-    requests = cache.get_stats()["total_requests"]
     result = cache.warm_cache(paths, extract, max_workers=3)
     assert peak[0] <= 3, f"{peak[0]} extractions ran at once with max_workers=3"
     assert paths[0] not in calls, "a cached file was extracted again"
     assert result == {p: not p.endswith("w7") for p in paths}
-    assert cache.get_stats()["total_requests"] == requests, "warming counted as caller requests"
+    # Whether warming's look-ups count as caller requests is P10's (test_P10_warming_lookups_are_not_caller_requests).
     assert cache.get(paths[3]) == {"name": "w3"}
 
 

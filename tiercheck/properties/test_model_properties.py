@@ -39,6 +39,7 @@ class PromotionMachine(CacheMachine):
 
 class StatsMachine(CacheMachine):
     check_stats = True
+    judges_misses = False  # P1's: the counters are judged whatever a get returned
 
 
 class InvalidationMachine(CacheMachine):
@@ -141,6 +142,27 @@ def test_P10_stats_model(impl_factory):
     run_machine(StatsMachine, impl_factory)
 
 
+@pytest.mark.prop("P10")
+def test_P10_warming_lookups_are_not_caller_requests(open_cache, tmp_path):
+    """SPEC section 2: total_requests counts the caller's gets; the look-ups warm_cache makes do not count (nor,
+    since hits + misses = total_requests, do they count as hits or misses). Warming itself is E8's."""
+    cache = open_cache()
+    paths = []
+    for i in range(6):
+        f = tmp_path / f"warm{i}"
+        f.write_bytes(b"warm %d" % i)
+        paths.append(str(f))
+    assert cache.put(paths[0], {"pre": True})  # a cached file: warming looks it up and skips it
+    before = dict(cache.get_stats())
+    result = cache.warm_cache(paths, lambda path, tier: {"name": path[-5:]}, max_workers=2)
+    after = dict(cache.get_stats())
+    assert set(result) == set(paths)
+    moved = {name: after[name] - before[name] for name in ("total_requests", "hits", "misses")}
+    assert moved == {"total_requests": 0, "hits": 0, "misses": 0}, f"warming 6 files moved the counters {moved}"
+    assert cache.get(paths[1]) == {"name": "warm1"}
+    assert cache.get_stats()["total_requests"] == after["total_requests"] + 1
+
+
 @pytest.mark.prop("E7")
 def test_E7_restart_persistence(open_cache, make_env, tmp_path, fake_redis_url):
     env = make_env(redis_url=fake_redis_url)
@@ -150,9 +172,9 @@ def test_E7_restart_persistence(open_cache, make_env, tmp_path, fake_redis_url):
     assert first.put(str(f), {"camera": "X100", "iso": 200}, "premium")
     first.shutdown()
     second = open_cache(env)
+    # E7 judges what is served. Which tier the stats credit is P2's and P10's (test_P2_restart_credits_redis_not_disk,
+    # the P10 machine); an implementation may also fill its memory tier at start-up, so a memory hit is no fault.
     assert second.get(str(f), "premium") == {"camera": "X100", "iso": 200}
-    stats = second.get_stats()
-    assert stats["memory_hits"] == 0 and stats["hits"] == 1
 
 
 @pytest.mark.prop("P2")
@@ -167,7 +189,13 @@ def test_P2_restart_credits_redis_not_disk(open_cache, make_env, tmp_path, fake_
     second = open_cache(env)
     require(second, "redis")
     require(second, "tiers_holding")
+    held = second.tiers_holding(str(f))
+    if "redis" not in held:
+        pytest.skip("not applicable: after the restart Redis does not hold the entry (nothing to credit to it)")
+    # Redis, or memory when the implementation fills its memory tier at start-up: the fastest holder serves
+    fastest = "memory" if "memory" in held else "redis"
     assert second.get(str(f)) == {"k": 1}
     stats = second.get_stats()
-    assert (stats["redis_hits"], stats["disk_hits"], stats["database_hits"]) == (1, 0, 0)
+    credited = [t for t in ("memory", "redis", "disk", "database") if stats[f"{t}_hits"]]
+    assert credited == [fastest], f"the hit was credited to {credited}; the fastest tier holding it was {fastest}"
     assert "memory" in second.tiers_holding(str(f))

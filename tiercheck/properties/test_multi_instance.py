@@ -21,8 +21,10 @@ such a restore with the deployment down.
 
 The invariant is the history checkers of chaos.checkers over everything recorded so far: per key
 linearizable with misses allowed, indeterminate writes that may land later, an invalidate that
-returned True never undone, reads by the other instance stale only within `staleness_seconds`;
-no exception escapes; return types are the contract's. A failure reports the steps across both
+returned True never undone, reads by the other instance stale only within `staleness_seconds`.
+Each test judges its own property's findings and wrong data (chaos.judging); an exception that
+escaped (P5's under a fault, else P1's) or a return type outside the contract (P1's) is printed as
+"not judged here" and left to those properties' tests. A failure reports the steps across both
 instances and the checker's shortest failing key history (no shrinking: examples take real seconds).
 """
 
@@ -49,6 +51,7 @@ from hypothesis.stateful import (
 from tiercheck.backends import FakeClock, FakeRedisServer, unique_namespace
 from tiercheck.chaos.checkers import ContractInfo, ContractTypes, Linearizable, NoExceptionEscaped, check_all
 from tiercheck.chaos.history import History
+from tiercheck.chaos.judging import judged
 from tiercheck.chaos.nemesis import Nemesis, World, build
 from tiercheck.chaos.proxy import TcpProxy
 from tiercheck.chaos.redis_faults import refuses_connections
@@ -86,6 +89,7 @@ class TwoInstances(RuleBasedStateMachine):
     faults_allowed = True
     fault_kinds = FAULT_KINDS
     always_down_for_restores = False  # True: a restore always finds every instance stopped (else drawn)
+    judges = "E1"  # the property whose verdict this machine feeds (chaos.judging: its findings and wrong data)
 
     def __init__(self) -> None:
         super().__init__()
@@ -275,9 +279,17 @@ class TwoInstances(RuleBasedStateMachine):
 
     @invariant()
     def history_is_correct(self) -> None:
-        found = check_all(self.history, self.contract, self.checkers)
+        found = judged(self.new_findings(), self.judges)
         if found:
             raise AssertionError("\n".join(str(v) for v in found[:3]))
+
+    def new_findings(self) -> list:
+        """Every checker's findings over the history so far, each reported once (the invariant reruns them)."""
+        seen = getattr(self, "_seen", set())
+        self._seen = seen
+        fresh = [v for v in check_all(self.history, self.contract, self.checkers) if (v.check, v.key) not in seen]
+        seen.update((v.check, v.key) for v in fresh)
+        return fresh
 
     def settle_and_sweep(self) -> None:
         """The end of every example: heal, let the declared staleness window pass (real seconds: the window
@@ -339,12 +351,14 @@ def _skip_unless_applicable(factory: Factory, faults: bool) -> None:
         pytest.skip("not applicable: the implementation declares no Redis tier, and every fault here is Redis's")
 
 
-def _run(factory: Factory, server: FakeRedisServer | RealRedis, faults: bool, examples: int, **world: object) -> None:
+def _run(
+    factory: Factory, server: FakeRedisServer | RealRedis, faults: bool, examples: int, judges: str, **world: object
+) -> None:
     _skip_unless_applicable(factory, faults)
     bound = type(
         "Two",
         (TwoInstances,),
-        {"factory": staticmethod(factory), "server": server, "faults_allowed": faults, **world},
+        {"factory": staticmethod(factory), "server": server, "faults_allowed": faults, "judges": judges, **world},
     )
     # No shrinking: every example ends with real seconds of waiting, and the failures it finds depend on
     # timing; the report carries the failing steps and the checker's shortest failing key history.
@@ -362,7 +376,7 @@ def _run(factory: Factory, server: FakeRedisServer | RealRedis, faults: bool, ex
 
 @pytest.mark.prop("E1")
 def test_E1_two_instances_under_faults_never_undo_an_invalidate(impl_factory, own_redis):
-    _run(impl_factory, own_redis, faults=True, examples=20)
+    _run(impl_factory, own_redis, faults=True, examples=20, judges="E1")
 
 
 @pytest.mark.prop("E1")
@@ -372,10 +386,16 @@ def test_E1_two_instances_restored_while_every_instance_is_down(impl_factory, ow
     lost removals. The same machine; every example's fault is a restore, with every instance stopped. On a
     real valkey-server: a restored server has a new run_id, as every real one does (fakeredis has no INFO)."""
     _run(
-        impl_factory, own_real_redis, faults=True, examples=6, fault_kinds=RESTORE_KINDS, always_down_for_restores=True
+        impl_factory,
+        own_real_redis,
+        faults=True,
+        examples=6,
+        judges="E1",
+        fault_kinds=RESTORE_KINDS,
+        always_down_for_restores=True,
     )
 
 
 @pytest.mark.prop("E6")
 def test_E6_two_instances_stale_only_within_the_declared_window(impl_factory, own_redis):
-    _run(impl_factory, own_redis, faults=False, examples=6)
+    _run(impl_factory, own_redis, faults=False, examples=6, judges="E6")

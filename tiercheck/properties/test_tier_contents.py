@@ -78,7 +78,10 @@ def test_P2_an_entry_redis_lost_is_served_by_disk_and_promoted_back(
     assert evict_from_redis(env, meta["marker"]) > 0
     cache = open_cache(env)
     below = {t for t in declared(impl_factory).tiers if t in ("disk", "database")}
-    assert cache.tiers_holding(path) == below, "after a restart and Redis's eviction, only the lower tiers hold it"
+    held = cache.tiers_holding(path)
+    if "memory" in held:  # allowed: then no get reaches the lower tiers, and nothing here is P2's to judge
+        pytest.skip("not applicable: the new instance filled its memory tier at start-up; no get reaches disk")
+    assert held == below, "after a restart and Redis's eviction, only the lower tiers hold it"
     assert cache.get(path) == meta
     stats = cache.get_stats()
     assert (stats["redis_hits"], stats["disk_hits"], stats["database_hits"]) == (0, 1, 0)
