@@ -14,6 +14,7 @@ import pytest
 from tiercheck.contract import Env
 from tiercheck.pytest_plugin import require
 
+from .judging import judged
 from .scenarios import E1_SCRIPT, run_fault
 
 
@@ -46,22 +47,9 @@ POSTGRES = ["postgres backends terminated", "postgres SIGKILL"]
 SEED = 20240501
 
 
-# What each test judges. P5 (under every fault: no exception, no wrong data, healthy tiers keep storing and
-# their data, re-admission) judges every finding. An E1, E2 or E6 test judges the findings of its own property
-# and wrong data: a value the history cannot explain, whichever name the checker gave it (the name is a
-# heuristic); E2 also an exception (a damaged entry must read as a miss, never raise). The rest is P5's, P9's
-# or P10's business: an E test must not FAIL because a tier came back later than declared or a put skipped one.
-WRONG_DATA = frozenset({"resurrection", "stale read", "wrong value"})
-
-
 def judged_violations(summary, own: str | None, also: frozenset[str] = frozenset()) -> list:
-    """The violations a test of property `own` judges (None: a P5 test, every one). The others are printed
-    with the test's output, not judged."""
-    judged = [v for v in summary.violations if own is None or v.prop == own or v.check in WRONG_DATA | also]
-    for v in summary.violations:
-        if v not in judged:
-            print(f"not judged here ({v.prop}'s business): {v}")
-    return judged
+    """The violations a test of property `own` judges (None: a P5 test, every one): chaos.judging."""
+    return judged(summary.violations, own, also)
 
 
 def _check(summary, orphans, kind, own: str | None = None, also: frozenset[str] = frozenset()):
