@@ -153,4 +153,5 @@ precision = 1
 def bench(session: nox.Session) -> None:
     """Benchmarks of the reference vs library anchors; rewrites BENCHMARKS.md and bench/latency.png (-- --quick)."""
     session.install("-e", ".[test,bench]")
+    session.run("pytest", "-q", "-p", "no:xdist", "tests/test_bench_timing.py", "tests/test_bench_ceiling.py")
     session.run("python", "-m", "bench", *session.posargs)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import timing
+pytest.importorskip("numpy", reason="bench extras not installed (pip install -e '.[bench]'; nox -s bench runs this)")
+
+from bench import timing  # noqa: E402 (numpy first: bench.timing needs it)
 
 pytestmark = pytest.mark.selftest
 
