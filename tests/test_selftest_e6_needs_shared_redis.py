@@ -8,27 +8,18 @@ now measures that case (trials served past the window are counted) and judges on
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+from fixture_runs import run_child
 
 pytestmark = pytest.mark.selftest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
-
-def test_database_only_staleness_is_measured_not_judged(tmp_path):
-    env = {**os.environ, "TIERCHECK_PROFILE": "ci"}
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(HERE, "fixtures"), env.get("PYTHONPATH", "")])
-    env.pop("TIERCHECK_IMPL", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "tiercheck/properties/test_effectiveness.py", "-k",
-         "observed_staleness and database-disk and not valkey", "--tiercheck-impl",
-         "coherent_only_through_redis:factory", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "-s"],
-        capture_output=True, text=True, env=env, timeout=300, cwd=ROOT,
+def test_database_only_staleness_is_measured_not_judged():
+    run = run_child(
+        "pytest", "tiercheck/properties/test_effectiveness.py",
+        "-k", "observed_staleness and database-disk and not valkey",
+        "--tiercheck-impl", "coherent_only_through_redis:factory", "-p", "no:cacheprovider", "-p", "no:xdist",
+        "-q", "-s",
     )  # fmt: skip
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]

@@ -8,26 +8,16 @@ that one with a ValueError failed P6 with no collision. Every other tier string 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+from fixture_runs import run_child
 
 pytestmark = pytest.mark.selftest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
-
-def test_p6_passes_a_cache_refusing_lone_surrogate_tiers(tmp_path):
-    env = {**os.environ, "TIERCHECK_PROFILE": "ci"}
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(HERE, "fixtures"), env.get("PYTHONPATH", "")])
-    env.pop("TIERCHECK_IMPL", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "tiercheck/properties/test_p6_p7_p8.py", "-k", "tier_strings_never_collide",
-         "--tiercheck-impl", "strict_unicode_tiers:factory", "-p", "no:cacheprovider", "-p", "no:xdist", "-q"],
-        capture_output=True, text=True, env=env, timeout=300, cwd=ROOT,
+def test_p6_passes_a_cache_refusing_lone_surrogate_tiers():
+    run = run_child(
+        "pytest", "tiercheck/properties/test_p6_p7_p8.py", "-k", "tier_strings_never_collide",
+        "--tiercheck-impl", "strict_unicode_tiers:factory", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
     )  # fmt: skip
     out = run.stdout + run.stderr
     assert run.returncode == 0 and "1 passed" in out, out[-3000:]

@@ -10,26 +10,17 @@ FIFO variant with its introspection hidden and requires P8 to FAIL.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from fixture_runs import run_child
 
 pytestmark = pytest.mark.selftest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-
 
 def test_p8_catches_a_fifo_memory_tier_without_tiers_holding(tmp_path):
-    env = {**os.environ, "TIERCHECK_PROFILE": "ci", "TIERCHECK_SHRINK": "0"}
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(HERE, "fixtures"), env.get("PYTHONPATH", "")])
-    env.pop("TIERCHECK_IMPL", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "tiercheck.cli", "verify", "--impl", "fifo_without_introspection:factory",
-         "--only", "P8", "--report-dir", str(tmp_path), "-n", "0"],
-        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT,
+    run = run_child(
+        "tiercheck.cli", "verify", "--impl", "fifo_without_introspection:factory", "--only", "P8",
+        "--report-dir", str(tmp_path), "-n", "0", timeout=600, TIERCHECK_SHRINK="0",
     )  # fmt: skip
     report = json.loads((tmp_path / "tiercheck.json").read_text())
     verdicts = {v["id"]: v["verdict"] for v in report["verdicts"]}
