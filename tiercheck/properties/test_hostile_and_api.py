@@ -161,6 +161,12 @@ def snapshot_tree(root) -> dict[str, tuple[int, int]]:
     return found
 
 
+def snapshot_outside(root, env) -> dict[str, tuple[int, int]]:
+    """snapshot_tree(root) without what the cache may change: cache_dir and the database file."""
+    db_path = database_file(env)
+    return {p: v for p, v in snapshot_tree(root).items() if not p.startswith((env.cache_dir, db_path))}
+
+
 @pytest.mark.prop("E5")
 @pytest.mark.parametrize("tier", HOSTILE_TIERS)
 def test_E5_hostile_tiers_stay_inside_cache_dir(open_cache, make_env, tmp_path, tier):
@@ -173,22 +179,16 @@ def test_E5_hostile_tiers_stay_inside_cache_dir(open_cache, make_env, tmp_path, 
     cache.put(str(src), {"warm": True})
     db_path = database_file(env)
     schema = sqlite3.connect(db_path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
-
-    def outside() -> dict[str, tuple[int, int]]:
-        return {
-            p: v
-            for p, v in snapshot_tree(tmp_path).items()
-            if not p.startswith(env.cache_dir) and not p.startswith(db_path)
-        }
-
-    before = outside()
+    before = snapshot_outside(tmp_path, env)
     assert cache.put(str(src), {"tier": tier[:20]}, tier) in (True, False)
     got = cache.get(str(src), tier)
     assert got is None or got == {"tier": tier[:20]}
-    assert outside() == before, f"put/get wrote outside cache_dir: {sorted(set(outside()) ^ set(before))}"
+    after = snapshot_outside(tmp_path, env)
+    assert after == before, f"put/get wrote outside cache_dir: {sorted(set(after) ^ set(before))}"
     cache.invalidate(str(src), tier)
     cache.cleanup()
-    assert outside() == before, f"invalidate/cleanup changed files outside cache_dir: {set(outside()) ^ set(before)}"
+    after = snapshot_outside(tmp_path, env)
+    assert after == before, f"invalidate/cleanup changed files outside cache_dir: {set(after) ^ set(before)}"
     assert sqlite3.connect(db_path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
 
 
@@ -223,23 +223,15 @@ def test_E5_odd_paths_stay_inside_cache_dir(open_cache, make_env, tmp_path, name
     env = make_env()
     path = odd_file(tmp_path, name)
     cache = open_cache(env)
-    db_path = database_file(env)
-
-    def outside() -> dict[str, tuple[int, int]]:
-        return {
-            p: v
-            for p, v in snapshot_tree(tmp_path).items()
-            if not p.startswith(env.cache_dir) and not p.startswith(db_path)
-        }
-
-    before = outside()
+    before = snapshot_outside(tmp_path, env)
     assert cache.put(path, {"odd": name}) in (True, False)
     assert cache.get(path) in (None, {"odd": name})
     with contextlib.suppress(TypeError, ValueError):  # a clear error for a NUL in a path is allowed
         assert cache.get(path + "\0tail") is None
     cache.invalidate(path)
     cache.cleanup()
-    assert outside() == before, f"odd path {name!r}: files outside cache_dir changed: {set(outside()) ^ set(before)}"
+    after = snapshot_outside(tmp_path, env)
+    assert after == before, f"odd path {name!r}: files outside cache_dir changed: {set(after) ^ set(before)}"
 
 
 @pytest.mark.prop("E8")
