@@ -47,26 +47,21 @@ POSTGRES = ["postgres backends terminated", "postgres SIGKILL"]
 SEED = 20240501
 
 
-def judged_violations(summary, own: str | None, also: frozenset[str] = frozenset()) -> list:
-    """The violations a test of property `own` judges (None: a P5 test, every one): chaos.judging."""
-    return judged(summary.violations, own, also)
-
-
 def _check(summary, orphans, kind, own: str | None = None, also: frozenset[str] = frozenset()):
     print(
         f"{kind}: seed={summary.seed} ops={summary.operations} real={summary.real.get(kind)} "
         f"readmission_s={summary.readmission_seconds.get(kind)} responsive={summary.responsive.get(kind)} "
         f"notes={summary.notes}"
     )
-    found = judged_violations(summary, own, also)
+    found = judged(summary.violations, own, also)  # own None: a P5 test, which judges every finding
     assert not found, "\n".join(str(v) for v in found[:10])
     assert orphans == [], f"processes left behind: {orphans}"
     assert summary.injected[kind] >= 1
     # Re-admission belongs to P5 alone, and is judged only where the runner could observe it (tiers_holding
     # declared) and only for cycles where the fault took effect and left no damage behind.
     if own is None and not any("re-admission not observable" in note for note in summary.notes):
-        judged = summary.injected[kind] - summary.left_damaged[kind] - summary.not_effective[kind]
-        assert summary.recoveries[kind] == judged, f"{kind}: the tier did not come back every time"
+        cycles = summary.injected[kind] - summary.left_damaged[kind] - summary.not_effective[kind]
+        assert summary.recoveries[kind] == cycles, f"{kind}: the tier did not come back every time"
 
 
 @pytest.mark.prop("P5")
@@ -194,7 +189,7 @@ def _clean(summary, orphans, own: str):
         f"mid-op snapshots={summary.mid_op_snapshots} readmission_s={summary.readmission_seconds} "
         f"not effective={dict(summary.not_effective)}"
     )
-    found = judged_violations(summary, own)
+    found = judged(summary.violations, own)
     assert not found, "\n".join(str(v) for v in found[:5])
     assert orphans == [], f"processes left behind: {orphans}"
 

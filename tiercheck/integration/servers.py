@@ -620,7 +620,6 @@ def release_shared_memory(data_dir: Path) -> bool:
 _OWNER_FILE = "owner.pid"
 
 
-
 def sweep_abandoned_postgres(tmp_root: str | None = None) -> int:
     """Remove the working directories (and shared memory) of servers this harness started whose owner died
     without closing them (killed by SIGKILL: the kernel's parent-death signal kills the server, nothing
